@@ -1,0 +1,34 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import ObtainAuthToken
+
+from curation.urls import api_urlpatterns
+
+
+class TokenView(ObtainAuthToken):
+    """POST username and password, get the token for `Authorization: Token <key>`."""
+
+
+class SchemaView(SpectacularAPIView):
+    required_access = "authenticated"
+
+
+class DocsView(SpectacularSwaggerView):
+    required_access = "authenticated"
+
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("api/auth/token/", login_not_required(TokenView.as_view()), name="api_token"),
+    path("api/schema/", login_not_required(SchemaView.as_view()), name="api_schema"),
+    path("api/docs/", DocsView.as_view(url_name="api_schema"), name="api_docs"),
+    path("api/", include(api_urlpatterns)),
+    path("", include("curation.urls")),
+]

@@ -1,0 +1,62 @@
+from django.contrib import admin
+
+from curation.models import Example, ExampleRevision, ImportJob, Label, Membership, Project
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+class LabelInline(admin.TabularInline):
+    model = Label
+    extra = 0
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "kind", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline, LabelInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "project", "role"]
+    list_filter = ["role", "project"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Label)
+class LabelAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "shortcut", "colour"]
+    list_filter = ["project"]
+
+
+@admin.register(Example)
+class ExampleAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "label", "source", "status", "split", "version", "updated_at"]
+    list_filter = ["project", "source", "status", "split"]
+    list_select_related = ["project", "label"]
+    readonly_fields = ["content_hash", "version", "import_job", "source_line", "created_by"]
+    raw_id_fields = ["import_job"]
+
+
+@admin.register(ExampleRevision)
+class ExampleRevisionAdmin(admin.ModelAdmin):
+    list_display = ["id", "example_id", "project", "action", "version", "user", "created_at"]
+    list_filter = ["project", "action"]
+    list_select_related = ["project", "user"]
+    readonly_fields = [f.name for f in ExampleRevision._meta.fields]
+
+    def has_change_permission(self, request, obj=None):  # history is append-only
+        return False
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "filename", "format", "status", "rows_created", "created_at"]
+    list_filter = ["project", "status", "format"]
+    readonly_fields = ["report"]

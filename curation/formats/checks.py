@@ -1,0 +1,168 @@
+"""Checks every row passes once in the canonical shape, whatever format it came from."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from django.utils.translation import gettext as _
+
+from curation.formats.reading import ROLES, SPLIT_ALIASES, SPLITS, ReadOptions, Row, describe
+
+_KEYS = ("role", "content", "name", "weight", "function_call", "tool_calls", "tool_call_id")
+MESSAGE_KEYS = frozenset(_KEYS)
+_MESSAGE_KEYS_TEXT = ", ".join(_KEYS)
+_ROLES_TEXT = ", ".join(ROLES)
+
+
+def check_row(row: Row, labels: Collection[str], options: ReadOptions) -> Row:
+    """Add to ``row.errors`` what is wrong, and normalise label, split and metadata."""
+    if row.messages is not None or not row.errors:
+        _check_messages(row, needs_reply=row.chat and not options.classification)
+    _check_label(row, labels)
+    _check_split(row, options.split)
+    if not isinstance(row.metadata, dict):
+        row.error(
+            "invalid_field",
+            "metadata",
+            _("expected an object {...}, found %(found)s") % {"found": describe(row.metadata)},
+        )
+    return row
+
+
+def _check_messages(row: Row, *, needs_reply: bool) -> None:
+    messages = row.messages
+    if not isinstance(messages, list):
+        if messages is None:
+            message = _('no "messages"; expected a list of {"role": ..., "content": ...}')
+        else:
+            message = _('"messages" must be a list of {"role": ..., "content": ...}, found %(found)s') % {
+                "found": describe(messages)
+            }
+        row.error("missing_messages", "messages", message)
+        return
+    if not messages:
+        row.error("empty_messages", "messages", _("the list of messages is empty"))
+        return
+    has_reply = False
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            row.error(
+                "invalid_field",
+                where,
+                _('expected an object {"role": ..., "content": ...}, found %(found)s')
+                % {"found": describe(message)},
+            )
+            continue
+        if len(message) > 2 or "role" not in message or "content" not in message:
+            for key in message:
+                if key not in MESSAGE_KEYS:
+                    row.error(
+                        "unrecognised_key",
+                        f"{where}.{key}",
+                        _('unrecognised key "%(key)s"; a message may have %(keys)s')
+                        % {"key": key, "keys": _MESSAGE_KEYS_TEXT},
+                    )
+        role = message.get("role")
+        if role is None:
+            row.error(
+                "missing_role",
+                f"{where}.role",
+                _("no role; expected one of %(roles)s") % {"roles": _ROLES_TEXT},
+            )
+        elif not isinstance(role, str):
+            row.error(
+                "invalid_field",
+                f"{where}.role",
+                _("expected text, one of %(roles)s, found %(found)s")
+                % {"roles": _ROLES_TEXT, "found": describe(role)},
+            )
+        elif role not in ROLES:
+            row.error(
+                "unrecognised_role",
+                f"{where}.role",
+                _('unrecognised role "%(role)s"; expected one of %(roles)s')
+                % {"role": role, "roles": _ROLES_TEXT},
+            )
+        elif role == "assistant":
+            has_reply = True
+        calls = message.get("tool_calls") or message.get("function_call")
+        content = message.get("content")
+        if content is None:
+            if not calls:
+                row.error(
+                    "missing_content",
+                    f"{where}.content",
+                    _("no content; expected the text of the message"),
+                )
+        elif not isinstance(content, str):
+            row.error(
+                "invalid_field",
+                f"{where}.content",
+                _("expected text, found %(found)s") % {"found": describe(content)},
+            )
+        elif not content or content.isspace():
+            if not calls:
+                row.error(
+                    "empty_content",
+                    f"{where}.content",
+                    _("the content is empty; write the text of the message or remove it"),
+                )
+        elif "\x00" in content:
+            row.error(
+                "nul_byte",
+                f"{where}.content",
+                _("contains a NUL character (\\u0000), which cannot be stored; remove it"),
+            )
+    if needs_reply and not has_reply:
+        row.error(
+            "no_assistant_message",
+            "messages",
+            _('no assistant message; a chat example needs at least one reply with role "assistant"'),
+        )
+
+
+def _check_label(row: Row, labels: Collection[str]) -> None:
+    label = row.label
+    if label is None or label == "":
+        row.label = None
+        return
+    if not isinstance(label, str):
+        row.error(
+            "invalid_field",
+            "label",
+            _("expected a label name, found %(found)s") % {"found": describe(label)},
+        )
+    elif label not in labels:
+        if labels:
+            valid = ", ".join(sorted(labels))
+            message = _('unknown label "%(label)s"; this project\'s labels are: %(labels)s') % {
+                "label": label,
+                "labels": valid,
+            }
+        else:
+            message = _('unknown label "%(label)s"; this project has no labels yet: add it first') % {
+                "label": label
+            }
+        row.error("unknown_label", "label", message)
+
+
+def _check_split(row: Row, default: str | None) -> None:
+    split: Any = row.split
+    if split is None or split == "":
+        row.split = default or "unassigned"
+        return
+    normal = SPLIT_ALIASES.get(split.strip().lower()) if isinstance(split, str) else None
+    if normal is None:
+        row.error(
+            "invalid_field",
+            "split",
+            _('unrecognised split %(split)s; expected one of %(splits)s, or none')
+            % {
+                "split": f'"{split}"' if isinstance(split, str) else describe(split),
+                "splits": ", ".join(SPLITS),
+            },
+        )
+    else:
+        row.split = normal

@@ -1,0 +1,90 @@
+"""Prompt/completion files: JSON Lines of {"prompt", "completion"}.
+
+A prompt becomes the user's message and the completion the assistant's. TRL's
+conversational variant, where both are lists of messages, is read as those messages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.utils.translation import gettext as _
+
+from curation.formats.reading import (
+    ExportRow,
+    JsonSource,
+    ReadOptions,
+    Row,
+    describe,
+    dumps,
+    encode_chunks,
+    extras_into_metadata,
+)
+
+KNOWN_KEYS = frozenset(("prompt", "completion", "label", "split", "metadata"))
+CONTENT_TYPE = "application/jsonl; charset=utf-8"
+EXTENSION = "jsonl"
+
+
+def row_from_record(line: int, record: dict[str, Any], options: ReadOptions) -> Row:
+    row = Row(line, None, record.get("label"), record.get("split"))
+    extras_into_metadata(record, KNOWN_KEYS, row)
+    prompt = record.get("prompt")
+    completion = record.get("completion")
+    for key, value in (("prompt", prompt), ("completion", completion)):
+        if value is None:
+            row.error(
+                "missing_field",
+                key,
+                _('no "%(key)s"; a record needs "prompt" and "completion"') % {"key": key},
+            )
+        elif not isinstance(value, str | list):
+            row.error("invalid_field", key, _("expected text, found %(found)s") % {"found": describe(value)})
+    if row.errors:
+        return row
+    if isinstance(prompt, list) or isinstance(completion, list):
+        # Conversational: both are lists of messages, checked like any other messages.
+        row.messages = _as_list(prompt) + _as_list(completion)
+        return row
+    if not prompt.strip():
+        row.error("empty_content", "prompt", _('"prompt" is empty; write its text'))
+    messages = [{"role": "user", "content": prompt}]
+    if completion.strip():
+        messages.append({"role": "assistant", "content": completion})
+    elif not options.classification:
+        row.error("empty_content", "completion", _('"completion" is empty; write its text'))
+    row.chat = False  # the reply was checked here, as "completion"
+    if not row.errors:
+        row.messages = messages
+    return row
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [{"role": "user", "content": value}]
+
+
+def read(path: str | os.PathLike[str], options: ReadOptions) -> JsonSource:
+    return JsonSource(path, options, row_from_record)
+
+
+def write(rows: Iterable[ExportRow], *, classification: bool = False) -> Iterator[bytes]:
+    """The last user turn and its reply; earlier turns and the system prompt are dropped."""
+
+    def lines() -> Iterator[str]:
+        for messages, label, split, _metadata in rows:
+            prompt = completion = ""
+            for message in messages:
+                if message.get("role") == "user":
+                    prompt, completion = message.get("content") or "", ""
+                elif message.get("role") == "assistant" and not completion:
+                    completion = message.get("content") or ""
+            record: dict[str, Any] = {"prompt": prompt, "completion": completion}
+            if label is not None:
+                record["label"] = label
+            if split and split != "unassigned":
+                record["split"] = split
+            yield dumps(record) + "\n"
+
+    return encode_chunks(lines())

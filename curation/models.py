@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Role(models.TextChoices):
+    ANNOTATOR = "annotator", _("Annotator")
+    REVIEWER = "reviewer", _("Reviewer")
+    ADMIN = "admin", _("Admin")
+
+
+class Project(models.Model):
+    class Kind(models.TextChoices):
+        CHAT = "chat", _("Chat / instruction")
+        CLASSIFICATION = "classification", _("Classification")
+        STRUCTURED = "structured", _("Structured output")
+        STYLE = "style", _("Style")
+
+    name = models.CharField(_("name"), max_length=200)
+    slug = models.SlugField(_("slug"), max_length=100, unique=True)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices, default=Kind.CHAT)
+    description = models.TextField(_("description"), blank=True)
+    guidelines = models.TextField(_("guidelines"), blank=True, help_text=_("Markdown."))
+    system_prompt = models.TextField(_("system prompt"), blank=True)
+    json_schema = models.JSONField(_("JSON schema"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) in {self.project}"
+
+
+class Label(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="labels")
+    name = models.CharField(_("name"), max_length=100)
+    description = models.TextField(_("description"), blank=True)
+    colour = models.CharField(_("colour"), max_length=7, default="#64748b")
+    shortcut = models.CharField(_("keyboard shortcut"), max_length=1, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="unique_label_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ImportJob(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    format = models.CharField(max_length=30)
+    filename = models.CharField(max_length=255)
+    path = models.CharField(max_length=500, help_text=_("Where the uploaded file is kept."))
+    options = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    progress = models.FloatField(default=0.0)
+    rows_read = models.PositiveIntegerField(default=0)
+    rows_created = models.PositiveIntegerField(default=0)
+    rows_invalid = models.PositiveIntegerField(default=0)
+    rows_duplicate = models.PositiveIntegerField(default=0)
+    report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.get_status_display()})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+
+class Example(models.Model):
+    class Source(models.TextChoices):
+        IMPORTED = "imported", _("Imported")
+        HUMAN = "human", _("Written by a person")
+        RULE = "rule", _("Labeled by rules")
+        SYNTHETIC = "synthetic", _("Synthetic")
+        AUGMENTED = "augmented", _("Augmented")
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        NEEDS_REVIEW = "needs_review", _("Needs review")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+
+    class Split(models.TextChoices):
+        UNASSIGNED = "unassigned", _("Unassigned")
+        TRAIN = "train", _("Train")
+        VALIDATION = "validation", _("Validation")
+        TEST = "test", _("Test")
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="examples")
+    messages = models.JSONField(help_text=_("OpenAI chat shape: a list of {role, content}."))
+    label = models.ForeignKey(Label, null=True, blank=True, on_delete=models.PROTECT, related_name="examples")
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.HUMAN)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEEDS_REVIEW)
+    split = models.CharField(max_length=20, choices=Split.choices, default=Split.UNASSIGNED)
+    metadata = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=64, db_index=True)
+    version = models.PositiveIntegerField(default=1)
+    import_job = models.ForeignKey(ImportJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="examples")
+    source_line = models.PositiveIntegerField(null=True, blank=True, help_text=_("Line (or row) of the imported file."))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["project", "content_hash"]),
+            models.Index(fields=["project", "split", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Example {self.pk}"
+
+    @property
+    def first_user_text(self) -> str:
+        return next((m.get("content") or "" for m in self.messages if m.get("role") == "user"), "")
+
+
+class ExampleRevision(models.Model):
+    """Every change to an example: who, when, before and after."""
+
+    class Action(models.TextChoices):
+        CREATE = "create", _("Created")
+        UPDATE = "update", _("Updated")
+        RESTORE = "restore", _("Restored")
+        DELETE = "delete", _("Deleted")
+
+    example = models.ForeignKey(Example, null=True, on_delete=models.SET_NULL, related_name="revisions")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    version = models.PositiveIntegerField(help_text=_("The example's version after the change."))
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} of example {self.example_id} (v{self.version})"

@@ -1,0 +1,190 @@
+"""Writes to examples: every change goes through here and leaves a revision."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from curation.models import Example, ExampleRevision, Label, Project
+
+
+def content_hash(messages: list[dict[str, Any]]) -> str:
+    """Exact-duplicate key of an example: its messages, byte for byte."""
+    canonical = json.dumps(messages, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def example_snapshot(example: Example) -> dict[str, Any]:
+    """What a revision stores of an example: every field a person can change."""
+    return {
+        "messages": example.messages,
+        "label": example.label.name if example.label_id else None,
+        "status": example.status,
+        "split": example.split,
+        "source": example.source,
+        "metadata": example.metadata,
+    }
+
+
+class StaleVersion(Exception):
+    """Someone else saved the example since this version was read."""
+
+    def __init__(self, example: Example) -> None:
+        super().__init__(f"Example {example.pk} has changed: it is now at version {example.version}.")
+        self.current = example
+
+
+class InvalidExample(ValueError):
+    """A field value a person can correct; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def validate_messages(messages: Any) -> list[dict[str, Any]]:
+    if not isinstance(messages, list) or not messages:
+        raise InvalidExample("messages", "must be a non-empty list of {role, content}.")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise InvalidExample(f"messages[{i}]", "must be an object with a role and content.")
+        if m["role"] not in ("system", "user", "assistant", "tool", "function"):
+            raise InvalidExample(f"messages[{i}].role", f"unrecognised role {m['role']!r}.")
+        if not isinstance(m.get("content"), str) or not m["content"].strip():
+            raise InvalidExample(f"messages[{i}].content", "must be non-empty text.")
+    return messages
+
+
+def _label_for(project: Project, name: str | None) -> Label | None:
+    if name in (None, ""):
+        return None
+    label = project.labels.filter(name=name).first()
+    if label is None:
+        names = ", ".join(project.labels.values_list("name", flat=True)) or "none defined"
+        raise InvalidExample("label", f"{name!r} is not a label of this project ({names}).")
+    return label
+
+
+@transaction.atomic
+def example_create(
+    *,
+    project: Project,
+    user: Any,
+    messages: list[dict[str, Any]],
+    label: str | None = None,
+    source: str = Example.Source.HUMAN,
+    status: str = Example.Status.NEEDS_REVIEW,
+    split: str = Example.Split.UNASSIGNED,
+    metadata: dict[str, Any] | None = None,
+) -> Example:
+    messages = validate_messages(messages)
+    example = Example.objects.create(
+        project=project,
+        messages=messages,
+        label=_label_for(project, label),
+        source=source,
+        status=status,
+        split=split,
+        metadata=metadata or {},
+        content_hash=content_hash(messages),
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    ExampleRevision.objects.create(
+        example=example,
+        project=project,
+        user=example.created_by,
+        action=ExampleRevision.Action.CREATE,
+        version=example.version,
+        before=None,
+        after=example_snapshot(example),
+    )
+    return example
+
+
+UPDATABLE = ("messages", "label", "status", "split", "metadata")
+
+
+@transaction.atomic
+def example_update(
+    *,
+    example: Example,
+    user: Any,
+    version: int,
+    action: str = ExampleRevision.Action.UPDATE,
+    **changes: Any,
+) -> Example:
+    """Apply ``changes`` if the example is still at ``version``; else raise StaleVersion.
+
+    The compare-and-set is one UPDATE ... WHERE version = %s, so two concurrent saves
+    of the same version cannot both win, whatever the database.
+    """
+    unknown = set(changes) - set(UPDATABLE)
+    if unknown:
+        raise InvalidExample(sorted(unknown)[0], "cannot be changed.")
+    before = example_snapshot(example)
+    fields: dict[str, Any] = {}
+    if "messages" in changes:
+        fields["messages"] = validate_messages(changes["messages"])
+        fields["content_hash"] = content_hash(fields["messages"])
+    if "label" in changes:
+        fields["label"] = _label_for(example.project, changes["label"])
+    for name, choices in (("status", Example.Status), ("split", Example.Split)):
+        if name in changes:
+            if changes[name] not in choices.values:
+                raise InvalidExample(name, f"must be one of {', '.join(choices.values)}.")
+            fields[name] = changes[name]
+    if "metadata" in changes:
+        if not isinstance(changes["metadata"], dict):
+            raise InvalidExample("metadata", "must be an object.")
+        fields["metadata"] = changes["metadata"]
+
+    updated = Example.objects.filter(pk=example.pk, version=version).update(
+        version=F("version") + 1, updated_at=timezone.now(), **fields
+    )
+    if not updated:
+        raise StaleVersion(Example.objects.select_related("label").get(pk=example.pk))
+    example.refresh_from_db()
+    ExampleRevision.objects.create(
+        example=example,
+        project=example.project,
+        user=user if getattr(user, "is_authenticated", False) else None,
+        action=action,
+        version=example.version,
+        before=before,
+        after=example_snapshot(example),
+    )
+    return example
+
+
+@transaction.atomic
+def example_delete(*, example: Example, user: Any) -> None:
+    ExampleRevision.objects.create(
+        example=None,
+        project=example.project,
+        user=user if getattr(user, "is_authenticated", False) else None,
+        action=ExampleRevision.Action.DELETE,
+        version=example.version,
+        before={"id": example.pk, **example_snapshot(example)},
+        after=None,
+    )
+    example.delete()
+
+
+def import_jobs_mark_interrupted() -> int:
+    """Imports left 'running' by a worker that was killed: say so. Their rows were never
+    committed (an import is one transaction), so nothing needs cleaning up."""
+    from django.utils.translation import gettext as _
+
+    from curation.models import ImportJob
+
+    return ImportJob.objects.filter(status=ImportJob.Status.RUNNING).update(
+        status=ImportJob.Status.FAILED,
+        error=_("The worker stopped during this import; nothing was written. Upload the file again."),
+        finished_at=timezone.now(),
+    )

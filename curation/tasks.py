@@ -1,0 +1,30 @@
+"""Huey tasks: thin wrappers that take ids and call a service."""
+
+from __future__ import annotations
+
+from django.core.cache import cache
+from huey.contrib.djhuey import db_task
+
+from curation.imports import example_import
+from curation.models import ImportJob
+
+
+def progress_key(job_id: int) -> str:
+    return f"import-progress:{job_id}"
+
+
+@db_task()
+def import_run(job_id: int) -> None:
+    job = ImportJob.objects.filter(pk=job_id).first()
+    # A retried or duplicated message must not import twice.
+    if job is None or job.status != ImportJob.Status.PENDING:
+        return
+
+    def progress(fraction: float, rows: int) -> None:
+        # The import writes inside one transaction; progress goes around it, to the cache.
+        cache.set(progress_key(job_id), (fraction, rows), timeout=3600)
+
+    try:
+        example_import(job=job, progress=progress)
+    finally:
+        cache.delete(progress_key(job_id))

@@ -1,0 +1,29 @@
+from django.urls import path
+
+from curation import api, views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("p/<slug:slug>/", views.project_detail, name="project_detail"),
+    path("p/<slug:slug>/examples/", views.example_list, name="example_list"),
+    path("p/<slug:slug>/examples/<int:example_id>/", views.example_detail, name="example_detail"),
+    path("p/<slug:slug>/import/", views.import_upload, name="import_upload"),
+    path("p/<slug:slug>/imports/<int:job_id>/", views.import_job, name="import_job"),
+    path("p/<slug:slug>/export/", views.export, name="export"),
+]
+
+api_urlpatterns = [
+    path("projects/", api.ProjectList.as_view(), name="api_projects"),
+    path("projects/<slug:slug>/", api.ProjectDetail.as_view(), name="api_project"),
+    path("projects/<slug:slug>/labels/", api.LabelList.as_view(), name="api_labels"),
+    path("projects/<slug:slug>/examples/", api.ExampleList.as_view(), name="api_examples"),
+    path("projects/<slug:slug>/examples/<int:example_id>/", api.ExampleDetail.as_view(), name="api_example"),
+    path(
+        "projects/<slug:slug>/examples/<int:example_id>/revisions/",
+        api.ExampleRevisions.as_view(),
+        name="api_example_revisions",
+    ),
+    path("projects/<slug:slug>/imports/", api.ImportList.as_view(), name="api_imports"),
+    path("projects/<slug:slug>/imports/<int:job_id>/", api.ImportDetail.as_view(), name="api_import"),
+    path("projects/<slug:slug>/export/", api.Export.as_view(), name="api_export"),
+]

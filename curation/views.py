@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
+
+from curation import selectors, tasks
+from curation.exports import example_export
+from curation.forms import ExportForm, ImportForm
+from curation.imports import import_job_create
+from curation.models import Example, ImportJob
+from curation.permissions import Action, project_view, projects_for_user, role_allows, signed_in
+from curation.services import InvalidExample
+
+PAGE_SIZE = 50
+
+
+@require_GET
+@signed_in
+def home(request: HttpRequest) -> HttpResponse:
+    projects = projects_for_user(request.user).order_by("name")
+    return render(request, "curation/home.html", {"projects": projects})
+
+
+def _allowed(request: HttpRequest) -> dict[str, bool]:
+    """What the page may offer this user (the server checks again on every action)."""
+    return {action.value: role_allows(request.role, action) for action in Action}  # type: ignore[attr-defined]
+
+
+@require_GET
+@project_view(Action.VIEW)
+def project_detail(request: HttpRequest) -> HttpResponse:
+    project = request.project  # type: ignore[attr-defined]
+    ctx = {
+        "project": project,
+        "role": request.role,  # type: ignore[attr-defined]
+        "counts": selectors.project_counts(project=project),
+        "total": project.examples.count(),
+        "allowed": _allowed(request),
+        "recent_imports": project.import_jobs.all()[:5],
+    }
+    return render(request, "curation/project_detail.html", ctx)
+
+
+@require_GET
+@project_view(Action.VIEW)
+def example_list(request: HttpRequest) -> HttpResponse:
+    project = request.project  # type: ignore[attr-defined]
+    filters = {name: request.GET.get(name, "") for name in selectors.FILTERS}
+    qs = selectors.example_list(project=project, filters=filters)
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
+    ctx = {
+        "project": project,
+        "page": page,
+        "filters": filters,
+        "query": query,
+        "labels": project.labels.all(),
+        "statuses": Example.Status.choices,
+        "sources": Example.Source.choices,
+        "splits": Example.Split.choices,
+        "allowed": _allowed(request),
+    }
+    template = "curation/example_list.html"
+    if request.htmx and request.htmx.target == "example-table":
+        template += "#example-table"
+    return render(request, template, ctx)
+
+
+@require_GET
+@project_view(Action.VIEW)
+def example_detail(request: HttpRequest, example_id: int) -> HttpResponse:
+    project = request.project  # type: ignore[attr-defined]
+    example = get_object_or_404(Example.objects.select_related("label", "import_job"), pk=example_id, project=project)
+    revisions = example.revisions.select_related("user")[:50]
+    return render(
+        request,
+        "curation/example_detail.html",
+        {"project": project, "example": example, "revisions": revisions, "allowed": _allowed(request)},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@project_view(Action.IMPORT)
+def import_upload(request: HttpRequest) -> HttpResponse:
+    project = request.project  # type: ignore[attr-defined]
+    form = ImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                job = import_job_create(
+                    project=project,
+                    user=request.user,
+                    fileobj=form.cleaned_data["file"],
+                    filename=form.cleaned_data["file"].name,
+                    format=form.cleaned_data["format"],
+                    options=form.import_options(),
+                )
+                transaction.on_commit(lambda: tasks.import_run(job.pk))
+        except InvalidExample as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            url = job_url(job)
+            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    return render(
+        request,
+        "curation/import.html",
+        {"project": project, "form": form, "jobs": project.import_jobs.select_related("created_by")[:10]},
+    )
+
+
+def job_url(job: ImportJob) -> str:
+    from django.urls import reverse
+
+    return reverse("import_job", args=[job.project.slug, job.pk])
+
+
+@require_GET
+@project_view(Action.IMPORT)
+def import_job(request: HttpRequest, job_id: int) -> HttpResponse:
+    project = request.project  # type: ignore[attr-defined]
+    job = get_object_or_404(ImportJob, pk=job_id, project=project)
+    if not job.is_finished:
+        live = cache.get(tasks.progress_key(job.pk))
+        if live:
+            job.progress, job.rows_read = live
+    ctx = {"project": project, "job": job, "report": job.report or {}}
+    if request.htmx:
+        response = render(request, "curation/import_job.html#job-status", ctx)
+        if job.is_finished:
+            response.status_code = HttpResponseStopPolling.status_code
+        return response
+    return render(request, "curation/import_job.html", ctx)
+
+
+@require_GET
+@project_view(Action.EXPORT)
+def export(request: HttpRequest) -> HttpResponse:
+    project = request.project  # type: ignore[attr-defined]
+    label_names = list(project.labels.values_list("name", flat=True))
+    form = ExportForm(request.GET or None, label_names=label_names)
+    if request.GET and form.is_valid():
+        data = form.cleaned_data
+        try:
+            content_type, filename, chunks = example_export(
+                project=project,
+                format=data["format"],
+                split=data["split"] or None,
+                status=data["status"] or None,
+                source=data["source"] or None,
+                label=data["label"] or None,
+            )
+        except InvalidExample as exc:
+            messages.error(request, exc.message)
+        else:
+            response = StreamingHttpResponse(chunks, content_type=content_type)
+            response["Content-Disposition"] = f'attachment; filename="{filename}"'
+            return response
+    return render(request, "curation/export.html", {"project": project, "form": form, "title": _("Export")})

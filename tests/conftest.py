@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from huey.contrib.djhuey import HUEY
+
+from curation.models import Example, Label, Membership, Project, Role
+from curation.services import example_create
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def project(db) -> Project:
+    project = Project.objects.create(name="Support bot", slug="support", kind=Project.Kind.CHAT)
+    Label.objects.create(project=project, name="billing", shortcut="1")
+    Label.objects.create(project=project, name="shipping", shortcut="2")
+    return project
+
+
+def _user(django_user_model, username: str, **extra):
+    return django_user_model.objects.create_user(username=username, password=PASSWORD, **extra)
+
+
+@pytest.fixture
+def users(project, django_user_model) -> dict[str, object]:
+    """One user per way of standing towards `project`."""
+    people = {
+        "outsider": _user(django_user_model, "outsider"),
+        "annotator": _user(django_user_model, "annie"),
+        "reviewer": _user(django_user_model, "rhea"),
+        "admin": _user(django_user_model, "adam"),
+        "superuser": _user(django_user_model, "root", is_superuser=True, is_staff=True),
+    }
+    for role in (Role.ANNOTATOR, Role.REVIEWER, Role.ADMIN):
+        Membership.objects.create(project=project, user=people[role], role=role)
+    return people
+
+
+@pytest.fixture
+def example(project, users) -> Example:
+    return example_create(
+        project=project,
+        user=users["annotator"],
+        messages=[{"role": "user", "content": "Where is my order?"}, {"role": "assistant", "content": "On its way."}],
+        label="shipping",
+    )
+
+
+def _consumer_env() -> dict[str, str]:
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings_test", HUEY_IMMEDIATE="false")
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        env["DATABASE_URL"] = f"sqlite:///{settings['NAME']}"
+    else:
+        env["DATABASE_URL"] = (
+            f"postgres://{settings['USER']}:{settings['PASSWORD']}@{settings['HOST'] or 'localhost'}"
+            f":{settings['PORT'] or 5432}/{settings['NAME']}"
+        )
+    return env
+
+
+@pytest.fixture
+def huey_consumer(transactional_db) -> Iterator[subprocess.Popen]:
+    """A real `manage.py run_huey` in another process, on the test database."""
+    HUEY.immediate = False
+    HUEY.flush()
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run_huey", "--workers", "1"],
+        cwd=ROOT,
+        env=_consumer_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        HUEY.flush()
+        HUEY.immediate = True
+
+
+def wait_for(condition, timeout: float = 60.0, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")

@@ -1,0 +1,42 @@
+import json
+
+from django.core.management import call_command
+
+from curation.models import Example, Membership, Project
+from curation.services import example_update
+
+
+def test_the_demo_loads_once_however_often_it_runs(db):
+    call_command("load_demo")
+    call_command("load_demo")
+    project = Project.objects.get(slug="kumo-support")
+    assert Example.objects.filter(project=project).count() == 42
+    roles = dict(Membership.objects.filter(project=project).values_list("user__username", "role"))
+    assert roles == {"demo-admin": "admin", "demo-reviewer": "reviewer", "demo-annotator": "annotator"}
+    assert set(project.labels.values_list("name", flat=True)) == {
+        "billing",
+        "shipping",
+        "returns",
+        "product",
+        "account",
+    }
+
+
+def test_the_demo_keeps_what_people_changed(db):
+    call_command("load_demo")
+    example = Example.objects.filter(project__slug="kumo-support").first()
+    changed = example.messages + [{"role": "user", "content": "one more thing"}]
+    example_update(example=example, user=None, version=example.version, messages=changed)
+    Example.objects.filter(project__slug="kumo-support").last().delete()
+    call_command("load_demo")
+    example.refresh_from_db()
+    assert example.messages[-1]["content"] == "one more thing"
+    assert Example.objects.filter(project__slug="kumo-support").count() == 41
+
+
+def test_the_demo_json_answers_parse(db):
+    call_command("load_demo")
+    json_examples = Example.objects.filter(project__slug="kumo-support", metadata__task="json")
+    assert json_examples.count() >= 10
+    for example in json_examples:
+        json.loads(example.messages[-1]["content"])

@@ -1,0 +1,169 @@
+"""Every URL and API endpoint, for every role: allowed answers and forbidden answers.
+
+A route must declare what it needs (``project_view(Action.X)``, ``signed_in``, a
+``ProjectAPIView.project_action`` or ``required_access``); a new route without one fails
+``test_every_route_declares_who_may_use_it``. The expected matrix is written out here, not
+imported, so a change to curation/permissions.py shows up as a failing test to update on
+purpose, together with the documented table.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from curation.models import ImportJob
+from curation.services import example_create
+from tests.conftest import PASSWORD
+
+ROLES = ["anonymous", "outsider", "annotator", "reviewer", "admin", "superuser"]
+EXPECTED = {
+    "view": {"annotator", "reviewer", "admin", "superuser"},
+    "label": {"annotator", "reviewer", "admin", "superuser"},
+    "edit": {"annotator", "reviewer", "admin", "superuser"},
+    "review": {"reviewer", "admin", "superuser"},
+    "export": {"reviewer", "admin", "superuser"},
+    "import": {"admin", "superuser"},
+    "manage_rules": {"admin", "superuser"},
+    "launch_training": {"admin", "superuser"},
+    "manage_project": {"admin", "superuser"},
+    "authenticated": {"outsider", "annotator", "reviewer", "admin", "superuser"},
+    "public": set(ROLES),
+}
+# Django's own pages: sign-in is public; the admin site checks is_staff itself.
+DJANGO_ROUTES = {
+    "login": "public",
+    "logout": "public",
+    "password_change": "authenticated",
+    "password_change_done": "authenticated",
+    "api_token": "public",
+}
+SKIPPED_PREFIXES = ("admin/",)
+
+
+def _walk(patterns, prefix: str = ""):
+    for p in patterns:
+        if isinstance(p, URLResolver):
+            yield from _walk(p.url_patterns, prefix + str(p.pattern))
+        elif isinstance(p, URLPattern):
+            yield prefix + str(p.pattern), p
+
+
+ROUTES = [(route, p) for route, p in _walk(get_resolver().url_patterns) if not route.startswith(SKIPPED_PREFIXES)]
+
+
+def access_for(pattern: URLPattern, method: str) -> str | None:
+    if pattern.name in DJANGO_ROUTES:
+        return DJANGO_ROUTES[pattern.name]
+    callback = pattern.callback
+    view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
+    if view_class is not None:
+        if hasattr(view_class, "action_for") and hasattr(view_class, "project_action"):
+            return str(view_class.action_for(method))
+        return getattr(view_class, "required_access", None)
+    return getattr(callback, "required_access", None)
+
+
+def test_every_route_declares_who_may_use_it():
+    undeclared = [route for route, p in ROUTES if access_for(p, "GET") is None]
+    assert not undeclared, f"routes without a permission declaration: {undeclared}"
+
+
+def test_the_walk_sees_the_api_and_the_pages():
+    names = {p.name for _, p in ROUTES}
+    assert {"api_examples", "api_example", "import_upload", "export", "example_list"} <= names
+
+
+CASES = [
+    pytest.param(route, pattern, method, id=f"{method} {route}")
+    for route, pattern in ROUTES
+    for method in ("GET", "POST", "PATCH", "DELETE")
+]
+
+
+def _url(route: str, objects: dict[str, int | str]) -> str:
+    url = "/" + route
+    for key, value in objects.items():
+        url = url.replace(f"<slug:{key}>", str(value)).replace(f"<int:{key}>", str(value))
+    assert "<" not in url, f"no test object for {url}"
+    return url
+
+
+def _client(client_class, users, role):
+    client = client_class()
+    if role != "anonymous":
+        assert client.login(username=users[role].username, password=PASSWORD)
+    return client
+
+
+def _denied(response, role: str) -> bool:
+    if role == "anonymous":
+        login_redirect = response.status_code == 302 and "/accounts/login/" in response["Location"]
+        return login_redirect or response.status_code in (401, 403)
+    return response.status_code in (403, 404)
+
+
+@pytest.mark.parametrize("route,pattern,method", CASES)
+def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, project, users, client_class):
+    job = ImportJob.objects.create(
+        project=project, format="openai", filename="a.jsonl", path="/nonexistent", status=ImportJob.Status.SUCCEEDED
+    )
+
+    def request(role: str):
+        # A fresh example for each request, so a DELETE by one role does not hide it from the next.
+        example = example_create(
+            project=project,
+            user=users["admin"],
+            label="billing",
+            messages=[{"role": "user", "content": f"Q {role}"}, {"role": "assistant", "content": "A"}],
+        )
+        url = _url(route, {"slug": project.slug, "example_id": example.pk, "job_id": job.pk})
+        client = _client(client_class, users, role)
+        send = getattr(client, method.lower())
+        return send(url, content_type="application/json") if method in ("PATCH", "DELETE") else send(url)
+
+    # A method the route does not offer answers 405 to everyone (checked for anonymous too,
+    # so a 405 cannot hide a missing check in front of it).
+    if request("superuser").status_code == 405:
+        for role in ROLES:
+            response = request(role)
+            assert response.status_code in (405, 302, 401, 403), (role, response.status_code)
+        return
+    access = access_for(pattern, method)
+    assert access in EXPECTED, f"{method} {route}: unknown access {access!r}"
+    for role in ROLES:
+        response = request(role)
+        if role in EXPECTED[access]:
+            assert not _denied(response, role) and response.status_code < 500, (
+                f"{role} should be allowed to {method} {route} ({access}); got {response.status_code}"
+            )
+        else:
+            assert _denied(response, role), (
+                f"{role} should be refused {method} {route} ({access}); got {response.status_code}"
+            )
+
+
+@pytest.mark.parametrize("role,allowed", [("annotator", False), ("admin", True), ("superuser", True)])
+def test_admin_site_is_for_staff_only(role, allowed, users, client):
+    users["admin"].is_staff = True
+    users["admin"].is_superuser = True
+    users["admin"].save()
+    client.login(username=users[role].username, password=PASSWORD)
+    response = client.get("/admin/curation/example/")
+    assert (response.status_code == 200) is allowed
+
+
+def test_outsider_cannot_tell_a_project_exists(users, client, project):
+    client.login(username="outsider", password=PASSWORD)
+    assert client.get(f"/p/{project.slug}/").status_code == 404
+    assert client.get("/p/no-such-project/").status_code == 404
+    assert project.name not in client.get("/").content.decode()
+
+
+def test_member_sees_only_their_projects_in_the_api(users, client, project):
+    from curation.models import Project
+
+    Project.objects.create(name="Secret", slug="secret")
+    client.login(username="annie", password=PASSWORD)
+    slugs = [p["slug"] for p in client.get("/api/projects/").json()["results"]]
+    assert slugs == ["support"]

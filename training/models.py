@@ -1,0 +1,1 @@
+# Training runs, metric points, evaluations and judgments arrive with the training issue.
