@@ -17,5 +17,5 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 from config.settings import *  # noqa: E402,F403
 
 # Tasks run inline unless a test starts a real consumer (the `huey_consumer` fixture).
-HUEY["immediate"] = True  # noqa: F405
+HUEY["immediate"] = envbool("HUEY_IMMEDIATE", "true")  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

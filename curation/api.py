@@ -45,6 +45,8 @@ class ProjectAPIView(SignedInAPIMixin, APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
+        if not hasattr(self, request.method.lower()):
+            return  # dispatch answers 405, the same for everyone
         self.project, self.role = project_for_user(request.user, kwargs["slug"], self.action_for(request.method))
 
 

@@ -86,9 +86,11 @@ def huey_consumer(transactional_db) -> Iterator[subprocess.Popen]:
     finally:
         process.terminate()
         try:
-            process.wait(timeout=20)
+            output, _ = process.communicate(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+            output, _ = process.communicate()
+        print("--- huey consumer output ---\n" + output)  # shown by pytest when the test fails
         HUEY.flush()
         HUEY.immediate = True
 

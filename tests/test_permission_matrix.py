@@ -10,6 +10,7 @@ purpose, together with the documented table.
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from curation.models import ImportJob
@@ -33,7 +34,7 @@ EXPECTED = {
 # Django's own pages: sign-in is public; the admin site checks is_staff itself.
 DJANGO_ROUTES = {
     "login": "public",
-    "logout": "public",
+    "logout": "authenticated",
     "password_change": "authenticated",
     "password_change_done": "authenticated",
     "api_token": "public",
@@ -89,8 +90,8 @@ def _url(route: str, objects: dict[str, int | str]) -> str:
     return url
 
 
-def _client(client_class, users, role):
-    client = client_class()
+def _client(users, role):
+    client = Client()
     if role != "anonymous":
         assert client.login(username=users[role].username, password=PASSWORD)
     return client
@@ -98,13 +99,13 @@ def _client(client_class, users, role):
 
 def _denied(response, role: str) -> bool:
     if role == "anonymous":
-        login_redirect = response.status_code == 302 and "/accounts/login/" in response["Location"]
+        login_redirect = response.status_code == 302 and response["Location"].startswith("/accounts/login/?next=")
         return login_redirect or response.status_code in (401, 403)
     return response.status_code in (403, 404)
 
 
 @pytest.mark.parametrize("route,pattern,method", CASES)
-def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, project, users, client_class):
+def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, project, users):
     job = ImportJob.objects.create(
         project=project, format="openai", filename="a.jsonl", path="/nonexistent", status=ImportJob.Status.SUCCEEDED
     )
@@ -118,7 +119,7 @@ def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, projec
             messages=[{"role": "user", "content": f"Q {role}"}, {"role": "assistant", "content": "A"}],
         )
         url = _url(route, {"slug": project.slug, "example_id": example.pk, "job_id": job.pk})
-        client = _client(client_class, users, role)
+        client = _client(users, role)
         send = getattr(client, method.lower())
         return send(url, content_type="application/json") if method in ("PATCH", "DELETE") else send(url)
 
@@ -127,7 +128,7 @@ def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, projec
     if request("superuser").status_code == 405:
         for role in ROLES:
             response = request(role)
-            assert response.status_code in (405, 302, 401, 403), (role, response.status_code)
+            assert response.status_code == 405 or _denied(response, role), (role, response.status_code)
         return
     access = access_for(pattern, method)
     assert access in EXPECTED, f"{method} {route}: unknown access {access!r}"

@@ -24,9 +24,7 @@ from curation.formats.reading import (
     extras_into_metadata,
 )
 
-KNOWN_KEYS = frozenset(
-    ("instruction", "input", "output", "system", "history", "label", "split", "metadata")
-)
+KNOWN_KEYS = frozenset(("instruction", "input", "output", "system", "history", "label", "split", "metadata"))
 CONTENT_TYPE = "application/json; charset=utf-8"
 EXTENSION = "json"
 
@@ -79,8 +77,7 @@ def row_from_record(line: int, record: dict[str, Any], options: ReadOptions) -> 
                 row.error(
                     "invalid_field",
                     f"history[{i}]",
-                    _("expected a pair [user text, assistant text], found %(found)s")
-                    % {"found": describe(turn)},
+                    _("expected a pair [user text, assistant text], found %(found)s") % {"found": describe(turn)},
                 )
                 continue
             messages.append({"role": "user", "content": turn[0]})

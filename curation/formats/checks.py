@@ -51,8 +51,7 @@ def _check_messages(row: Row, *, needs_reply: bool) -> None:
             row.error(
                 "invalid_field",
                 where,
-                _('expected an object {"role": ..., "content": ...}, found %(found)s')
-                % {"found": describe(message)},
+                _('expected an object {"role": ..., "content": ...}, found %(found)s') % {"found": describe(message)},
             )
             continue
         if len(message) > 2 or "role" not in message or "content" not in message:
@@ -75,15 +74,13 @@ def _check_messages(row: Row, *, needs_reply: bool) -> None:
             row.error(
                 "invalid_field",
                 f"{where}.role",
-                _("expected text, one of %(roles)s, found %(found)s")
-                % {"roles": _ROLES_TEXT, "found": describe(role)},
+                _("expected text, one of %(roles)s, found %(found)s") % {"roles": _ROLES_TEXT, "found": describe(role)},
             )
         elif role not in ROLES:
             row.error(
                 "unrecognised_role",
                 f"{where}.role",
-                _('unrecognised role "%(role)s"; expected one of %(roles)s')
-                % {"role": role, "roles": _ROLES_TEXT},
+                _('unrecognised role "%(role)s"; expected one of %(roles)s') % {"role": role, "roles": _ROLES_TEXT},
             )
         elif role == "assistant":
             has_reply = True
@@ -142,9 +139,7 @@ def _check_label(row: Row, labels: Collection[str]) -> None:
                 "labels": valid,
             }
         else:
-            message = _('unknown label "%(label)s"; this project has no labels yet: add it first') % {
-                "label": label
-            }
+            message = _('unknown label "%(label)s"; this project has no labels yet: add it first') % {"label": label}
         row.error("unknown_label", "label", message)
 
 
@@ -158,7 +153,7 @@ def _check_split(row: Row, default: str | None) -> None:
         row.error(
             "invalid_field",
             "split",
-            _('unrecognised split %(split)s; expected one of %(splits)s, or none')
+            _("unrecognised split %(split)s; expected one of %(splits)s, or none")
             % {
                 "split": f'"{split}"' if isinstance(split, str) else describe(split),
                 "splits": ", ".join(SPLITS),

@@ -391,27 +391,34 @@ class _ArrayReader:
             if ch == "]":
                 self._advance(self.pos + 1)
                 if self._skip_whitespace():
-                    yield self.line, RowError(
+                    yield (
                         self.line,
-                        "invalid_json",
-                        "",
-                        _("unexpected text after the closing ] of the array"),
+                        RowError(
+                            self.line,
+                            "invalid_json",
+                            "",
+                            _("unexpected text after the closing ] of the array"),
+                        ),
                     )
                 return
             if ch == ",":
                 if expect_value:
-                    yield self.line, RowError(
-                        self.line, "invalid_json", "", _("two commas with no element between them")
+                    yield (
+                        self.line,
+                        RowError(self.line, "invalid_json", "", _("two commas with no element between them")),
                     )
                 self._advance(self.pos + 1)
                 expect_value = True
                 continue
             if not expect_value:
-                yield self.line, RowError(
+                yield (
                     self.line,
-                    "invalid_json",
-                    "",
-                    _("expected , or ] after the previous element, found %(char)r") % {"char": ch},
+                    RowError(
+                        self.line,
+                        "invalid_json",
+                        "",
+                        _("expected , or ] after the previous element, found %(char)r") % {"char": ch},
+                    ),
                 )
             yield self._element()
             if self.stopped:
@@ -433,18 +440,17 @@ class _ArrayReader:
                 if cut_off:
                     error = too_large(start_line, None, self.max_row_bytes)
                 else:
-                    error = invalid_json(
-                        self._line_at(exc.pos), exc, column=self._column_at(exc.pos)
-                    )
+                    error = invalid_json(self._line_at(exc.pos), exc, column=self._column_at(exc.pos))
                 if not self._skip_value():
                     self.stopped = True
                 return start_line, error
             if end == len(self.buf) and self._fill():
                 continue  # a number may go on in the next chunk
             break
-        if end - self.pos > self.max_row_bytes / 4 and (
-            size := utf8_size(self.buf[self.pos : end])
-        ) > self.max_row_bytes:
+        if (
+            end - self.pos > self.max_row_bytes / 4
+            and (size := utf8_size(self.buf[self.pos : end])) > self.max_row_bytes
+        ):
             self._advance(end)
             return start_line, too_large(start_line, size, self.max_row_bytes)
         nul = self.buf.find("\x00", self.pos, end)
@@ -559,17 +565,14 @@ class JsonSource(Source):
                 yield Row(line).error(
                     "not_an_object",
                     "",
-                    _("expected a JSON object {...} for each example, found %(found)s")
-                    % {"found": describe(value)},
+                    _("expected a JSON object {...} for each example, found %(found)s") % {"found": describe(value)},
                 )
 
     def progress(self) -> float:
         return self.text.progress()
 
 
-def extras_into_metadata(
-    record: dict[str, Any], known: frozenset[str], row: Row
-) -> None:
+def extras_into_metadata(record: dict[str, Any], known: frozenset[str], row: Row) -> None:
     """Keys a format does not know are kept in metadata, so an import loses nothing."""
     metadata = record.get("metadata")
     if metadata is None:

@@ -83,18 +83,27 @@ def row_from_record(line: int, record: dict[str, Any], options: ReadOptions) -> 
         value = turn.get("value", turn.get("content"))
         role = SPEAKERS.get(speaker.strip().lower()) if isinstance(speaker, str) else None
         if speaker is None:
-            row.error("missing_role", f"{where}.from", _("no \"from\"; expected one of %(speakers)s") % {"speakers": _SPEAKERS_TEXT})
+            row.error(
+                "missing_role",
+                f"{where}.from",
+                _('no "from"; expected one of %(speakers)s') % {"speakers": _SPEAKERS_TEXT},
+            )
         elif role is None:
             row.error(
                 "unrecognised_role",
                 f"{where}.from",
-                _('unrecognised speaker %(speaker)s; expected one of %(speakers)s')
-                % {"speaker": f'"{speaker}"' if isinstance(speaker, str) else describe(speaker), "speakers": _SPEAKERS_TEXT},
+                _("unrecognised speaker %(speaker)s; expected one of %(speakers)s")
+                % {
+                    "speaker": f'"{speaker}"' if isinstance(speaker, str) else describe(speaker),
+                    "speakers": _SPEAKERS_TEXT,
+                },
             )
         if value is None:
             row.error("missing_content", f"{where}.value", _('no "value"; expected the text of the turn'))
         elif not isinstance(value, str):
-            row.error("invalid_field", f"{where}.value", _("expected text, found %(found)s") % {"found": describe(value)})
+            row.error(
+                "invalid_field", f"{where}.value", _("expected text, found %(found)s") % {"found": describe(value)}
+            )
         elif not value.strip():
             row.error("empty_content", f"{where}.value", _("the turn is empty; write its text or remove it"))
         elif role is not None:

@@ -148,8 +148,10 @@ class _Columns:
                             1,
                             "missing_column",
                             key,
-                            _('column "%(column)s" (mapped to %(key)s) is not in the header; '
-                              "the columns are: %(names)s")
+                            _(
+                                'column "%(column)s" (mapped to %(key)s) is not in the header; '
+                                "the columns are: %(names)s"
+                            )
                             % {"column": column, "key": key, "names": names},
                         )
                     )
@@ -166,8 +168,10 @@ class _Columns:
                     1,
                     "missing_column",
                     "text",
-                    _("no text or instruction column; the columns are: %(names)s; name the "
-                      "column to read with the mapping option (text=COLUMN)")
+                    _(
+                        "no text or instruction column; the columns are: %(names)s; name the "
+                        "column to read with the mapping option (text=COLUMN)"
+                    )
                     % {"names": names},
                 )
             )
@@ -188,8 +192,10 @@ class _Columns:
             row.error(
                 "invalid_field",
                 "",
-                _("found %(found)d cells, but the header has %(columns)d columns; quote cells "
-                  "that contain the delimiter")
+                _(
+                    "found %(found)d cells, but the header has %(columns)d columns; quote cells "
+                    "that contain the delimiter"
+                )
                 % {"found": len(record), "columns": len(self.header)},
             )
         messages: list[dict[str, Any]] = []
@@ -225,9 +231,7 @@ class _Columns:
         )
 
 
-def write(
-    rows: Iterable[ExportRow], *, classification: bool = False, delimiter: str = ","
-) -> Iterator[bytes]:
+def write(rows: Iterable[ExportRow], *, classification: bool = False, delimiter: str = ",") -> Iterator[bytes]:
     """Classification: text, label, split. Otherwise the last turn, as in Alpaca."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter)

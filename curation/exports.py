@@ -1,0 +1,70 @@
+"""Exports of a project's examples, streamed: rows are read from the database in chunks
+and written out as they come, so an export never sits whole in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django.utils.translation import gettext as _
+
+from curation import formats
+from curation.models import Example, Project
+from curation.services import InvalidExample
+
+CHUNK_ROWS = 2000
+
+
+def example_export(
+    *,
+    project: Project,
+    format: str,
+    split: str | None = None,
+    status: str | None = None,
+    source: str | None = None,
+    label: str | None = None,
+) -> tuple[str, str, Iterator[bytes]]:
+    """(content type, download file name, byte chunks) of the project's examples.
+
+    Filters left as None (or "") select everything. The chunks come from a generator:
+    the database is read while they are consumed.
+    """
+    writer = formats.export_format(format)
+    if writer is None:
+        raise InvalidExample(
+            "format",
+            _('unknown export format "%(format)s"; expected one of %(formats)s')
+            % {"format": format, "formats": ", ".join(formats.EXPORT_FORMATS)},
+        )
+    examples = Example.objects.filter(project=project)
+    for field, value, choices in (
+        ("split", split, Example.Split),
+        ("status", status, Example.Status),
+        ("source", source, Example.Source),
+    ):
+        if not value:
+            continue
+        if value not in choices.values:
+            raise InvalidExample(
+                field,
+                _('unknown %(field)s "%(value)s"; expected one of %(values)s')
+                % {"field": field, "value": value, "values": ", ".join(choices.values)},
+            )
+        examples = examples.filter(**{field: value})
+    if label:
+        names = list(project.labels.values_list("name", flat=True))
+        if label not in names:
+            raise InvalidExample(
+                "label",
+                _('unknown label "%(label)s"; this project\'s labels are: %(labels)s')
+                % {"label": label, "labels": ", ".join(names) or _("none")},
+            )
+        examples = examples.filter(label__name=label)
+    rows = (
+        examples.order_by("pk")
+        .values_list("messages", "label__name", "split", "metadata")
+        .iterator(chunk_size=CHUNK_ROWS)
+    )
+    parts = [project.slug, split or "", label or "", format]
+    filename = "-".join(p for p in parts if p) + "." + writer.extension
+    chunks = writer(rows, classification=project.kind == Project.Kind.CLASSIFICATION)
+    return writer.content_type, filename, chunks
