@@ -193,6 +193,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "WARNING")},
+    # The consumer attaches its own handler to "huey"; passing records on would print twice.
+    "loggers": {"huey": {"propagate": False}},
 }
 
 # Import progress and other short-lived state shared by the web server and the consumer.

@@ -71,6 +71,7 @@ def test_an_annotator_sees_no_import_and_is_refused_if_they_try(page, live_serve
     call_command("load_demo")
     sign_in(page, live_server.url, "demo-annotator")
     page.goto(live_server.url + "/p/kumo-support/")
-    assert page.locator("text=Import").count() == 0
+    assert page.get_by_role("link", name="Import", exact=True).count() == 0
+    assert page.get_by_role("link", name="Browse 42 examples").count() == 1
     response = page.goto(live_server.url + "/p/kumo-support/import/")
     assert response.status == 403

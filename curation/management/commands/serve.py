@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -10,6 +11,10 @@ from django.core.management.base import BaseCommand
 
 from curation.demo.load import DEMO_USERS
 from curation.services import import_jobs_mark_interrupted
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt
 
 
 class Command(BaseCommand):
@@ -22,18 +27,14 @@ class Command(BaseCommand):
         # Single-machine setup: no consumer is running yet, so a "running" import is one a
         # killed worker left behind.
         import_jobs_mark_interrupted()
+        signal.signal(signal.SIGTERM, _stop)
         manage = [sys.executable, "manage.py"]
         processes = [
             subprocess.Popen([*manage, "run_huey", "--flush-locks"]),
             subprocess.Popen([*manage, "runserver", "--noreload", "--insecure", addrport]),
         ]
-        password = os.getenv("DEMO_PASSWORD", "shikomi-demo")
-        logins = "\n".join(f"    {name:<16} {password}   ({role})" for name, role in DEMO_USERS)
-        self.stdout.write(
-            f"\nShikomi is running at http://{addrport}/\n\n  Demo logins (user, password, role):\n{logins}\n\n"
-            "  Press Ctrl-C to stop the web server and the worker.\n"
-        )
         try:
+            self._announce_when_up(addrport, processes)
             while all(p.poll() is None for p in processes):
                 time.sleep(0.5)
         except KeyboardInterrupt:
@@ -50,3 +51,19 @@ class Command(BaseCommand):
         failed = [p.args[2] for p in processes if p.returncode not in (0, -2, 130, None)]
         if failed:
             sys.exit(f"Stopped because {', '.join(failed)} exited.")
+
+    def _announce_when_up(self, addrport: str, processes: list[subprocess.Popen]) -> None:
+        host, _, port = addrport.rpartition(":")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and all(p.poll() is None for p in processes):
+            try:
+                socket.create_connection((host or "127.0.0.1", int(port)), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.3)
+        password = os.getenv("DEMO_PASSWORD", "shikomi-demo")
+        logins = "\n".join(f"    {name:<16} {password}   ({role})" for name, role in DEMO_USERS)
+        self.stdout.write(
+            f"\n  Shikomi is running at http://{addrport}/\n\n  Demo logins (user, password, role):\n{logins}\n\n"
+            "  Press Ctrl-C to stop the web server and the worker.\n"
+        )
