@@ -314,9 +314,11 @@ class HFSource(Source):
             }
             split_name = SPLIT_ALIASES.get(part.split.lower()) if part.split else None
             for batch in part.batches():
-                for record in batch.to_pylist():
-                    line += 1
-                    yield self._row(line, record, convert, class_names, part.split, split_name)
+                # As Python objects a batch takes many times its Arrow size: convert a slice at a time.
+                for offset in range(0, batch.num_rows, BATCH_ROWS):
+                    for record in batch.slice(offset, BATCH_ROWS).to_pylist():
+                        line += 1
+                        yield self._row(line, record, convert, class_names, part.split, split_name)
             self.done += part.size
         self.current = None
 
@@ -331,7 +333,9 @@ class HFSource(Source):
     ) -> Row:
         for name, names in class_names.items():
             value = record.get(name)
-            if isinstance(value, int) and 0 <= value < len(names):
+            if value == -1:
+                record[name] = None  # how datasets marks a row without a label
+            elif isinstance(value, int) and 0 <= value < len(names):
                 record[name] = names[value]
         for key, value in record.items():
             if not isinstance(value, _PLAIN) and key not in ("messages", "conversations", "metadata"):

@@ -141,12 +141,33 @@ def _bomless_utf16(head: bytes) -> str | None:
     return None
 
 
-def _decodes(path: str | os.PathLike[str], encoding: str) -> bool:
-    decoder = codecs.getincrementaldecoder(encoding)()
+_HIGH_BYTES = bytes(range(128, 256))
+
+
+def _utf8_errors(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(undecodable sequences, non-ASCII bytes) of the file read as UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")(_UNDECODABLE)
+    errors = non_ascii = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            errors += decoder.decode(chunk).count("\udcff")
+            non_ascii += len(chunk) - len(chunk.translate(None, _HIGH_BYTES))
+    errors += decoder.decode(b"", final=True).count("\udcff")
+    return errors, non_ascii
+
+
+# Bytes CP932 maps to private-use characters (0xA0, 0xFD-0xFF, the user-defined area)
+# are next to absent from real Shift_JIS text, and common in files that are not CP932.
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
+
+
+def _is_cp932(path: str | os.PathLike[str]) -> bool:
+    decoder = codecs.getincrementaldecoder("cp932")()
     try:
         with open(path, "rb") as f:
             while chunk := f.read(1024 * 1024):
-                decoder.decode(chunk)
+                if _PRIVATE_USE.search(decoder.decode(chunk)):
+                    return False
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return False
@@ -154,7 +175,8 @@ def _decodes(path: str | os.PathLike[str], encoding: str) -> bool:
 
 
 def detect_encoding(path: str | os.PathLike[str]) -> str:
-    """BOM first; else the whole file as UTF-8, else as CP932; else UTF-8 with bad lines."""
+    """BOM first; else UTF-8 when the whole file decodes, or when nearly all of it does
+    (a few bad bytes are reported on their lines); else CP932; else UTF-8."""
     with open(path, "rb") as f:
         head = f.read(4096)
     for bom, name in _BOMS:
@@ -162,9 +184,10 @@ def detect_encoding(path: str | os.PathLike[str]) -> str:
             return name
     if guess := _bomless_utf16(head):
         return guess
-    if _decodes(path, "utf-8"):
+    errors, non_ascii = _utf8_errors(path)
+    if errors == 0 or (non_ascii and errors * 100 <= non_ascii):
         return "utf-8"
-    if _decodes(path, "cp932"):
+    if _is_cp932(path):
         return "cp932"
     return "utf-8"
 
@@ -188,14 +211,18 @@ class TextFile:
         self.encoding = encoding
         self._raw: io.FileIO | None = None
 
+    def _codec(self) -> str:
+        # A BOM is not text: skip one even where "utf-8" was chosen by hand.
+        return "utf-8-sig" if codecs.lookup(self.encoding).name == "utf-8" else self.encoding
+
     def open(self) -> io.TextIOWrapper:
-        f = open(self.path, encoding=self.encoding, errors=_UNDECODABLE, newline="")  # noqa: SIM115
+        f = open(self.path, encoding=self._codec(), errors=_UNDECODABLE, newline="")  # noqa: SIM115
         self._raw = f.buffer.raw  # type: ignore[attr-defined]
         return f
 
     def first_char(self) -> str:
         """The first character that is not whitespace ('' for a blank file)."""
-        with open(self.path, encoding=self.encoding, errors=_UNDECODABLE, newline="") as f:
+        with open(self.path, encoding=self._codec(), errors=_UNDECODABLE, newline="") as f:
             while chunk := f.read(4096):
                 stripped = chunk.lstrip()
                 if stripped:
@@ -203,8 +230,10 @@ class TextFile:
         return ""
 
     def progress(self) -> float:
-        if self._raw is None or self._raw.closed or not self.size:
+        if self._raw is None:
             return 0.0
+        if self._raw.closed or not self.size:
+            return 1.0  # read to the end
         return min(self._raw.tell() / self.size, 1.0)
 
 
@@ -226,7 +255,7 @@ def line_problem(line: str, lineno: int, encoding: str) -> RowError | None:
             )
             % {"column": nul + 1},
         )
-    bad = _BAD_CHAR.search(line)
+    bad = None if line.isascii() else _BAD_CHAR.search(line)
     if bad:
         return RowError(
             lineno,
@@ -436,6 +465,7 @@ class _ArrayReader:
                 if cut_off and len(self.buf) - self.pos <= self.max_row_bytes and self._fill():
                     continue
                 if cut_off and self.eof:
+                    self.stopped = True
                     return start_line, truncated(start_line)
                 if cut_off:
                     error = too_large(start_line, None, self.max_row_bytes)

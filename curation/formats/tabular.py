@@ -185,7 +185,7 @@ class _Columns:
             i = index.get(key)
             return record[i] if i is not None and i < len(record) else ""
 
-        row = Row(line, None, cell("label") or None, cell("split") or None)
+        row = Row(line, None, cell("label").strip() or None, cell("split").strip() or None)
         row.metadata = {name: record[i] if i < len(record) else "" for i, name in self.extra}
         row.chat = False  # the reply is checked here, as the output column
         if len(record) > len(self.header) and any(c.strip() for c in record[len(self.header) :]):

@@ -1,0 +1,57 @@
+"""Export a project's examples to a file or to standard output, streamed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from curation import formats
+from curation.exports import example_export
+from curation.models import Project
+from curation.services import InvalidExample
+
+
+class Command(BaseCommand):
+    help = "Export a project's examples (openai, alpaca, sharegpt, csv, parquet, ...)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("project", help="The project's slug.")
+        parser.add_argument("--format", required=True, choices=list(formats.EXPORT_FORMATS))
+        parser.add_argument("--split", help="train, validation, test or unassigned")
+        parser.add_argument("--status", help="draft, needs_review, approved or rejected")
+        parser.add_argument("--source", help="imported, human, rule, synthetic or augmented")
+        parser.add_argument("--label", help="A label name.")
+        parser.add_argument("-o", "--output", help="File to write; standard output when left out.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        project = Project.objects.filter(slug=options["project"]).first()
+        if project is None:
+            raise CommandError(f"No project with the slug {options['project']!r}.")
+        try:
+            _content_type, _filename, chunks = example_export(
+                project=project,
+                format=options["format"],
+                split=options["split"],
+                status=options["status"],
+                source=options["source"],
+                label=options["label"],
+            )
+        except InvalidExample as exc:
+            raise CommandError(f"{exc.field}: {exc.message}") from exc
+        if options["output"]:
+            with open(options["output"], "wb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+            return
+        binary = getattr(self.stdout._out, "buffer", None)
+        if binary is not None:
+            for chunk in chunks:
+                binary.write(chunk)
+            binary.flush()
+        elif options["format"] == "parquet":
+            raise CommandError("Parquet is binary: write it to a file with -o.")
+        else:
+            # A text stream (as in tests, or a redirected sys.stdout): write decoded text.
+            for chunk in chunks:
+                self.stdout.write(chunk.decode("utf-8"), ending="")
