@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from curation import selectors, serializers, services, tasks
 from curation.exports import example_export
+from curation.forms import EXPORT_FORMATS
 from curation.imports import import_job_create
 from curation.models import Example, ImportJob
 from curation.permissions import Action, project_for_user, projects_for_user
@@ -197,7 +198,7 @@ class Export(ProjectAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("format", str, required=True, enum=["openai", "alpaca", "sharegpt", "csv", "parquet"])
+            OpenApiParameter("format", str, required=True, enum=[value for value, _ in EXPORT_FORMATS])
         ]
         + FILTER_PARAMS,
         responses={(200, "application/octet-stream"): bytes},

@@ -16,7 +16,9 @@ EXPORT_FORMATS = [
     ("openai", _("OpenAI chat JSONL")),
     ("alpaca", _("Alpaca JSON")),
     ("sharegpt", _("ShareGPT JSON")),
-    ("csv", _("CSV (classification: text, label)")),
+    ("csv", _("CSV (text and label for classification; instruction and output for chat)")),
+    ("tsv", _("TSV (as CSV, tab-separated)")),
+    ("prompt_completion", _("Prompt / completion JSONL")),
     ("parquet", _("Hugging Face dataset (Parquet)")),
 ]
 ENCODINGS = [

@@ -10,6 +10,7 @@ every row is still checked, so the report lists every problem at once. With
 from __future__ import annotations
 
 import uuid
+import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -314,6 +315,10 @@ def _run(job: ImportJob, tally: _Tally, progress: Progress | None) -> str | None
     path = Path(job.path)
     limit = settings.SHIKOMI_MAX_UPLOAD_BYTES
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    if zipfile.is_zipfile(path):
+        # What the zip unpacks to counts, so a small zip of a huge dataset is refused too.
+        with zipfile.ZipFile(path) as archive:
+            size = max(size, sum(info.file_size for info in archive.infolist()))
     if size > limit:
         message = _file_too_large_message(size, limit)
         tally.error(RowError(0, "file_too_large", "file", message))

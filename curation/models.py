@@ -124,7 +124,7 @@ class Example(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEEDS_REVIEW)
     split = models.CharField(max_length=20, choices=Split.choices, default=Split.UNASSIGNED)
     metadata = models.JSONField(default=dict, blank=True)
-    content_hash = models.CharField(max_length=64, db_index=True)
+    content_hash = models.CharField(max_length=64)
     version = models.PositiveIntegerField(default=1)
     import_job = models.ForeignKey(ImportJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="examples")
     source_line = models.PositiveIntegerField(null=True, blank=True, help_text=_("Line (or row) of the imported file."))

@@ -485,3 +485,18 @@ def test_it_refuses_a_bad_format_or_option_when_creating_the_job(io_project, io_
 
     assert raised.value.field == field
     assert not ImportJob.objects.exists()
+
+
+def test_it_counts_what_a_zip_unpacks_to_against_the_size_limit(io_project, io_user, settings):
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("data/data-00000-of-00001.arrow", b"\0" * 50_000)
+    settings.SHIKOMI_MAX_UPLOAD_BYTES = 10_000
+    assert len(buffer.getvalue()) < 10_000  # the upload itself is small
+
+    job = run_import(io_project, io_user, buffer.getvalue(), format="hf", filename="dataset.zip")
+
+    error = assert_rejected(job, 0, "file_too_large")
+    assert "10.0 KB" in error["message"] or "10000 bytes" in error["message"]
