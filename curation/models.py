@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -25,6 +26,12 @@ class Project(models.Model):
     guidelines = models.TextField(_("guidelines"), blank=True, help_text=_("Markdown."))
     system_prompt = models.TextField(_("system prompt"), blank=True)
     json_schema = models.JSONField(_("JSON schema"), null=True, blank=True)
+    annotations_per_example = models.PositiveSmallIntegerField(
+        _("annotations per example"),
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text=_("How many annotators label each example; more than one measures agreement."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
 
@@ -126,6 +133,13 @@ class Example(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     content_hash = models.CharField(max_length=64)
     version = models.PositiveIntegerField(default=1)
+    annotation_count = models.PositiveSmallIntegerField(
+        default=0, help_text=_("Submitted annotations; the labeling queue reads it.")
+    )
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
     import_job = models.ForeignKey(ImportJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="examples")
     source_line = models.PositiveIntegerField(null=True, blank=True, help_text=_("Line (or row) of the imported file."))
     created_by = models.ForeignKey(
@@ -139,6 +153,7 @@ class Example(models.Model):
         indexes = [
             models.Index(fields=["project", "content_hash"]),
             models.Index(fields=["project", "split", "status"]),
+            models.Index(fields=["project", "annotation_count", "id"]),
         ]
 
     def __str__(self) -> str:
@@ -172,3 +187,38 @@ class ExampleRevision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} of example {self.example_id} (v{self.version})"
+
+
+class Annotation(models.Model):
+    """One annotator's answer for one example: a label, edited messages, a rating, a note."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        SUBMITTED = "submitted", _("Submitted")
+        SKIPPED = "skipped", _("Skipped")
+
+    example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotations")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    label = models.ForeignKey(Label, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    messages = models.JSONField(
+        null=True, blank=True, help_text=_("The annotator's edit of the messages; empty when unchanged.")
+    )
+    rating = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+    note = models.TextField(blank=True)
+    based_on_version = models.PositiveIntegerField(help_text=_("The example version the annotator saw."))
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["example", "annotator"], name="one_annotation_per_annotator")
+        ]
+        indexes = [models.Index(fields=["annotator", "status", "updated_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} on example {self.example_id} ({self.status})"
