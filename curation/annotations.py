@@ -20,7 +20,9 @@ from curation.services import InvalidExample, example_update, validate_messages
 
 def queue_next(*, project: Project, user: Any) -> Example | None:
     """The next example that needs this person's annotation; never one they have answered."""
-    qs = _open_for(project, user).select_related("label").order_by("annotation_count", "id")
+    # Examples others have started come first, so each is finished (and its agreement
+    # known) before new ones are opened.
+    qs = _open_for(project, user).select_related("label").order_by("-annotation_count", "id")
     # Their own open draft first: a closed tab comes back to where it was.
     draft = (
         Annotation.objects.filter(annotator=user, example__project=project, status=Annotation.Status.DRAFT)
@@ -37,9 +39,7 @@ def queue_remaining(*, project: Project, user: Any) -> int:
 
 def _open_for(project: Project, user: Any) -> QuerySet[Example]:
     """Examples still short of annotations that this person has not answered or skipped."""
-    answered = Annotation.objects.filter(annotator=user, example=OuterRef("pk")).exclude(
-        status=Annotation.Status.DRAFT
-    )
+    answered = Annotation.objects.filter(annotator=user, example=OuterRef("pk")).exclude(status=Annotation.Status.DRAFT)
     return (
         Example.objects.filter(project=project, annotation_count__lt=project.annotations_per_example)
         .exclude(status=Example.Status.REJECTED)

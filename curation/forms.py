@@ -81,3 +81,22 @@ class ExportForm(forms.Form):
     def __init__(self, *args, label_names: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["label"].choices = [("", _("Any"))] + [(n, n) for n in label_names]
+
+
+def messages_from_post(data) -> list[dict[str, str]]:
+    """The turns of a chat editor: parallel ``role`` and ``content`` fields, in order.
+
+    Browsers send textarea line breaks as CRLF; they are stored as LF, so an untouched
+    answer compares equal to the original."""
+    roles, contents = data.getlist("role"), data.getlist("content")
+    return [
+        {"role": role, "content": content.replace("\r\n", "\n")}
+        for role, content in zip(roles, contents, strict=False)
+    ]
+
+
+def int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -69,8 +69,9 @@ def split_sizes(n: int, ratios: Ratios) -> dict[str, int]:
     total = sum(weights)
     # Dividing by the total absorbs the 1e-9 the ratios may be off by.
     quotas = [n * weight / total for weight in weights]
-    # The epsilon keeps 0.29 * 100 = 28.999999999999996 from flooring to 28.
-    sizes = [math.floor(quota + RATIO_TOLERANCE) for quota in quotas]
+    # Float noise (0.29 * 100 is 28.999999999999996) is harmless: the seat floored away
+    # comes back as the largest remainder.
+    sizes = [math.floor(quota) for quota in quotas]
     short = n - sum(sizes)
     # Ties go to the earlier split (train before validation before test).
     by_remainder = sorted(
@@ -187,8 +188,7 @@ _SPLITTERS: dict[str, Callable[[Sequence[SplitItem], Ratios, random.Random], dic
 
 
 def _check_unique_ids(ids: Iterable[int]) -> None:
-    seen: set[int] = set()
-    repeated = sorted({item_id for item_id in ids if item_id in seen or seen.add(item_id)})
+    repeated = sorted(item_id for item_id, count in Counter(ids).items() if count > 1)
     if repeated:
         shown = ", ".join(str(item_id) for item_id in repeated[:5])
         raise ValueError(f"Each example may appear once, but these ids repeat: {shown}.")
@@ -242,20 +242,16 @@ def _oversample(ids: list[int], target: int, rng: random.Random) -> list[int]:
     return ids * copies + rng.sample(ids, extra)
 
 
-def _resample(
-    by_label: dict[str | None, list[int]], strategy: str, rng: random.Random
-) -> dict[str | None, list[int]]:
+def _resample(by_label: dict[str | None, list[int]], strategy: str, rng: random.Random) -> dict[str | None, list[int]]:
     """The ids to train on per label; unlabelled items are passed through untouched."""
-    classes = [label for label in by_label if label is not None]
-    if not classes or strategy not in ("oversample", "undersample"):
-        return by_label
-    if strategy == "oversample":
-        target = max(len(by_label[label]) for label in classes)
-        draw: Callable[[list[int]], list[int]] = lambda ids: _oversample(ids, target, rng)  # noqa: E731
-    else:
-        target = min(len(by_label[label]) for label in classes)
-        draw = lambda ids: rng.sample(ids, target)  # noqa: E731
-    return {label: ids if label is None else draw(ids) for label, ids in by_label.items()}
+    counts = [len(ids) for label, ids in by_label.items() if label is not None]
+    if strategy == "oversample" and counts:
+        target = max(counts)
+        return {label: ids if label is None else _oversample(ids, target, rng) for label, ids in by_label.items()}
+    if strategy == "undersample" and counts:
+        target = min(counts)
+        return {label: ids if label is None else rng.sample(ids, target) for label, ids in by_label.items()}
+    return by_label
 
 
 def _balanced_weights(before: dict[str | None, int]) -> dict[str | None, float]:
@@ -278,9 +274,7 @@ def balance_plan(items: Sequence[tuple[int, str | None]], *, strategy: str, seed
     class weights leave the examples alone and weight the loss instead.
     """
     if strategy not in BALANCE_STRATEGIES:
-        raise ValueError(
-            f"Unknown balance strategy {strategy!r}; choose one of: {', '.join(BALANCE_STRATEGIES)}."
-        )
+        raise ValueError(f"Unknown balance strategy {strategy!r}; choose one of: {', '.join(BALANCE_STRATEGIES)}.")
     _check_unique_ids(item_id for item_id, _label in items)
     by_label = _ids_by_label(items)
     before = {label: len(ids) for label, ids in by_label.items()}

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from curation import api, views
+from curation import api, views, views_labeling
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -10,6 +10,11 @@ urlpatterns = [
     path("p/<slug:slug>/import/", views.import_upload, name="import_upload"),
     path("p/<slug:slug>/imports/<int:job_id>/", views.import_job, name="import_job"),
     path("p/<slug:slug>/export/", views.export, name="export"),
+    path("p/<slug:slug>/label/", views_labeling.label_queue, name="label_queue"),
+    path("p/<slug:slug>/label/undo/", views_labeling.label_undo, name="label_undo"),
+    path("p/<slug:slug>/label/<int:example_id>/draft/", views_labeling.label_draft, name="label_draft"),
+    path("p/<slug:slug>/label/<int:example_id>/submit/", views_labeling.label_submit, name="label_submit"),
+    path("p/<slug:slug>/label/<int:example_id>/skip/", views_labeling.label_skip, name="label_skip"),
 ]
 
 api_urlpatterns = [

@@ -1,0 +1,134 @@
+"""The annotators' labeling queue and the reviewers' disagreement queue."""
+
+from __future__ import annotations
+
+from django.contrib import messages as flash
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from curation import annotations as svc
+from curation.forms import int_or_none, messages_from_post
+from curation.models import Annotation, Example
+from curation.permissions import Action, project_view
+from curation.serializers import ExampleSerializer
+from curation.services import InvalidExample, StaleVersion
+
+ROLES = ["system", "user", "assistant"]
+
+
+def _answer(request: HttpRequest) -> dict:
+    return {
+        "label": request.POST.get("label") or None,
+        "messages": messages_from_post(request.POST),
+        "rating": int_or_none(request.POST.get("rating")),
+        "note": request.POST.get("note", ""),
+    }
+
+
+def _page(request: HttpRequest, example: Example | None, **extra) -> HttpResponse:
+    project = request.project  # type: ignore[attr-defined]
+    annotation = None
+    if example is not None:
+        annotation = Annotation.objects.filter(example=example, annotator=request.user).select_related("label").first()
+    draft = extra.pop("draft", None) or (
+        {
+            "label": annotation.label.name if annotation and annotation.label_id else None,
+            "messages": annotation.messages if annotation and annotation.messages else None,
+            "rating": annotation.rating if annotation else None,
+            "note": annotation.note if annotation else "",
+        }
+        if annotation
+        else None
+    )
+    ctx = {
+        "project": project,
+        "example": example,
+        "draft": draft,
+        "turns": (draft or {}).get("messages") or (example.messages if example else []),
+        "chosen_label": (draft or {}).get("label") or (example.label.name if example and example.label_id else None),
+        "labels": project.labels.all(),
+        "roles": ROLES,
+        "remaining": svc.queue_remaining(project=project, user=request.user),
+        "version": extra.pop("version", example.version if example else None),
+        **extra,
+    }
+    return render(request, "curation/label.html", ctx, status=extra.get("status", 200))
+
+
+@require_GET
+@project_view(Action.LABEL)
+def label_queue(request: HttpRequest) -> HttpResponse:
+    example = svc.queue_next(project=request.project, user=request.user)  # type: ignore[attr-defined]
+    return _page(request, example)
+
+
+def _example(request: HttpRequest, example_id: int) -> Example:
+    return get_object_or_404(
+        Example.objects.select_related("label", "project"),
+        pk=example_id,
+        project=request.project,  # type: ignore[attr-defined]
+    )
+
+
+@require_POST
+@project_view(Action.LABEL)
+def label_draft(request: HttpRequest, example_id: int) -> HttpResponse:
+    """Autosave: called as the annotator types; answers with a short status line."""
+    example = _example(request, example_id)
+    svc.annotation_save_draft(
+        example=example,
+        user=request.user,
+        based_on_version=int_or_none(request.POST.get("version")) or example.version,
+        **_answer(request),
+    )
+    return HttpResponse(
+        _("Draft saved at %(time)s") % {"time": timezone.localtime().strftime("%H:%M:%S")},
+        content_type="text/plain; charset=utf-8",
+    )
+
+
+@require_POST
+@project_view(Action.LABEL)
+def label_submit(request: HttpRequest, example_id: int) -> HttpResponse:
+    example = _example(request, example_id)
+    answer = _answer(request)
+    version = int_or_none(request.POST.get("version")) or example.version
+    try:
+        with transaction.atomic():
+            svc.annotation_submit(example=example, user=request.user, based_on_version=version, **answer)
+    except StaleVersion as stale:
+        # Their text is kept (as a draft and on the page); the other person's change is shown.
+        svc.annotation_save_draft(example=example, user=request.user, based_on_version=version, **answer)
+        return _page(
+            request,
+            stale.current,
+            draft=answer,
+            conflict=ExampleSerializer(stale.current).data,
+            version=stale.current.version,
+            status=409,
+        )
+    except InvalidExample as error:
+        svc.annotation_save_draft(example=example, user=request.user, based_on_version=version, **answer)
+        return _page(request, example, draft=answer, error=error, version=version, status=400)
+    return redirect("label_queue", request.project.slug)  # type: ignore[attr-defined]
+
+
+@require_POST
+@project_view(Action.LABEL)
+def label_skip(request: HttpRequest, example_id: int) -> HttpResponse:
+    svc.annotation_skip(example=_example(request, example_id), user=request.user)
+    return redirect("label_queue", request.project.slug)  # type: ignore[attr-defined]
+
+
+@require_POST
+@project_view(Action.LABEL)
+def label_undo(request: HttpRequest) -> HttpResponse:
+    project = request.project  # type: ignore[attr-defined]
+    if svc.annotation_undo(project=project, user=request.user) is None:
+        flash.info(request, _("There is nothing to undo."))
+    return redirect(reverse("label_queue", args=[project.slug]))
