@@ -15,7 +15,7 @@ from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
 from curation.models import Annotation, Example, Label, Project
-from curation.services import InvalidExample, example_update, validate_messages
+from curation.services import InvalidExample, example_update, needs_reply, validate_messages
 
 
 def queue_next(*, project: Project, user: Any) -> Example | None:
@@ -62,7 +62,7 @@ def _clean(
     if rating is not None and not 1 <= rating <= 5:
         raise InvalidExample("rating", "must be between 1 and 5.")
     if messages is not None:
-        messages = validate_messages(messages)
+        messages = validate_messages(messages, needs_reply=needs_reply(example.project))
         if messages == example.messages:
             messages = None  # unchanged: nothing to apply or to compare
     return _label(example.project, label), messages

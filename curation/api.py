@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
+from django.utils.http import content_disposition_header
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -197,9 +198,7 @@ class Export(ProjectAPIView):
     project_action = Action.EXPORT
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("format", str, required=True, enum=[value for value, _ in EXPORT_FORMATS])
-        ]
+        parameters=[OpenApiParameter("format", str, required=True, enum=[value for value, _ in EXPORT_FORMATS])]
         + FILTER_PARAMS,
         responses={(200, "application/octet-stream"): bytes},
     )
@@ -211,5 +210,5 @@ class Export(ProjectAPIView):
             **{name: q.get(name) or None for name in selectors.FILTERS},
         )
         response = StreamingHttpResponse(chunks, content_type=content_type)
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response["Content-Disposition"] = content_disposition_header(True, filename)
         return response

@@ -90,8 +90,7 @@ def messages_from_post(data) -> list[dict[str, str]]:
     answer compares equal to the original."""
     roles, contents = data.getlist("role"), data.getlist("content")
     return [
-        {"role": role, "content": content.replace("\r\n", "\n")}
-        for role, content in zip(roles, contents, strict=False)
+        {"role": role, "content": content.replace("\r\n", "\n")} for role, content in zip(roles, contents, strict=False)
     ]
 
 

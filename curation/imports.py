@@ -284,16 +284,20 @@ def example_import(*, job: ImportJob, progress: Progress | None = None) -> Impor
     """Run an import job: the job ends succeeded or failed, with its report filled in.
 
     ``progress(fraction, rows_read)`` is called after every batch, possibly inside the
-    write transaction. A job that already succeeded is left as it is, so a retried task
-    never imports twice. An unexpected error fails the job, leaves no example, and is
+    write transaction. A job that already succeeded, or that another worker is running,
+    is left as it is, so a retried task never imports twice. An unexpected error fails the job, leaves no example, and is
     raised again.
     """
-    if job.status == ImportJob.Status.SUCCEEDED:
+    # Claim the job in one UPDATE, so two deliveries of the same task cannot both run it.
+    claimed = (
+        ImportJob.objects.filter(pk=job.pk)
+        .exclude(status__in=[ImportJob.Status.SUCCEEDED, ImportJob.Status.RUNNING])
+        .update(status=ImportJob.Status.RUNNING, error="", progress=0.0)
+    )
+    if not claimed:
+        job.refresh_from_db()
         return job
-    job.status = ImportJob.Status.RUNNING
-    job.error = ""
-    job.progress = 0.0
-    job.save(update_fields=["status", "error", "progress"])
+    job.status, job.error, job.progress = ImportJob.Status.RUNNING, "", 0.0
     tally = _Tally(skip=bool((job.options or {}).get("skip_bad_rows")))
     try:
         failure = _run(job, tally, progress)

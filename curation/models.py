@@ -215,9 +215,7 @@ class Annotation(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [
-            models.UniqueConstraint(fields=["example", "annotator"], name="one_annotation_per_annotator")
-        ]
+        constraints = [models.UniqueConstraint(fields=["example", "annotator"], name="one_annotation_per_annotator")]
         indexes = [models.Index(fields=["annotator", "status", "updated_at"])]
 
     def __str__(self) -> str:

@@ -6,6 +6,7 @@ import hashlib
 import json
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -48,17 +49,30 @@ class InvalidExample(ValueError):
         self.message = message
 
 
-def validate_messages(messages: Any) -> list[dict[str, Any]]:
-    if not isinstance(messages, list) or not messages:
-        raise InvalidExample("messages", "must be a non-empty list of {role, content}.")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-            raise InvalidExample(f"messages[{i}]", "must be an object with a role and content.")
-        if m["role"] not in ("system", "user", "assistant", "tool", "function"):
-            raise InvalidExample(f"messages[{i}].role", f"unrecognised role {m['role']!r}.")
-        if not isinstance(m.get("content"), str) or not m["content"].strip():
-            raise InvalidExample(f"messages[{i}].content", "must be non-empty text.")
+def validate_messages(messages: Any, *, needs_reply: bool = False) -> list[dict[str, Any]]:
+    """The same checks an imported row gets (curation/formats/checks.py), one rule set."""
+    from curation.formats.checks import check_messages
+
+    errors = check_messages(messages, needs_reply=needs_reply)
+    if errors:
+        raise InvalidExample(errors[0].field, errors[0].message)
     return messages
+
+
+def needs_reply(project: Project) -> bool:
+    """Chat-shaped projects train on replies; a classification example is a text and a label."""
+    return project.kind != Project.Kind.CLASSIFICATION
+
+
+REVIEW_STATUSES = (Example.Status.APPROVED, Example.Status.REJECTED)
+
+
+def _check_may_set_status(user: Any, project: Project, status: str) -> None:
+    """Approving and rejecting are a reviewer's decisions, whoever else may edit."""
+    from curation.permissions import Action, can
+
+    if status in REVIEW_STATUSES and user is not None and not can(user, project, Action.REVIEW):
+        raise PermissionDenied(f"Only reviewers and admins may mark an example {status}.")
 
 
 def _label_for(project: Project, name: str | None) -> Label | None:
@@ -83,7 +97,8 @@ def example_create(
     split: str = Example.Split.UNASSIGNED,
     metadata: dict[str, Any] | None = None,
 ) -> Example:
-    messages = validate_messages(messages)
+    messages = validate_messages(messages, needs_reply=needs_reply(project))
+    _check_may_set_status(user, project, status)
     example = Example.objects.create(
         project=project,
         messages=messages,
@@ -130,7 +145,7 @@ def example_update(
     before = example_snapshot(example)
     fields: dict[str, Any] = {}
     if "messages" in changes:
-        fields["messages"] = validate_messages(changes["messages"])
+        fields["messages"] = validate_messages(changes["messages"], needs_reply=needs_reply(example.project))
         fields["content_hash"] = content_hash(fields["messages"])
     if "label" in changes:
         fields["label"] = _label_for(example.project, changes["label"])
@@ -139,6 +154,8 @@ def example_update(
             if changes[name] not in choices.values:
                 raise InvalidExample(name, f"must be one of {', '.join(choices.values)}.")
             fields[name] = changes[name]
+    if "status" in fields and fields["status"] != example.status:
+        _check_may_set_status(user, example.project, fields["status"])
     if "metadata" in changes:
         if not isinstance(changes["metadata"], dict):
             raise InvalidExample("metadata", "must be an object.")

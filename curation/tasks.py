@@ -16,7 +16,7 @@ def progress_key(job_id: int) -> str:
 @db_task()
 def import_run(job_id: int) -> None:
     job = ImportJob.objects.filter(pk=job_id).first()
-    # A retried or duplicated message must not import twice.
+    # A retried or duplicated message must not import twice (example_import claims the job).
     if job is None or job.status != ImportJob.Status.PENDING:
         return
 

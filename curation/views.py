@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import transaction
+from django.utils.http import content_disposition_header
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -55,7 +58,7 @@ def example_list(request: HttpRequest) -> HttpResponse:
     filters = {name: request.GET.get(name, "") for name in selectors.FILTERS}
     qs = selectors.example_list(project=project, filters=filters)
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
+    query = urlencode({k: v for k, v in filters.items() if v})
     ctx = {
         "project": project,
         "page": page,
@@ -160,6 +163,6 @@ def export(request: HttpRequest) -> HttpResponse:
             messages.error(request, exc.message)
         else:
             response = StreamingHttpResponse(chunks, content_type=content_type)
-            response["Content-Disposition"] = f'attachment; filename="{filename}"'
+            response["Content-Disposition"] = content_disposition_header(True, filename)
             return response
     return render(request, "curation/export.html", {"project": project, "form": form, "title": _("Export")})

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from curation.formats.reading import ROLES, SPLIT_ALIASES, SPLITS, ReadOptions, Row, describe
+from curation.formats.reading import ROLES, SPLIT_ALIASES, SPLITS, ReadOptions, Row, RowError, describe
 
 _KEYS = ("role", "content", "name", "weight", "function_call", "tool_calls", "tool_call_id")
 MESSAGE_KEYS = frozenset(_KEYS)
@@ -27,7 +27,27 @@ def check_row(row: Row, labels: Collection[str], options: ReadOptions) -> Row:
             "metadata",
             _("expected an object {...}, found %(found)s") % {"found": describe(row.metadata)},
         )
+    elif row.metadata and _has_nul(row.metadata):
+        row.error("nul_byte", "metadata", _("contains a NUL character (\\u0000), which cannot be stored; remove it"))
     return row
+
+
+def _has_nul(value: Any) -> bool:
+    """NUL anywhere in a JSON value: PostgreSQL cannot store it in text or jsonb."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def check_messages(messages: Any, *, needs_reply: bool) -> list[RowError]:
+    """What is wrong with a list of messages, for callers outside an import."""
+    row = Row(0, messages=messages)
+    _check_messages(row, needs_reply=needs_reply)
+    return row.errors
 
 
 def _check_messages(row: Row, *, needs_reply: bool) -> None:
@@ -112,6 +132,8 @@ def _check_messages(row: Row, *, needs_reply: bool) -> None:
                 f"{where}.content",
                 _("contains a NUL character (\\u0000), which cannot be stored; remove it"),
             )
+        if len(message) > 2 and _has_nul({k: v for k, v in message.items() if k != "content"}):
+            row.error("nul_byte", where, _("contains a NUL character (\\u0000), which cannot be stored; remove it"))
     if needs_reply and not has_reply:
         row.error(
             "no_assistant_message",
@@ -131,6 +153,8 @@ def _check_label(row: Row, labels: Collection[str]) -> None:
             "label",
             _("expected a label name, found %(found)s") % {"found": describe(label)},
         )
+    elif label.strip() in labels:
+        row.label = label.strip()
     elif label not in labels:
         if labels:
             valid = ", ".join(sorted(labels))

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from django.core.management import call_command
 
 from curation.models import Example
+from tests.browser.conftest import sign_in
 
 pytestmark = pytest.mark.browser
 
 
-def sign_in(page, base: str, username: str) -> None:
-    page.goto(base + "/")
-    assert "/accounts/login/" in page.url
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "shikomi-demo")
-    page.click("button[type=submit]")
-
-
-def test_an_admin_browses_imports_and_exports_the_demo_project(page, live_server, tmp_path):
+def test_an_admin_browses_imports_and_exports_the_demo_project(page, live_server, tmp_path, screenshot):
     call_command("load_demo")
     base = live_server.url
     sign_in(page, base, "demo-admin")
@@ -54,7 +46,7 @@ def test_an_admin_browses_imports_and_exports_the_demo_project(page, live_server
     page.wait_for_url("**/imports/*/")
     page.wait_for_selector("#job-status .status.succeeded")
     assert "3" in page.locator("#job-status").inner_text()
-    page.screenshot(path=os.environ.get("SHIKOMI_SCREENSHOT", str(tmp_path / "import.png")), full_page=True)
+    screenshot(page, "import")
 
     page.goto(base + "/p/kumo-support/export/")
     page.select_option("select[name=format]", "openai")
