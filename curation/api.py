@@ -7,9 +7,9 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
-from django.utils.http import content_disposition_header
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils.http import content_disposition_header
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser

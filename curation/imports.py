@@ -285,8 +285,8 @@ def example_import(*, job: ImportJob, progress: Progress | None = None) -> Impor
 
     ``progress(fraction, rows_read)`` is called after every batch, possibly inside the
     write transaction. A job that already succeeded, or that another worker is running,
-    is left as it is, so a retried task never imports twice. An unexpected error fails the job, leaves no example, and is
-    raised again.
+    is left as it is, so a retried task never imports twice. An unexpected error fails
+    the job, leaves no example, and is raised again.
     """
     # Claim the job in one UPDATE, so two deliveries of the same task cannot both run it.
     claimed = (
