@@ -584,6 +584,14 @@ class JsonSource(Source):
         self.convert = convert
 
     def __iter__(self) -> Iterator[Row]:
+        for number, row in enumerate(self._rows(), start=1):
+            if row.errors and self._is_array():
+                # Line numbers alone cannot tell apart the elements of a one-line array.
+                for error in row.errors:
+                    error.message += _(" (element %(n)d of the array)") % {"n": number}
+            yield row
+
+    def _rows(self) -> Iterator[Row]:
         convert = self.convert
         options = self.options
         for line, value in iter_json_records(self.text, options.max_row_bytes):
@@ -597,6 +605,17 @@ class JsonSource(Source):
                     "",
                     _("expected a JSON object {...} for each example, found %(found)s") % {"found": describe(value)},
                 )
+
+    def _is_array(self) -> bool:
+        if not hasattr(self, "_array"):
+            with open(self.text.path, "rb") as f:
+                head = f.read(4096)
+            try:
+                text = head.decode(self.encoding or "utf-8", errors="ignore")
+            except LookupError:
+                text = head.decode("utf-8", errors="ignore")
+            self._array = text.lstrip("\ufeff \t\r\n").startswith("[")
+        return self._array
 
     def progress(self) -> float:
         return self.text.progress()

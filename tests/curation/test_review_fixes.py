@@ -121,3 +121,16 @@ def test_paging_links_keep_a_label_with_an_ampersand(client, project, users):
     client.login(username="annie", password=PASSWORD)
     html = client.get(f"/p/{project.slug}/examples/", {"label": "Q&A"}).content.decode()
     assert "?label=Q%26A&page=2" in html
+
+
+def test_a_bad_element_of_a_one_line_json_array_is_named_by_its_position(project, users, settings, tmp_path):
+    settings.UPLOAD_DIR = tmp_path
+    good = {"instruction": "q", "output": "a"}
+    data = json.dumps([good, {"instruction": "q2"}, {**good, "instruction": "q3"}]).encode()
+    job = import_job_create(
+        project=project, user=users["admin"], fileobj=io.BytesIO(data), filename="d.json", format="alpaca"
+    )
+    job = example_import(job=job)
+    [error] = job.report["errors"]
+    assert error["line"] == 1 and error["code"] == "missing_field"
+    assert "(element 2 of the array)" in error["message"]
