@@ -15,6 +15,12 @@ urlpatterns = [
     path("p/<slug:slug>/label/<int:example_id>/draft/", views_labeling.label_draft, name="label_draft"),
     path("p/<slug:slug>/label/<int:example_id>/submit/", views_labeling.label_submit, name="label_submit"),
     path("p/<slug:slug>/label/<int:example_id>/skip/", views_labeling.label_skip, name="label_skip"),
+    path("p/<slug:slug>/disagreements/", views_labeling.disagreement_list, name="disagreement_list"),
+    path(
+        "p/<slug:slug>/disagreements/<int:example_id>/",
+        views_labeling.disagreement_detail,
+        name="disagreement_detail",
+    ),
 ]
 
 api_urlpatterns = [

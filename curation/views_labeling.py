@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from django.contrib import messages as flash
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -9,7 +11,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.core.paginator import Paginator
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from curation import annotations as svc
 from curation.forms import int_or_none, messages_from_post
@@ -132,3 +135,55 @@ def label_undo(request: HttpRequest) -> HttpResponse:
     if svc.annotation_undo(project=project, user=request.user) is None:
         flash.info(request, _("There is nothing to undo."))
     return redirect(reverse("label_queue", args=[project.slug]))
+
+
+@require_GET
+@project_view(Action.REVIEW)
+def disagreement_list(request: HttpRequest) -> HttpResponse:
+    project = request.project  # type: ignore[attr-defined]
+    page = Paginator(svc.disagreement_list(project=project), 50).get_page(request.GET.get("page"))
+    return render(request, "curation/disagreements.html", {"project": project, "page": page})
+
+
+@require_http_methods(["GET", "POST"])
+@project_view(Action.REVIEW)
+def disagreement_detail(request: HttpRequest, example_id: int) -> HttpResponse:
+    """Every annotator's answer side by side; the reviewer's choice becomes the gold."""
+    project = request.project  # type: ignore[attr-defined]
+    example = _example(request, example_id)
+    answers = list(
+        example.annotations.filter(status=Annotation.Status.SUBMITTED).select_related("annotator", "label")
+    )
+    votes = Counter(a.label.name for a in answers if a.label_id)
+    ctx = {
+        "project": project,
+        "example": example,
+        "answers": answers,
+        "votes": votes.most_common(),
+        "labels": project.labels.all(),
+        "roles": ROLES,
+        "chosen_label": votes.most_common(1)[0][0] if votes else (example.label.name if example.label_id else None),
+        "turns": example.messages,
+        "version": example.version,
+    }
+    if request.method == "POST":
+        turns = messages_from_post(request.POST)
+        version = int_or_none(request.POST.get("version")) or example.version
+        try:
+            svc.disagreement_resolve(
+                example=example, user=request.user, version=version,
+                label=request.POST.get("label") or None, messages=turns or None,
+            )
+        except StaleVersion as stale:
+            ctx.update(conflict=ExampleSerializer(stale.current).data, version=stale.current.version,
+                       turns=turns, chosen_label=request.POST.get("label"))
+            return render(request, "curation/disagreement.html", ctx, status=409)
+        except InvalidExample as error:
+            ctx.update(error=error, turns=turns, chosen_label=request.POST.get("label"))
+            return render(request, "curation/disagreement.html", ctx, status=400)
+        flash.success(request, _("Example %(n)d resolved.") % {"n": example.pk})
+        following = svc.disagreement_list(project=project).first()
+        if following is not None:
+            return redirect("disagreement_detail", project.slug, following.pk)
+        return redirect("disagreement_list", project.slug)
+    return render(request, "curation/disagreement.html", ctx)

@@ -33,7 +33,7 @@
   if (!form) return;
   const storageKey = `shikomi-draft:${form.dataset.example}:${form.dataset.user}:${form.dataset.version}`;
   const status = document.getElementById("autosave-status");
-  const turns = document.getElementById("turns");
+  const { turns, addTurn } = window.shikomiEditor;
   let timer = null;
   let submitting = false;
 
@@ -42,27 +42,6 @@
     localStorage.removeItem(storageKey);
     form.requestSubmit(document.getElementById("submit"));
   }
-
-  function addTurn() {
-    const node = document.getElementById("turn-template").content.firstElementChild.cloneNode(true);
-    turns.appendChild(node);
-    return node;
-  }
-
-  document.getElementById("add-turn").addEventListener("click", () => {
-    const node = addTurn();
-    const last = turns.querySelectorAll(".turn select");
-    const previous = last.length > 1 ? last[last.length - 2].value : "assistant";
-    node.querySelector("select").value = previous === "user" ? "assistant" : "user";
-    node.querySelector("textarea").focus();
-    changed();
-  });
-  turns.addEventListener("click", (e) => {
-    if (e.target.classList.contains("remove-turn")) { e.target.closest(".turn").remove(); changed(); }
-  });
-  turns.addEventListener("change", (e) => {
-    if (e.target.name === "role") e.target.closest(".turn").className = `turn ${e.target.value}`;
-  });
 
   function snapshot() {
     const data = new FormData(form);

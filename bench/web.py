@@ -1,0 +1,323 @@
+"""Labeling and browsing latency under concurrent annotators, through a real WSGI server.
+
+    .venv/bin/python bench/web.py [--examples 100000] [--clients 20] [--rounds 50]
+    .venv/bin/python bench/web.py --examples 5000 --rounds 10      # a quick try
+
+The script migrates a fresh SQLite database in a temporary SHIKOMI_DATA_DIR, creates a
+chat project with five labels, one annotator per client and N chat examples, then starts
+gunicorn (config.wsgi, 2 workers x 4 threads) on a free loopback port. Each client logs in
+through the login form with its own session and, for every round, does what an annotator
+does: opens the labeling queue, submits a label for the example it was shown (the
+messages sent back unchanged, as the browser does) and opens a random page of the example
+browser. Every request is timed.
+
+A submit answered 409 is a conflict the app refused on purpose (another annotator changed
+the example since it was shown), not an error. After the run, every submit answered 302
+must be stored as exactly one submitted annotation with the label sent; the script exits
+non-zero on any error or lost write.
+
+Figures are recorded in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import math
+import os
+import platform
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+SLUG = "bench"
+LABELS = ["billing", "shipping", "returns", "account", "other"]
+PASSWORD = "bench-password-1"
+PAGE_SIZE = 50  # curation.views.PAGE_SIZE
+
+EXAMPLE_RE = re.compile(r'data-example="(\d+)"')
+VERSION_RE = re.compile(r'name="version" value="(\d+)"')
+TURNS_RE = re.compile(r'<ol class="chat editor" id="turns">(.*?)</ol>', re.S)
+ROLE_RE = re.compile(r'<option value="(\w+)" selected>')
+CONTENT_RE = re.compile(r'<textarea name="content"[^>]*>(.*?)</textarea>', re.S)
+
+
+def setup_django(data_dir: Path) -> None:
+    os.environ.update(SHIKOMI_DATA_DIR=str(data_dir), SECRET_KEY="bench", DJANGO_SETTINGS_MODULE="config.settings")
+    os.environ.pop("DATABASE_URL", None)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def load(examples: int, clients: int) -> None:
+    from django.contrib.auth.hashers import make_password
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    from curation.models import Example, Label, Membership, Project, Role
+    from curation.services import content_hash
+
+    call_command("migrate", verbosity=0)
+    project = Project.objects.create(name="Bench", slug=SLUG, kind=Project.Kind.CHAT, annotations_per_example=1)
+    Label.objects.bulk_create(Label(project=project, name=name) for name in LABELS)
+    hashed = make_password(PASSWORD)  # one slow hash, shared by every annotator
+    users = User.objects.bulk_create(User(username=f"annotator{i}", password=hashed) for i in range(clients))
+    Membership.objects.bulk_create(Membership(project=project, user=u, role=Role.ANNOTATOR) for u in users)
+    batch: list[Example] = []
+    for i in range(examples):
+        messages = [
+            {"role": "user", "content": f"Order #{i}: my parcel has not arrived. 荷物がまだ届きません ({i})."},
+            {"role": "assistant", "content": f"Sorry about order #{i}. I have asked the carrier to trace it."},
+        ]
+        batch.append(
+            Example(
+                project=project,
+                messages=messages,
+                content_hash=content_hash(messages),
+                source=Example.Source.IMPORTED,
+            )
+        )
+        if len(batch) == 2000:
+            Example.objects.bulk_create(batch)
+            batch = []
+    Example.objects.bulk_create(batch)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
+    env = dict(
+        os.environ,
+        SHIKOMI_DATA_DIR=str(data_dir),
+        DEBUG="false",
+        ALLOWED_HOSTS="127.0.0.1",
+        SECRET_KEY="bench-secret-key-not-for-production",
+    )
+    env.pop("DATABASE_URL", None)
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    command = [str(gunicorn), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4"]
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {server.returncode}:\n{log.read_text()[-2000:]}")
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=2).status_code == 200:
+                return server
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    server.kill()
+    raise RuntimeError(f"gunicorn did not answer within 60 s:\n{log.read_text()[-2000:]}")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+@dataclass
+class Client:
+    """One annotator: its timings, the submits the server accepted, what went wrong."""
+
+    username: str
+    timings: list[tuple[str, int, float]] = field(default_factory=list)  # endpoint, status, ms
+    accepted: list[tuple[int, str]] = field(default_factory=list)  # example id, label sent
+    errors: list[str] = field(default_factory=list)
+
+
+def run_client(client: Client, base: str, rounds: int, pages: int, start: threading.Barrier, seed: int) -> None:
+    rng = random.Random(seed)
+    session = requests.Session()
+    login = f"{base}/accounts/login/"
+    logged_in = False
+    try:
+        session.get(login)
+        response = session.post(
+            login,
+            data={
+                "username": client.username,
+                "password": PASSWORD,
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            },
+            headers={"Referer": login},
+            allow_redirects=False,
+        )
+        logged_in = response.status_code == 302
+        if not logged_in:
+            client.errors.append(f"login: {response.status_code}")
+    except (requests.RequestException, KeyError) as exc:
+        client.errors.append(f"login: {exc!r}")
+    start.wait()  # every client starts together, logged in or not, so none waits for ever
+    if not logged_in:
+        return
+
+    def timed(endpoint: str, method: str, url: str, expected: tuple[int, ...], **kwargs) -> requests.Response | None:
+        started = time.perf_counter()
+        try:
+            r = session.request(method, url, allow_redirects=False, timeout=60, **kwargs)
+        except requests.RequestException as exc:
+            client.timings.append((endpoint, 0, (time.perf_counter() - started) * 1000))
+            client.errors.append(f"{endpoint}: {exc!r}")
+            return None
+        client.timings.append((endpoint, r.status_code, (time.perf_counter() - started) * 1000))
+        if r.status_code not in expected:
+            first = next((line.strip() for line in r.text.splitlines() if line.strip()), "")
+            client.errors.append(f"{endpoint}: {r.status_code} {first[:200]}")
+        return r
+
+    queue = f"{base}/p/{SLUG}/label/"
+    for _round in range(rounds):
+        r = timed("queue GET", "GET", queue, (200,))
+        if r is not None and r.status_code == 200:
+            found, version = EXAMPLE_RE.search(r.text), VERSION_RE.search(r.text)
+            turns = TURNS_RE.search(r.text)
+            if not (found and version and turns):
+                client.errors.append("queue GET: no example on the page")
+            else:
+                label = rng.choice(LABELS)
+                data = {
+                    "csrfmiddlewaretoken": session.cookies["csrftoken"],
+                    "version": version.group(1),
+                    "label": label,
+                    "role": ROLE_RE.findall(turns.group(1)),
+                    "content": [html.unescape(t) for t in CONTENT_RE.findall(turns.group(1))],
+                }
+                submit = f"{queue}{found.group(1)}/submit/"
+                s = timed("submit POST", "POST", submit, (302, 409), data=data, headers={"Referer": queue})
+                if s is not None and s.status_code == 302:
+                    client.accepted.append((int(found.group(1)), label))
+        timed("browse GET", "GET", f"{base}/p/{SLUG}/examples/?page={rng.randint(1, pages)}", (200,))
+
+
+def check_writes(clients: list[Client]) -> dict[str, int]:
+    """Every accepted submit stored once, with its label; nothing stored that was not accepted."""
+    from django.db.models import Sum
+
+    from curation.models import Annotation, Example
+
+    rows = Annotation.objects.filter(status=Annotation.Status.SUBMITTED, example__project__slug=SLUG).values_list(
+        "annotator__username", "example_id", "label__name"
+    )
+    stored: dict[tuple[str, int], list[str]] = {}
+    for username, example_id, label in rows:
+        stored.setdefault((username, example_id), []).append(label)
+    accepted = {(c.username, example_id): label for c in clients for example_id, label in c.accepted}
+    lost = sum(1 for key, label in accepted.items() if stored.get(key) != [label])
+    accepted_total = sum(len(c.accepted) for c in clients)
+    extra_rows = sum(len(labels) for key, labels in stored.items() if key not in accepted)
+    repeated = sum(len(labels) - 1 for labels in stored.values() if len(labels) > 1)
+    counted = Example.objects.filter(project__slug=SLUG).aggregate(n=Sum("annotation_count"))["n"] or 0
+    return {
+        "accepted": accepted_total,
+        "stored": sum(len(labels) for labels in stored.values()),
+        "lost": lost,
+        "duplicate": extra_rows + repeated + (accepted_total - len(accepted)),
+        "annotation_count": counted,
+    }
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=100_000, help="chat examples in the project")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent annotators")
+    parser.add_argument("--rounds", type=int, default=50, help="queue, submit and browse requests per client")
+    args = parser.parse_args()
+
+    machine = f"{platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPUs"
+    print(f"# {time.strftime('%Y-%m-%d')}, {machine}")
+    print(
+        f"# {args.examples:,} examples, {args.clients} clients x {args.rounds} rounds, gunicorn 2 workers x 4 threads"
+    )
+    with tempfile.TemporaryDirectory(prefix="shikomi-bench-") as tmp:
+        data_dir = Path(tmp)
+        setup_django(data_dir)
+        started = time.perf_counter()
+        load(args.examples, args.clients)
+        from django.db import connections
+
+        connections.close_all()
+        print(f"# loaded in {time.perf_counter() - started:.1f} s")
+
+        port = free_port()
+        server = start_server(data_dir, port, data_dir / "gunicorn.log")
+        try:
+            clients = [Client(f"annotator{i}") for i in range(args.clients)]
+            start = threading.Barrier(args.clients + 1)
+            pages = max(1, math.ceil(args.examples / PAGE_SIZE))
+            threads = [
+                threading.Thread(target=run_client, args=(c, f"http://127.0.0.1:{port}", args.rounds, pages, start, i))
+                for i, c in enumerate(clients)
+            ]
+            for t in threads:
+                t.start()
+            start.wait()
+            began = time.perf_counter()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - began
+        finally:
+            stop_server(server)
+        server_log = (data_dir / "gunicorn.log").read_text(errors="replace")
+        writes = check_writes(clients)
+
+    timings = [t for c in clients for t in c.timings]
+    errors = [e for c in clients for e in c.errors]
+    print()
+    print("| endpoint | requests | errors | p50 ms | p95 ms | p99 ms | max ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for endpoint in ("queue GET", "submit POST", "browse GET", "all"):
+        rows = [t for t in timings if endpoint == "all" or t[0] == endpoint]
+        if not rows:
+            continue
+        ms = [t[2] for t in rows]
+        expected = {"queue GET": (200,), "submit POST": (302, 409), "browse GET": (200,)}
+        failed = sum(1 for name, status, _ms in rows if status not in expected[name])
+        print(
+            f"| {endpoint} | {len(rows):,} | {failed} | {statistics.median(ms):.1f} | {percentile(ms, 95):.1f} "
+            f"| {percentile(ms, 99):.1f} | {max(ms):.1f} |"
+        )
+    conflicts = sum(1 for name, status, _ms in timings if name == "submit POST" and status == 409)
+    print()
+    print(f"throughput: {len(timings) / wall:.1f} req/s ({len(timings):,} requests in {wall:.1f} s)")
+    print(f"submits accepted (302): {writes['accepted']:,}; conflicts refused (409): {conflicts:,}")
+    print(f"submitted annotations stored: {writes['stored']:,}; annotation_count total: {writes['annotation_count']:,}")
+    print(f"lost writes: {writes['lost']}, duplicate writes: {writes['duplicate']}")
+    print(f"errors: {len(errors)}")
+    for error in errors[:5]:
+        print(f"  {error}")
+    if errors and "Error" in server_log:
+        print("server log (tail):")
+        print(server_log[-2000:])
+    if errors or writes["lost"] or writes["duplicate"] or writes["annotation_count"] != writes["stored"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
