@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from curation import selectors, tasks
+from curation.dashboard import dashboard
 from curation.exports import example_export
 from curation.forms import ExportForm, ImportForm
 from curation.imports import import_job_create
@@ -44,6 +45,7 @@ def project_detail(request: HttpRequest) -> HttpResponse:
         "project": project,
         "role": request.role,  # type: ignore[attr-defined]
         "counts": selectors.project_counts(project=project),
+        "dashboard": dashboard(project=project),
         "total": project.examples.count(),
         "allowed": _allowed(request),
         "recent_imports": project.import_jobs.all()[:5],

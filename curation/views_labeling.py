@@ -151,9 +151,7 @@ def disagreement_detail(request: HttpRequest, example_id: int) -> HttpResponse:
     """Every annotator's answer side by side; the reviewer's choice becomes the gold."""
     project = request.project  # type: ignore[attr-defined]
     example = _example(request, example_id)
-    answers = list(
-        example.annotations.filter(status=Annotation.Status.SUBMITTED).select_related("annotator", "label")
-    )
+    answers = list(example.annotations.filter(status=Annotation.Status.SUBMITTED).select_related("annotator", "label"))
     votes = Counter(a.label.name for a in answers if a.label_id)
     ctx = {
         "project": project,
@@ -171,12 +169,19 @@ def disagreement_detail(request: HttpRequest, example_id: int) -> HttpResponse:
         version = int_or_none(request.POST.get("version")) or example.version
         try:
             svc.disagreement_resolve(
-                example=example, user=request.user, version=version,
-                label=request.POST.get("label") or None, messages=turns or None,
+                example=example,
+                user=request.user,
+                version=version,
+                label=request.POST.get("label") or None,
+                messages=turns or None,
             )
         except StaleVersion as stale:
-            ctx.update(conflict=ExampleSerializer(stale.current).data, version=stale.current.version,
-                       turns=turns, chosen_label=request.POST.get("label"))
+            ctx.update(
+                conflict=ExampleSerializer(stale.current).data,
+                version=stale.current.version,
+                turns=turns,
+                chosen_label=request.POST.get("label"),
+            )
             return render(request, "curation/disagreement.html", ctx, status=409)
         except InvalidExample as error:
             ctx.update(error=error, turns=turns, chosen_label=request.POST.get("label"))

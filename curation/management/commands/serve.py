@@ -40,15 +40,16 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
-            for p in processes:
+            # The consumer finishes its tasks on SIGINT; runserver stops at once on SIGTERM.
+            for p, stop in zip(processes, (signal.SIGINT, signal.SIGTERM), strict=True):
                 if p.poll() is None:
-                    p.send_signal(signal.SIGINT)
+                    p.send_signal(stop)
             for p in processes:
                 try:
                     p.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     p.kill()
-        failed = [p.args[2] for p in processes if p.returncode not in (0, -2, 130, None)]
+        failed = [p.args[2] for p in processes if p.returncode not in (0, -2, -15, 130, None)]
         if failed:
             sys.exit(f"Stopped because {', '.join(failed)} exited.")
 
