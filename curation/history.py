@@ -45,6 +45,7 @@ _CJK = (
 )
 # Every character falls in one alternative, so the tokens join back into the text exactly.
 _TOKEN = re.compile(rf"[{_CJK}]|\s+|[^\W{_CJK}]+|[^\w\s]")
+_SENTENCE_END = re.compile(r"(?<=[.!?\n。！？])")
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,43 @@ def tokens(text: str) -> list[str]:
 
 
 def text_diff(old: str, new: str) -> list[Segment]:
-    """Word-level diff of two texts, as (op, text) segments that rebuild either side."""
+    """Word-level diff of two texts, as (op, text) segments that rebuild either side.
+
+    Sentences are matched first and only the changed ones are compared word by word:
+    comparing every word of a long answer with every other takes seconds, and sentences,
+    unlike words, rarely repeat.
+    """
+    a, b = sentences(old), sentences(new)
+    raw: list[Segment] = []
+    for tag, i1, i2, j1, j2 in SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            raw.append(("equal", "".join(a[i1:i2])))
+        else:
+            raw.extend(_word_diff("".join(a[i1:i2]), "".join(b[j1:j2])))
+    return _tidy(raw)
+
+
+def sentences(text: str) -> list[str]:
+    return [part for part in _SENTENCE_END.split(text) if part]
+
+
+def _word_diff(old: str, new: str) -> list[Segment]:
     a, b = tokens(old), tokens(new)
-    opcodes = SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
+    # Whitespace is everywhere; as an anchor it only costs time (matches still run across it).
+    # autojunk would also drop frequent words, and in Japanese every kana is frequent.
+    matcher = SequenceMatcher(isjunk=str.isspace, a=a, b=b, autojunk=False)
+    segments: list[Segment] = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            segments.append(("equal", "".join(a[i1:i2])))
+            continue
+        segments.append(("delete", "".join(a[i1:i2])))
+        segments.append(("insert", "".join(b[j1:j2])))
+    return segments
+
+
+def _tidy(raw: list[Segment]) -> list[Segment]:
+    """Deletions before insertions within one change, neighbours of one kind merged."""
     segments: list[Segment] = []
     deleted: list[str] = []
     inserted: list[str] = []
@@ -135,20 +170,24 @@ def text_diff(old: str, new: str) -> list[Segment]:
         deleted.clear()
         inserted.clear()
 
-    for n, (tag, i1, i2, j1, j2) in enumerate(opcodes):
-        if tag != "equal":
-            deleted.extend(a[i1:i2])
-            inserted.extend(b[j1:j2])
+    for n, (op, text) in enumerate(raw):
+        if not text:
             continue
-        text = "".join(a[i1:i2])
-        # A lone space between two changed words reads better inside one change than as
-        # "<del>a</del><ins>b</ins> <del>c</del><ins>d</ins>".
-        if 0 < n < len(opcodes) - 1 and not text.strip():
+        if op == "delete":
+            deleted.append(text)
+        elif op == "insert":
+            inserted.append(text)
+        elif (deleted or inserted) and not text.strip() and raw[n + 1 : n + 2] and raw[n + 1][0] != "equal":
+            # A lone space between two changed words reads better inside one change than as
+            # "<del>a</del><ins>b</ins> <del>c</del><ins>d</ins>".
             deleted.append(text)
             inserted.append(text)
-            continue
-        flush()
-        segments.append(("equal", text))
+        else:
+            flush()
+            if segments and segments[-1][0] == "equal":
+                segments[-1] = ("equal", segments[-1][1] + text)
+            else:
+                segments.append(("equal", text))
     flush()
     return segments
 

@@ -27,7 +27,7 @@ from curation import formats
 from curation.formats.reading import SPLIT_ALIASES, SPLITS, ReadOptions, Row, RowError, batched, is_known_encoding
 from curation.formats.tabular import MAPPING_KEYS
 from curation.models import Example, ImportJob, Project
-from curation.services import InvalidExample, content_hash
+from curation.services import InvalidExample, content_hash, search_text
 
 BATCH_SIZE = 2000
 REPORT_LIMIT = 1000  # errors, duplicates and skipped lines kept in a report; totals count all
@@ -418,7 +418,7 @@ class _ExampleInserter:
     take their model default, so a field added to Example later is filled in too.
     """
 
-    PER_ROW = ("messages", "label_id", "split", "metadata", "content_hash", "source_line")
+    PER_ROW = ("messages", "label_id", "split", "metadata", "content_hash", "source_line", "search_text")
 
     def __init__(self, job: ImportJob) -> None:
         self.fields = [f for f in Example._meta.concrete_fields if not f.primary_key]
@@ -457,6 +457,7 @@ class _ExampleInserter:
         slot = self.slots
         messages_at, metadata_at, label_at = slot["messages"], slot["metadata"], slot["label_id"]
         split_at, hash_at, line_at = slot["split"], slot["content_hash"], slot["source_line"]
+        search_at = slot["search_text"]
         adapt = connection.ops.adapt_json_value
         messages_encoder = self.json["messages"].encoder  # type: ignore[attr-defined]
         metadata_encoder = self.json["metadata"].encoder  # type: ignore[attr-defined]
@@ -469,6 +470,7 @@ class _ExampleInserter:
             values[split_at] = row.split
             values[hash_at] = digest
             values[line_at] = row.line
+            values[search_at] = search_text(row.messages)
             params.append(values)
         with connection.cursor() as cursor:
             cursor.executemany(self.sql, params)

@@ -131,6 +131,9 @@ class Example(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEEDS_REVIEW)
     split = models.CharField(max_length=20, choices=Split.choices, default=Split.UNASSIGNED)
     metadata = models.JSONField(default=dict, blank=True)
+    search_text = models.TextField(
+        blank=True, editable=False, help_text=_("The messages' text, NFKC-normalised and lower-cased, for search.")
+    )
     content_hash = models.CharField(max_length=64)
     version = models.PositiveIntegerField(default=1)
     annotation_count = models.PositiveSmallIntegerField(

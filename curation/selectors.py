@@ -2,26 +2,57 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet, TextField
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
-from curation.models import Example, Project
+from curation.models import Annotation, Example, Project
+from curation.services import fold
 
 FILTERS = ("split", "status", "source", "label")
+BROWSE_FILTERS = (*FILTERS, "q", "annotator", "disagreement", "meta_key", "meta_value", "sort")
+SORTS = {
+    "id": "id",
+    "-id": "-id",
+    "updated": "updated_at",
+    "-updated": "-updated_at",
+    "label": "label__name",
+    "status": "status",
+    "split": "split",
+    "-annotations": "-annotation_count",
+}
+METADATA_KEY = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
 
 def example_list(*, project: Project, filters: dict[str, Any] | None = None) -> QuerySet[Example]:
-    """The project's examples narrowed by split, status, source and label (by name)."""
+    """The project's examples narrowed by the browser's filters (unknown values are ignored
+    by the caller's form; here they simply match nothing)."""
+    filters = {k: v for k, v in (filters or {}).items() if v not in (None, "")}
     qs = Example.objects.filter(project=project).select_related("label")
-    for name, value in (filters or {}).items():
-        if value in (None, ""):
-            continue
-        if name == "label":
-            qs = qs.filter(label__isnull=True) if value == "-" else qs.filter(label__name=value)
-        elif name in FILTERS:
-            qs = qs.filter(**{name: value})
-    return qs
+    for name in ("split", "status", "source"):
+        if name in filters:
+            qs = qs.filter(**{name: filters[name]})
+    if "label" in filters:
+        qs = qs.filter(label__isnull=True) if filters["label"] == "-" else qs.filter(label__name=filters["label"])
+    if query := fold(str(filters.get("q", ""))).strip():
+        for word in query.split():
+            qs = qs.filter(search_text__contains=word)
+    if annotator := filters.get("annotator"):
+        answered = Annotation.objects.filter(
+            example=OuterRef("pk"), annotator__username=annotator, status=Annotation.Status.SUBMITTED
+        )
+        qs = qs.filter(Exists(answered))
+    if filters.get("disagreement"):
+        qs = qs.filter(annotation_count__gte=max(project.annotations_per_example, 2), resolved_at__isnull=True)
+    key = filters.get("meta_key", "")
+    if key and METADATA_KEY.match(key) and "meta_value" in filters:
+        # KeyTextTransform, not metadata__<key>: a key must never become a lookup.
+        value = Cast(KeyTextTransform(key, "metadata"), output_field=TextField())
+        qs = qs.annotate(metadata_match=value).filter(metadata_match=str(filters["meta_value"]))
+    return qs.order_by(SORTS.get(filters.get("sort", ""), "id"), "id")
 
 
 def project_counts(*, project: Project) -> dict[str, list[tuple[str, int]]]:

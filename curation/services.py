@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -18,6 +19,17 @@ def content_hash(messages: list[dict[str, Any]]) -> str:
     """Exact-duplicate key of an example: its messages, byte for byte."""
     canonical = json.dumps(messages, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def search_text(messages: list[dict[str, Any]]) -> str:
+    """What search looks in. NFKC folds full- and half-width forms (ｶﾀｶﾅ, ＡＢＣ) so Japanese
+    text is found however it was typed; the query is folded the same way."""
+    text = "\n".join(m["content"] for m in messages if isinstance(m, dict) and isinstance(m.get("content"), str))
+    return fold(text)
+
+
+def fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).lower()
 
 
 def example_snapshot(example: Example) -> dict[str, Any]:
@@ -108,6 +120,7 @@ def example_create(
         split=split,
         metadata=metadata or {},
         content_hash=content_hash(messages),
+        search_text=search_text(messages),
         created_by=user if getattr(user, "is_authenticated", False) else None,
     )
     ExampleRevision.objects.create(
@@ -147,6 +160,7 @@ def example_update(
     if "messages" in changes:
         fields["messages"] = validate_messages(changes["messages"], needs_reply=needs_reply(example.project))
         fields["content_hash"] = content_hash(fields["messages"])
+        fields["search_text"] = search_text(fields["messages"])
     if "label" in changes:
         fields["label"] = _label_for(example.project, changes["label"])
     for name, choices in (("status", Example.Status), ("split", Example.Split)):
@@ -205,3 +219,54 @@ def import_jobs_mark_interrupted() -> int:
         error=_("The worker stopped during this import; nothing was written. Upload the file again."),
         finished_at=timezone.now(),
     )
+
+
+BULK_FIELDS = ("label", "split", "status")
+
+
+@transaction.atomic
+def example_bulk_update(*, project: Project, user: Any, examples: Any, changes: dict[str, Any]) -> int:
+    """Set label, split or status on many examples at once; each changed example gets its
+    version bumped and a revision, as a single edit would. Returns how many changed."""
+    unknown = set(changes) - set(BULK_FIELDS)
+    if unknown or not changes:
+        raise InvalidExample(sorted(unknown)[0] if unknown else "action", "choose label, split or status.")
+    fields: dict[str, Any] = {}
+    shown: dict[str, Any] = {}
+    if "label" in changes:
+        label = _label_for(project, changes["label"])
+        fields["label"], shown["label"] = label, label.name if label else None
+    for name, choices in (("status", Example.Status), ("split", Example.Split)):
+        if name in changes:
+            if changes[name] not in choices.values:
+                raise InvalidExample(name, f"must be one of {', '.join(choices.values)}.")
+            fields[name] = shown[name] = changes[name]
+    if "status" in fields:
+        _check_may_set_status(user, project, fields["status"])
+    author = user if getattr(user, "is_authenticated", False) else None
+    ids = list(examples.filter(project=project).values_list("pk", flat=True))
+    changed = 0
+    for start in range(0, len(ids), 1000):
+        rows = Example.objects.select_for_update().filter(pk__in=ids[start : start + 1000]).select_related("label")
+        revisions, touched = [], []
+        for example in rows:
+            before = example_snapshot(example)
+            after = {**before, **shown}
+            if after == before:
+                continue
+            touched.append(example.pk)
+            revisions.append(
+                ExampleRevision(
+                    example=example,
+                    project=project,
+                    user=author,
+                    action=ExampleRevision.Action.UPDATE,
+                    version=example.version + 1,
+                    before=before,
+                    after=after,
+                )
+            )
+        Example.objects.filter(pk__in=touched).update(version=F("version") + 1, updated_at=timezone.now(), **fields)
+        ExampleRevision.objects.bulk_create(revisions)
+        changed += len(touched)
+    return changed

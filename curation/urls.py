@@ -1,12 +1,19 @@
 from django.urls import path
 
-from curation import api, views, views_labeling
+from curation import api, views, views_history, views_labeling
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("p/<slug:slug>/", views.project_detail, name="project_detail"),
     path("p/<slug:slug>/examples/", views.example_list, name="example_list"),
+    path("p/<slug:slug>/examples/bulk/", views.example_bulk, name="example_bulk"),
     path("p/<slug:slug>/examples/<int:example_id>/", views.example_detail, name="example_detail"),
+    path("p/<slug:slug>/examples/<int:example_id>/history/", views_history.example_history, name="example_history"),
+    path(
+        "p/<slug:slug>/examples/<int:example_id>/revisions/<int:revision_id>/restore/",
+        views_history.revision_restore,
+        name="revision_restore",
+    ),
     path("p/<slug:slug>/import/", views.import_upload, name="import_upload"),
     path("p/<slug:slug>/imports/<int:job_id>/", views.import_job, name="import_job"),
     path("p/<slug:slug>/export/", views.export, name="export"),

@@ -8,19 +8,23 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from curation import selectors, tasks
 from curation.dashboard import dashboard
 from curation.exports import example_export
 from curation.forms import ExportForm, ImportForm
+from curation.history import revision_history
 from curation.imports import import_job_create
-from curation.models import Example, ImportJob
+from curation.models import Example, ImportJob, Membership
 from curation.permissions import Action, project_view, projects_for_user, role_allows, signed_in
-from curation.services import InvalidExample
+from curation.services import InvalidExample, example_bulk_update
 
 PAGE_SIZE = 50
 
@@ -53,23 +57,30 @@ def project_detail(request: HttpRequest) -> HttpResponse:
     return render(request, "curation/project_detail.html", ctx)
 
 
+def _browse_filters(request: HttpRequest) -> dict[str, str]:
+    return {name: request.GET.get(name, "") for name in selectors.BROWSE_FILTERS}
+
+
 @require_GET
 @project_view(Action.VIEW)
 def example_list(request: HttpRequest) -> HttpResponse:
     project = request.project  # type: ignore[attr-defined]
-    filters = {name: request.GET.get(name, "") for name in selectors.FILTERS}
+    filters = _browse_filters(request)
     qs = selectors.example_list(project=project, filters=filters)
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     query = urlencode({k: v for k, v in filters.items() if v})
+    annotators = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
     ctx = {
         "project": project,
         "page": page,
         "filters": filters,
         "query": query,
         "labels": project.labels.all(),
+        "annotators": [m.user.username for m in annotators],
         "statuses": Example.Status.choices,
         "sources": Example.Source.choices,
         "splits": Example.Split.choices,
+        "sorts": SORT_CHOICES,
         "allowed": _allowed(request),
     }
     template = "curation/example_list.html"
@@ -78,16 +89,58 @@ def example_list(request: HttpRequest) -> HttpResponse:
     return render(request, template, ctx)
 
 
+SORT_CHOICES = [
+    ("id", _lazy("Oldest first")),
+    ("-id", _lazy("Newest first")),
+    ("-updated", _lazy("Recently changed")),
+    ("label", _lazy("Label")),
+    ("status", _lazy("Status")),
+    ("-annotations", _lazy("Most annotations")),
+]
+
+
+@require_POST
+@project_view(Action.EDIT)
+def example_bulk(request: HttpRequest) -> HttpResponse:
+    """Set label, split or status on the selected examples, or on all that match the filters."""
+    project = request.project  # type: ignore[attr-defined]
+    field, value = request.POST.get("field", ""), request.POST.get("value", "")
+    if request.POST.get("scope") == "filtered":
+        filters = {name: request.POST.get(name, "") for name in selectors.BROWSE_FILTERS}
+        examples = selectors.example_list(project=project, filters=filters)
+    else:
+        ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+        examples = Example.objects.filter(project=project, pk__in=ids)
+        filters = {name: request.POST.get(name, "") for name in selectors.BROWSE_FILTERS}
+    try:
+        changed = example_bulk_update(
+            project=project, user=request.user, examples=examples, changes={field: value or None}
+        )
+    except InvalidExample as exc:
+        messages.error(request, f"{exc.field}: {exc.message}")
+    else:
+        messages.success(
+            request,
+            ngettext("%(n)d example changed.", "%(n)d examples changed.", changed) % {"n": changed},
+        )
+    query = urlencode({k: v for k, v in filters.items() if v})
+    return redirect(reverse("example_list", args=[project.slug]) + (f"?{query}" if query else ""))
+
+
 @require_GET
 @project_view(Action.VIEW)
 def example_detail(request: HttpRequest, example_id: int) -> HttpResponse:
     project = request.project  # type: ignore[attr-defined]
     example = get_object_or_404(Example.objects.select_related("label", "import_job"), pk=example_id, project=project)
-    revisions = example.revisions.select_related("user")[:50]
     return render(
         request,
         "curation/example_detail.html",
-        {"project": project, "example": example, "revisions": revisions, "allowed": _allowed(request)},
+        {
+            "project": project,
+            "example": example,
+            "history": revision_history(example=example),
+            "allowed": _allowed(request),
+        },
     )
 
 
@@ -121,8 +174,6 @@ def import_upload(request: HttpRequest) -> HttpResponse:
 
 
 def job_url(job: ImportJob) -> str:
-    from django.urls import reverse
-
     return reverse("import_job", args=[job.project.slug, job.pk])
 
 

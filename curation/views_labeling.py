@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import Counter
 
 from django.contrib import messages as flash
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.core.paginator import Paginator
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from curation import annotations as svc

@@ -118,7 +118,15 @@ def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, projec
             label="billing",
             messages=[{"role": "user", "content": f"Q {role}"}, {"role": "assistant", "content": "A"}],
         )
-        url = _url(route, {"slug": project.slug, "example_id": example.pk, "job_id": job.pk})
+        url = _url(
+            route,
+            {
+                "slug": project.slug,
+                "example_id": example.pk,
+                "job_id": job.pk,
+                "revision_id": example.revisions.first().pk,
+            },
+        )
         client = _client(users, role)
         send = getattr(client, method.lower())
         return send(url, content_type="application/json") if method in ("PATCH", "DELETE") else send(url)

@@ -36,7 +36,7 @@ def test_a_reviewer_resolves_a_disagreement_by_taking_one_annotators_text(page, 
     base = live_server.url
     sign_in(page, base, "demo-reviewer")
     page.goto(base + "/p/kumo-support/")
-    page.get_by_role("link", name="Disagreements").click()
+    page.get_by_role("link", name="Disagreements", exact=True).click()
     page.get_by_role("link", name=str(example.pk), exact=True).click()
     assert "the old answer was vague" in page.locator(".answers").inner_text()
     page.get_by_role("button", name="Use this text").click()

@@ -7,8 +7,6 @@ from curation.models import Example, ExampleRevision, Label, Project
 from curation.services import InvalidExample, StaleVersion, example_create, example_snapshot, example_update
 from tests.conftest import PASSWORD
 
-pytestmark = pytest.mark.urls("tests.curation.history_urls")
-
 QUESTION = {"role": "user", "content": "Where is my order?"}
 
 
