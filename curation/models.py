@@ -26,6 +26,21 @@ class Project(models.Model):
     guidelines = models.TextField(_("guidelines"), blank=True, help_text=_("Markdown."))
     system_prompt = models.TextField(_("system prompt"), blank=True)
     json_schema = models.JSONField(_("JSON schema"), null=True, blank=True)
+    balance_strategy = models.CharField(
+        _("class balance for training"),
+        max_length=20,
+        default="none",
+        choices=[
+            ("none", _("Use the data as it is")),
+            ("oversample", _("Oversample minority labels")),
+            ("undersample", _("Undersample majority labels")),
+            ("class_weights", _("Weight the loss by class")),
+        ],
+        help_text=_("Recorded for the trainer; the data itself is not changed."),
+    )
+    split_config = models.JSONField(
+        default=dict, blank=True, help_text=_("How the splits were last assigned: method, ratios, seed, group key.")
+    )
     annotations_per_example = models.PositiveSmallIntegerField(
         _("annotations per example"),
         default=1,

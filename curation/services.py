@@ -225,9 +225,12 @@ BULK_FIELDS = ("label", "split", "status")
 
 
 @transaction.atomic
-def example_bulk_update(*, project: Project, user: Any, examples: Any, changes: dict[str, Any]) -> int:
-    """Set label, split or status on many examples at once; each changed example gets its
-    version bumped and a revision, as a single edit would. Returns how many changed."""
+def example_bulk_update(
+    *, project: Project, user: Any, changes: dict[str, Any], examples: Any = None, ids: list[int] | None = None
+) -> int:
+    """Set label, split or status on many examples at once (a queryset, or ids); each
+    changed example gets its version bumped and a revision, as a single edit would.
+    Returns how many changed."""
     unknown = set(changes) - set(BULK_FIELDS)
     if unknown or not changes:
         raise InvalidExample(sorted(unknown)[0] if unknown else "action", "choose label, split or status.")
@@ -244,10 +247,12 @@ def example_bulk_update(*, project: Project, user: Any, examples: Any, changes: 
     if "status" in fields:
         _check_may_set_status(user, project, fields["status"])
     author = user if getattr(user, "is_authenticated", False) else None
-    ids = list(examples.filter(project=project).values_list("pk", flat=True))
+    if ids is None:
+        ids = list(examples.filter(project=project).values_list("pk", flat=True))
     changed = 0
     for start in range(0, len(ids), 1000):
-        rows = Example.objects.select_for_update().filter(pk__in=ids[start : start + 1000]).select_related("label")
+        chunk = ids[start : start + 1000]
+        rows = Example.objects.select_for_update().filter(project=project, pk__in=chunk).select_related("label")
         revisions, touched = [], []
         for example in rows:
             before = example_snapshot(example)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from curation import api, views, views_history, views_labeling
+from curation import api, views, views_history, views_labeling, views_splits
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,6 +14,7 @@ urlpatterns = [
         views_history.revision_restore,
         name="revision_restore",
     ),
+    path("p/<slug:slug>/splits/", views_splits.splits, name="splits"),
     path("p/<slug:slug>/import/", views.import_upload, name="import_upload"),
     path("p/<slug:slug>/imports/<int:job_id>/", views.import_job, name="import_job"),
     path("p/<slug:slug>/export/", views.export, name="export"),
