@@ -1,6 +1,15 @@
 from django.contrib import admin
 
-from curation.models import Example, ExampleRevision, ImportJob, Label, Membership, Project
+from curation.models import (
+    Annotation,
+    Example,
+    ExampleRevision,
+    ImportJob,
+    Label,
+    Membership,
+    Project,
+    UserSettings,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -60,3 +69,16 @@ class ImportJobAdmin(admin.ModelAdmin):
     list_display = ["id", "project", "filename", "format", "status", "rows_created", "created_at"]
     list_filter = ["project", "status", "format"]
     readonly_fields = ["report"]
+
+
+@admin.register(Annotation)
+class AnnotationAdmin(admin.ModelAdmin):
+    list_display = ["id", "example_id", "annotator", "status", "label", "rating", "updated_at"]
+    list_filter = ["status", "example__project"]
+    list_select_related = ["annotator", "label"]
+    raw_id_fields = ["example"]
+
+
+@admin.register(UserSettings)
+class UserSettingsAdmin(admin.ModelAdmin):
+    list_display = ["user", "language"]

@@ -238,3 +238,13 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.annotator} on example {self.example_id} ({self.status})"
+
+
+class UserSettings(models.Model):
+    """Per-person preferences that follow them from browser to browser."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="shikomi_settings")
+    language = models.CharField(_("language"), max_length=10, choices=settings.LANGUAGES, default="en")
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.language})"

@@ -4,10 +4,12 @@ from curation import api, views, views_history, views_labeling, views_splits
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("language/", views.language_choose, name="language_choose"),
     path("p/<slug:slug>/", views.project_detail, name="project_detail"),
     path("p/<slug:slug>/examples/", views.example_list, name="example_list"),
     path("p/<slug:slug>/examples/bulk/", views.example_bulk, name="example_bulk"),
     path("p/<slug:slug>/examples/<int:example_id>/", views.example_detail, name="example_detail"),
+    path("p/<slug:slug>/examples/<int:example_id>/edit/", views.example_edit, name="example_edit"),
     path("p/<slug:slug>/examples/<int:example_id>/history/", views_history.example_history, name="example_history"),
     path(
         "p/<slug:slug>/examples/<int:example_id>/revisions/<int:revision_id>/restore/",

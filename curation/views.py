@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.cache import cache
 from django.core.paginator import Paginator
@@ -9,7 +10,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import content_disposition_header
+from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from django.utils.translation import ngettext
@@ -19,14 +20,34 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from curation import selectors, tasks
 from curation.dashboard import dashboard
 from curation.exports import example_export
-from curation.forms import ExportForm, ImportForm
+from curation.forms import ExportForm, ImportForm, int_or_none, messages_from_post
 from curation.history import revision_history
 from curation.imports import import_job_create
-from curation.models import Example, ImportJob, Membership
+from curation.models import Example, ImportJob, Membership, UserSettings
 from curation.permissions import Action, project_view, projects_for_user, role_allows, signed_in
-from curation.services import InvalidExample, example_bulk_update
+from curation.serializers import ExampleSerializer
+from curation.services import (
+    REVIEW_STATUSES,
+    InvalidExample,
+    StaleVersion,
+    example_bulk_update,
+    example_update,
+)
 
 PAGE_SIZE = 50
+
+
+@require_POST
+@signed_in
+def language_choose(request: HttpRequest) -> HttpResponse:
+    """Remember the person's language; back to the page they were on."""
+    language = request.POST.get("language", "")
+    if language in dict(settings.LANGUAGES):
+        UserSettings.objects.update_or_create(user=request.user, defaults={"language": language})
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = reverse("home")
+    return redirect(target)
 
 
 @require_GET
@@ -127,21 +148,76 @@ def example_bulk(request: HttpRequest) -> HttpResponse:
     return redirect(reverse("example_list", args=[project.slug]) + (f"?{query}" if query else ""))
 
 
+def _example_page(request: HttpRequest, example: Example, status: int = 200, **extra) -> HttpResponse:
+    project = request.project  # type: ignore[attr-defined]
+    ctx = {
+        "project": project,
+        "example": example,
+        "history": revision_history(example=example),
+        "allowed": _allowed(request),
+        "labels": project.labels.all(),
+        "roles": ["system", "user", "assistant"],
+        "turns": example.messages,
+        "chosen_label": example.label.name if example.label_id else None,
+        "version": example.version,
+        "statuses": [
+            (v, n)
+            for v, n in Example.Status.choices
+            if request.role_allows_review or v not in REVIEW_STATUSES  # type: ignore[attr-defined]
+        ],
+        "splits": Example.Split.choices,
+        **extra,
+    }
+    return render(request, "curation/example_detail.html", ctx, status=status)
+
+
+def _get_example(request: HttpRequest, example_id: int) -> Example:
+    return get_object_or_404(
+        Example.objects.select_related("label", "import_job"),
+        pk=example_id,
+        project=request.project,  # type: ignore[attr-defined]
+    )
+
+
 @require_GET
 @project_view(Action.VIEW)
 def example_detail(request: HttpRequest, example_id: int) -> HttpResponse:
-    project = request.project  # type: ignore[attr-defined]
-    example = get_object_or_404(Example.objects.select_related("label", "import_job"), pk=example_id, project=project)
-    return render(
-        request,
-        "curation/example_detail.html",
-        {
-            "project": project,
-            "example": example,
-            "history": revision_history(example=example),
-            "allowed": _allowed(request),
-        },
-    )
+    request.role_allows_review = role_allows(request.role, Action.REVIEW)  # type: ignore[attr-defined]
+    return _example_page(request, _get_example(request, example_id))
+
+
+@require_POST
+@project_view(Action.EDIT)
+def example_edit(request: HttpRequest, example_id: int) -> HttpResponse:
+    """Save an edit made on the example page. A stale version is refused with the other
+    person's change shown and this person's text kept in the form."""
+    request.role_allows_review = role_allows(request.role, Action.REVIEW)  # type: ignore[attr-defined]
+    example = _get_example(request, example_id)
+    turns = messages_from_post(request.POST)
+    changes = {
+        "messages": turns,
+        "label": request.POST.get("label") or None,
+        "split": request.POST.get("split") or example.split,
+        "status": request.POST.get("status") or example.status,
+    }
+    kept = {"turns": turns, "chosen_label": changes["label"], "edit_open": True}
+    version = int_or_none(request.POST.get("version")) or example.version
+    try:
+        example_update(example=example, user=request.user, version=version, **changes)
+    except StaleVersion as stale:
+        current = _get_example(request, example_id)
+        return _example_page(
+            request,
+            current,
+            status=409,
+            conflict=ExampleSerializer(stale.current).data,
+            version=stale.current.version,
+            **kept,
+        )
+    except InvalidExample as error:
+        return _example_page(request, example, status=400, error=error, version=version, **kept)
+    messages.success(request, _("Saved."))
+    return redirect("example_detail", request.project.slug, example.pk)  # type: ignore[attr-defined]
 
 
 @require_http_methods(["GET", "POST"])
