@@ -137,6 +137,10 @@ def test_hostile_content_is_shown_as_text_and_never_runs(page, live_server):
         assert page.evaluate("window.pwned") is None
         assert page.locator("a[href^='javascript:']").count() == 0
     page.goto(base + f"/p/kumo-support/examples/{example.pk}/")
-    assert "<script>window.pwned = 1</script>" in page.locator(".chat").inner_text()
-    assert "{{ request.user.password }}" in page.locator(".chat").inner_text()
+    assert "<script>window.pwned = 1</script>" in page.locator(".chat:not(.editor)").inner_text()
+    assert "{{ request.user.password }}" in page.locator(".chat:not(.editor)").inner_text()
+    # In the editor the text is the textarea's value, character for character.
+    assert page.locator("#turns textarea").first.input_value() == hostile
+    page.goto(base + "/p/kumo-support/label/")
+    assert page.evaluate("window.pwned") is None
     assert not dialogs
