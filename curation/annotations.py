@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from curation.models import Annotation, Example, Label, Project
 from curation.services import InvalidExample, example_update, needs_reply, validate_messages
@@ -52,7 +53,7 @@ def _label(project: Project, name: str | None) -> Label | None:
         return None
     label = project.labels.filter(name=name).first()
     if label is None:
-        raise InvalidExample("label", f"{name!r} is not a label of this project.")
+        raise InvalidExample("label", _("%(name)s is not a label of this project.") % {"name": repr(name)})
     return label
 
 
@@ -60,7 +61,7 @@ def _clean(
     example: Example, label: str | None, messages: list[dict] | None, rating: int | None
 ) -> tuple[Label | None, list[dict] | None]:
     if rating is not None and not 1 <= rating <= 5:
-        raise InvalidExample("rating", "must be between 1 and 5.")
+        raise InvalidExample("rating", _("must be between 1 and 5."))
     if messages is not None:
         messages = validate_messages(messages, needs_reply=needs_reply(example.project))
         if messages == example.messages:
@@ -81,7 +82,7 @@ def annotation_save_draft(
 ) -> Annotation:
     """Autosave: keep whatever the annotator has typed so far. Drafts are not validated
     beyond their shape, so half-finished text is never refused."""
-    annotation, _ = Annotation.objects.select_for_update().get_or_create(
+    annotation, _created = Annotation.objects.select_for_update().get_or_create(
         example=example, annotator=user, defaults={"based_on_version": based_on_version}
     )
     if annotation.status == Annotation.Status.SUBMITTED:
@@ -112,10 +113,10 @@ def annotation_submit(
     changed since the annotator opened it; the caller keeps their text as a draft."""
     label_obj, messages = _clean(example, label, messages, rating)
     if label_obj is None and messages is None and rating is None and not note.strip():
-        raise InvalidExample("label", "Choose a label, edit the text, rate or write a note, or skip.")
+        raise InvalidExample("label", _("Choose a label, edit the text, rate or write a note, or skip."))
     if example.project.kind == Project.Kind.CLASSIFICATION and label_obj is None:
-        raise InvalidExample("label", "Choose a label.")
-    annotation, _ = Annotation.objects.select_for_update().get_or_create(
+        raise InvalidExample("label", _("Choose a label."))
+    annotation, _created = Annotation.objects.select_for_update().get_or_create(
         example=example, annotator=user, defaults={"based_on_version": based_on_version}
     )
     newly_submitted = annotation.status != Annotation.Status.SUBMITTED
@@ -161,7 +162,7 @@ def _apply_consensus(example: Example, user: Any) -> None:
 
 @transaction.atomic
 def annotation_skip(*, example: Example, user: Any) -> Annotation:
-    annotation, _ = Annotation.objects.select_for_update().get_or_create(
+    annotation, _created = Annotation.objects.select_for_update().get_or_create(
         example=example, annotator=user, defaults={"based_on_version": example.version}
     )
     if annotation.status == Annotation.Status.SUBMITTED:

@@ -140,7 +140,7 @@ def dashboard(*, project: Project) -> dict[str, Any]:
         "balance_bars": stacked_bars(balance, SPLIT_COLOURS),
         "balance_height": 28 * len(balance) + 8,
         "progress_height": 28 * len(progress) + 8,
-        "split_colours": SPLIT_COLOURS,
+        "split_colours": {Example.Split(name).label: colour for name, colour in SPLIT_COLOURS.items()},
         "progress": [
             {**p, "y": 28 * i, "width": 160 * (p["submitted"] + p["skipped"]) / most} for i, p in enumerate(progress)
         ],

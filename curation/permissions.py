@@ -30,6 +30,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
 
 from curation.models import Membership, Project, Role
 
@@ -77,15 +78,18 @@ def can(user: Any, project: Project, action: Action) -> bool:
 def project_for_user(user: Any, slug: str, action: Action) -> tuple[Project, str]:
     """The project and the user's role, or Http404 (not a member) / PermissionDenied."""
     if not user.is_authenticated:
-        raise PermissionDenied("Sign in first.")
+        raise PermissionDenied(_("Sign in first."))
     project = Project.objects.filter(slug=slug).first()
     if project is None:
-        raise Http404("No such project.")
+        raise Http404(_("No such project."))
     role = role_for(user, project)
     if role is None:
-        raise Http404("No such project.")
+        raise Http404(_("No such project."))
     if not role_allows(role, action):
-        raise PermissionDenied(f"Your role ({role}) may not {action.replace('_', ' ')} in this project.")
+        raise PermissionDenied(
+            _("Your role (%(role)s) may not %(action)s in this project.")
+            % {"role": role, "action": action.replace("_", " ")}
+        )
     return project, role
 
 

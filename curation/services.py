@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from curation.models import Example, ExampleRevision, Label, Project
 
@@ -84,7 +85,7 @@ def _check_may_set_status(user: Any, project: Project, status: str) -> None:
     from curation.permissions import Action, can
 
     if status in REVIEW_STATUSES and user is not None and not can(user, project, Action.REVIEW):
-        raise PermissionDenied(f"Only reviewers and admins may mark an example {status}.")
+        raise PermissionDenied(_("Only reviewers and admins may mark an example %(status)s.") % {"status": status})
 
 
 def _label_for(project: Project, name: str | None) -> Label | None:
@@ -92,8 +93,10 @@ def _label_for(project: Project, name: str | None) -> Label | None:
         return None
     label = project.labels.filter(name=name).first()
     if label is None:
-        names = ", ".join(project.labels.values_list("name", flat=True)) or "none defined"
-        raise InvalidExample("label", f"{name!r} is not a label of this project ({names}).")
+        names = ", ".join(project.labels.values_list("name", flat=True)) or _("none defined")
+        raise InvalidExample(
+            "label", _("%(name)s is not a label of this project (%(names)s).") % {"name": repr(name), "names": names}
+        )
     return label
 
 
@@ -154,7 +157,7 @@ def example_update(
     """
     unknown = set(changes) - set(UPDATABLE)
     if unknown:
-        raise InvalidExample(sorted(unknown)[0], "cannot be changed.")
+        raise InvalidExample(sorted(unknown)[0], _("cannot be changed."))
     before = example_snapshot(example)
     fields: dict[str, Any] = {}
     if "messages" in changes:
@@ -166,13 +169,13 @@ def example_update(
     for name, choices in (("status", Example.Status), ("split", Example.Split)):
         if name in changes:
             if changes[name] not in choices.values:
-                raise InvalidExample(name, f"must be one of {', '.join(choices.values)}.")
+                raise InvalidExample(name, _("must be one of %(values)s.") % {"values": ", ".join(choices.values)})
             fields[name] = changes[name]
     if "status" in fields and fields["status"] != example.status:
         _check_may_set_status(user, example.project, fields["status"])
     if "metadata" in changes:
         if not isinstance(changes["metadata"], dict):
-            raise InvalidExample("metadata", "must be an object.")
+            raise InvalidExample("metadata", _("must be an object."))
         fields["metadata"] = changes["metadata"]
 
     updated = Example.objects.filter(pk=example.pk, version=version).update(
@@ -210,8 +213,6 @@ def example_delete(*, example: Example, user: Any) -> None:
 def import_jobs_mark_interrupted() -> int:
     """Imports left 'running' by a worker that was killed: say so. Their rows were never
     committed (an import is one transaction), so nothing needs cleaning up."""
-    from django.utils.translation import gettext as _
-
     from curation.models import ImportJob
 
     return ImportJob.objects.filter(status=ImportJob.Status.RUNNING).update(
@@ -233,7 +234,7 @@ def example_bulk_update(
     Returns how many changed."""
     unknown = set(changes) - set(BULK_FIELDS)
     if unknown or not changes:
-        raise InvalidExample(sorted(unknown)[0] if unknown else "action", "choose label, split or status.")
+        raise InvalidExample(sorted(unknown)[0] if unknown else "action", _("choose label, split or status."))
     fields: dict[str, Any] = {}
     shown: dict[str, Any] = {}
     if "label" in changes:
@@ -242,7 +243,7 @@ def example_bulk_update(
     for name, choices in (("status", Example.Status), ("split", Example.Split)):
         if name in changes:
             if changes[name] not in choices.values:
-                raise InvalidExample(name, f"must be one of {', '.join(choices.values)}.")
+                raise InvalidExample(name, _("must be one of %(values)s.") % {"values": ", ".join(choices.values)})
             fields[name] = shown[name] = changes[name]
     if "status" in fields:
         _check_may_set_status(user, project, fields["status"])

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from curation.models import Example, Project
 from curation.services import InvalidExample, example_bulk_update
@@ -48,7 +49,7 @@ def _candidates(project: Project, request: SplitRequest):
 def splits_plan(*, project: Project, request: SplitRequest) -> dict[int, str]:
     """{example id: split} for the request; nothing is written."""
     if request.method == "group" and not request.group_key:
-        raise InvalidExample("group_key", "name the metadata field whose values must stay together.")
+        raise InvalidExample("group_key", _("name the metadata field whose values must stay together."))
     items = []
     for pk, label, metadata, created in _candidates(project, request):
         group = None

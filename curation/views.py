@@ -12,8 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
@@ -23,7 +22,7 @@ from curation.exports import example_export
 from curation.forms import ExportForm, ImportForm, int_or_none, messages_from_post
 from curation.history import revision_history
 from curation.imports import import_job_create
-from curation.models import Example, ImportJob, Membership, UserSettings
+from curation.models import Example, ImportJob, Membership, Role, UserSettings
 from curation.permissions import Action, project_view, projects_for_user, role_allows, signed_in
 from curation.serializers import ExampleSerializer
 from curation.services import (
@@ -69,6 +68,7 @@ def project_detail(request: HttpRequest) -> HttpResponse:
     ctx = {
         "project": project,
         "role": request.role,  # type: ignore[attr-defined]
+        "role_name": Role(request.role).label,  # type: ignore[attr-defined]
         "counts": selectors.project_counts(project=project),
         "dashboard": dashboard(project=project),
         "total": project.examples.count(),
@@ -111,12 +111,12 @@ def example_list(request: HttpRequest) -> HttpResponse:
 
 
 SORT_CHOICES = [
-    ("id", _lazy("Oldest first")),
-    ("-id", _lazy("Newest first")),
-    ("-updated", _lazy("Recently changed")),
-    ("label", _lazy("Label")),
-    ("status", _lazy("Status")),
-    ("-annotations", _lazy("Most annotations")),
+    ("id", gettext_lazy("Oldest first")),
+    ("-id", gettext_lazy("Newest first")),
+    ("-updated", gettext_lazy("Recently changed")),
+    ("label", gettext_lazy("Label")),
+    ("status", gettext_lazy("Status")),
+    ("-annotations", gettext_lazy("Most annotations")),
 ]
 
 
