@@ -50,6 +50,7 @@ EXAMPLE_RE = re.compile(r'data-example="(\d+)"')
 VERSION_RE = re.compile(r'name="version" value="(\d+)"')
 TURNS_RE = re.compile(r'<ol class="chat editor" id="turns">(.*?)</ol>', re.S)
 ROLE_RE = re.compile(r'<option value="(\w+)" selected>')
+TITLE_RE = re.compile(r"<title>(.*?)</title>", re.S)
 CONTENT_RE = re.compile(r'<textarea name="content"[^>]*>(.*?)</textarea>', re.S)
 
 
@@ -112,8 +113,20 @@ def start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
     )
     env.pop("DATABASE_URL", None)
     gunicorn = Path(sys.executable).parent / "gunicorn"
-    command = [str(gunicorn), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4"]
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    command = [
+        str(gunicorn),
+        "config.wsgi",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "2",
+        "--threads",
+        "4",
+        "--keep-alive",
+        "10",
+    ]
+    with log.open("wb") as out:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -182,9 +195,13 @@ def run_client(client: Client, base: str, rounds: int, pages: int, start: thread
             client.errors.append(f"{endpoint}: {exc!r}")
             return None
         client.timings.append((endpoint, r.status_code, (time.perf_counter() - started) * 1000))
+        if THINK_SECONDS:
+            # A person reads, decides and types between requests.
+            time.sleep(rng.uniform(0.5, 1.5) * THINK_SECONDS)
         if r.status_code not in expected:
-            first = next((line.strip() for line in r.text.splitlines() if line.strip()), "")
-            client.errors.append(f"{endpoint}: {r.status_code} {first[:200]}")
+            title = TITLE_RE.search(r.text)
+            first = title.group(1) if title else next((line for line in r.text.splitlines() if line.strip()), "")
+            client.errors.append(f"{endpoint}: {r.status_code} {first.strip()[:200]}")
         return r
 
     queue = f"{base}/p/{SLUG}/label/"
@@ -211,6 +228,9 @@ def run_client(client: Client, base: str, rounds: int, pages: int, start: thread
         timed("browse GET", "GET", f"{base}/p/{SLUG}/examples/?page={rng.randint(1, pages)}", (200,))
 
 
+THINK_SECONDS = 0.0
+
+
 def check_writes(clients: list[Client]) -> dict[str, int]:
     """Every accepted submit stored once, with its label; nothing stored that was not accepted."""
     from django.db.models import Sum
@@ -235,7 +255,26 @@ def check_writes(clients: list[Client]) -> dict[str, int]:
         "lost": lost,
         "duplicate": extra_rows + repeated + (accepted_total - len(accepted)),
         "annotation_count": counted,
+        "examples": len({example_id for _username, example_id in stored}),
     }
+
+
+def server_cpu(server: subprocess.Popen) -> float:
+    """CPU seconds used so far by gunicorn's master and workers (Linux)."""
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    total = 0
+    for pid in [server.pid, *map(int, children)]:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> float:
+    """CPU seconds every process on the machine has used so far (Linux), to tell whether
+    something besides this benchmark ran during it."""
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -248,12 +287,18 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=100_000, help="chat examples in the project")
     parser.add_argument("--clients", type=int, default=20, help="concurrent annotators")
     parser.add_argument("--rounds", type=int, default=50, help="queue, submit and browse requests per client")
+    parser.add_argument(
+        "--think-ms", type=float, default=0, help="mean pause after each request (0: clients never pause)"
+    )
     args = parser.parse_args()
+    global THINK_SECONDS
+    THINK_SECONDS = args.think_ms / 1000
 
     machine = f"{platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPUs"
     print(f"# {time.strftime('%Y-%m-%d')}, {machine}")
     print(
-        f"# {args.examples:,} examples, {args.clients} clients x {args.rounds} rounds, gunicorn 2 workers x 4 threads"
+        f"# {args.examples:,} examples, {args.clients} clients x {args.rounds} rounds, think {args.think_ms:g} ms, "
+        "gunicorn 2 workers x 4 threads"
     )
     with tempfile.TemporaryDirectory(prefix="shikomi-bench-") as tmp:
         data_dir = Path(tmp)
@@ -278,10 +323,13 @@ def main() -> None:
             for t in threads:
                 t.start()
             start.wait()
-            began = time.perf_counter()
+            began, cpu_began, busy_began = time.perf_counter(), time.process_time(), machine_busy()
+            server_began = server_cpu(server)
             for t in threads:
                 t.join()
-            wall = time.perf_counter() - began
+            wall, client_cpu = time.perf_counter() - began, time.process_time() - cpu_began
+            busy = machine_busy() - busy_began
+            served = server_cpu(server) - server_began
         finally:
             stop_server(server)
         server_log = (data_dir / "gunicorn.log").read_text(errors="replace")
@@ -306,7 +354,14 @@ def main() -> None:
     conflicts = sum(1 for name, status, _ms in timings if name == "submit POST" and status == 409)
     print()
     print(f"throughput: {len(timings) / wall:.1f} req/s ({len(timings):,} requests in {wall:.1f} s)")
-    print(f"submits accepted (302): {writes['accepted']:,}; conflicts refused (409): {conflicts:,}")
+    print(
+        f"CPU: server {served:.1f} s ({served / max(len(timings), 1) * 1000:.1f} ms a request), "
+        f"clients {client_cpu:.1f} s, whole machine {busy:.1f} s of {wall * (os.cpu_count() or 1):.1f} s"
+    )
+    print(
+        f"submits accepted (302): {writes['accepted']:,} on {writes['examples']:,} distinct examples; "
+        f"conflicts refused (409): {conflicts:,}"
+    )
     print(f"submitted annotations stored: {writes['stored']:,}; annotation_count total: {writes['annotation_count']:,}")
     print(f"lost writes: {writes['lost']}, duplicate writes: {writes['duplicate']}")
     print(f"errors: {len(errors)}")

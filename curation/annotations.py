@@ -8,22 +8,27 @@ applied as consensus, differing ones go to the reviewers' disagreement queue.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from curation.models import Annotation, Example, Label, Project
 from curation.services import InvalidExample, example_update, needs_reply, validate_messages
 
+LEASE = timedelta(minutes=10)
+COUNT_CAP = 1000
+
 
 def queue_next(*, project: Project, user: Any) -> Example | None:
-    """The next example that needs this person's annotation; never one they have answered."""
-    # Examples others have started come first, so each is finished (and its agreement
-    # known) before new ones are opened.
-    qs = _open_for(project, user).select_related("label").order_by("-annotation_count", "id")
+    """The next example that needs this person's annotation; never one they have answered.
+
+    The example shown is leased to them (an open draft) for ten minutes, so annotators
+    working at the same time are handed different examples."""
     # Their own open draft first: a closed tab comes back to where it was.
     draft = (
         Annotation.objects.filter(annotator=user, example__project=project, status=Annotation.Status.DRAFT)
@@ -31,20 +36,62 @@ def queue_next(*, project: Project, user: Any) -> Example | None:
         .order_by("-updated_at")
         .first()
     )
-    return draft.example if draft else qs.first()
+    if draft is not None:
+        return draft.example
+    # Examples others have started come first, so each is finished (and its agreement
+    # known) before new ones are opened. One query per count, each walking the
+    # (project, annotation_count, id) index and stopping at the first match.
+    required = project.annotations_per_example
+    for count in reversed(range(required)):
+        example = (
+            _open_for(project, user, annotation_count=count)
+            .filter(leased__lt=required - count)
+            .select_related("label")
+            .order_by("id")
+            .first()
+        )
+        if example is not None:
+            Annotation.objects.get_or_create(
+                example=example, annotator=user, defaults={"based_on_version": example.version}
+            )
+            return example
+    return None
 
 
 def queue_remaining(*, project: Project, user: Any) -> int:
-    return _open_for(project, user).count()
+    """How many examples wait for this person, counted up to COUNT_CAP + 1 (shown as 1000+)."""
+    open_ = Example.objects.filter(
+        project=project, annotation_count__lt=project.annotations_per_example
+    ).exclude(status=Example.Status.REJECTED)
+    answered = Annotation.objects.filter(annotator=user, example=OuterRef("pk")).exclude(
+        status=Annotation.Status.DRAFT
+    )
+    return open_.exclude(Exists(answered)).order_by()[: COUNT_CAP + 1].count()
 
 
-def _open_for(project: Project, user: Any) -> QuerySet[Example]:
-    """Examples still short of annotations that this person has not answered or skipped."""
-    answered = Annotation.objects.filter(annotator=user, example=OuterRef("pk")).exclude(status=Annotation.Status.DRAFT)
+def _open_for(project: Project, user: Any, *, annotation_count: int) -> QuerySet[Example]:
+    """Examples with this many answers that this person has not answered or skipped,
+    annotated with how many others hold a fresh lease on them."""
+    answered = Annotation.objects.filter(annotator=user, example=OuterRef("pk")).exclude(
+        status=Annotation.Status.DRAFT
+    )
+    leases = (
+        Annotation.objects.filter(
+            example=OuterRef("pk"),
+            status=Annotation.Status.DRAFT,
+            updated_at__gte=timezone.now() - LEASE,
+        )
+        .exclude(annotator=user)
+        .order_by()
+        .values("example")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
     return (
-        Example.objects.filter(project=project, annotation_count__lt=project.annotations_per_example)
+        Example.objects.filter(project=project, annotation_count=annotation_count)
         .exclude(status=Example.Status.REJECTED)
         .exclude(Exists(answered))
+        .annotate(leased=Coalesce(Subquery(leases), 0))
     )
 
 

@@ -88,7 +88,11 @@ def example_list(request: HttpRequest) -> HttpResponse:
     project = request.project  # type: ignore[attr-defined]
     filters = _browse_filters(request)
     qs = selectors.example_list(project=project, filters=filters)
-    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    # Page through ids alone, then load the page's rows: a late page's OFFSET then skips
+    # index entries, not rows joined to their labels.
+    page = Paginator(qs.values_list("pk", flat=True), PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = qs.in_bulk(list(page.object_list))
+    page.object_list = [rows[pk] for pk in page.object_list]
     query = urlencode({k: v for k, v in filters.items() if v})
     annotators = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
     ctx = {

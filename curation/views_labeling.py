@@ -57,6 +57,7 @@ def _page(request: HttpRequest, example: Example | None, **extra) -> HttpRespons
         "labels": project.labels.order_by("shortcut", "name"),
         "roles": ROLES,
         "remaining": svc.queue_remaining(project=project, user=request.user),
+        "remaining_cap": svc.COUNT_CAP,
         "version": extra.pop("version", example.version if example else None),
         **extra,
     }

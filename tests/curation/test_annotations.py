@@ -137,3 +137,21 @@ def test_agreement_input_has_one_label_per_annotator_and_example(project, users,
     submit(three[0], users["reviewer"], label="billing")
     found = svc.annotations_by_example(project=project)
     assert found == {three[0].pk: {users["annotator"].pk: "shipping", users["reviewer"].pk: "billing"}}
+
+
+def test_annotators_working_at_once_are_handed_different_examples(project, users, three):
+    first = svc.queue_next(project=project, user=users["annotator"])
+    second = svc.queue_next(project=project, user=users["reviewer"])
+    assert first.pk != second.pk
+    # Reloading the page shows the same example again.
+    assert svc.queue_next(project=project, user=users["annotator"]).pk == first.pk
+
+
+def test_a_lease_left_alone_expires_and_the_example_goes_to_someone_else(project, users, three):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    first = svc.queue_next(project=project, user=users["annotator"])
+    Annotation.objects.filter(example=first).update(updated_at=timezone.now() - svc.LEASE - timedelta(seconds=1))
+    assert svc.queue_next(project=project, user=users["reviewer"]).pk == first.pk
