@@ -60,21 +60,17 @@ def queue_next(*, project: Project, user: Any) -> Example | None:
 
 def queue_remaining(*, project: Project, user: Any) -> int:
     """How many examples wait for this person, counted up to COUNT_CAP + 1 (shown as 1000+)."""
-    open_ = Example.objects.filter(
-        project=project, annotation_count__lt=project.annotations_per_example
-    ).exclude(status=Example.Status.REJECTED)
-    answered = Annotation.objects.filter(annotator=user, example=OuterRef("pk")).exclude(
-        status=Annotation.Status.DRAFT
+    open_ = Example.objects.filter(project=project, annotation_count__lt=project.annotations_per_example).exclude(
+        status=Example.Status.REJECTED
     )
+    answered = Annotation.objects.filter(annotator=user, example=OuterRef("pk")).exclude(status=Annotation.Status.DRAFT)
     return open_.exclude(Exists(answered)).order_by()[: COUNT_CAP + 1].count()
 
 
 def _open_for(project: Project, user: Any, *, annotation_count: int) -> QuerySet[Example]:
     """Examples with this many answers that this person has not answered or skipped,
     annotated with how many others hold a fresh lease on them."""
-    answered = Annotation.objects.filter(annotator=user, example=OuterRef("pk")).exclude(
-        status=Annotation.Status.DRAFT
-    )
+    answered = Annotation.objects.filter(annotator=user, example=OuterRef("pk")).exclude(status=Annotation.Status.DRAFT)
     leases = (
         Annotation.objects.filter(
             example=OuterRef("pk"),
