@@ -64,7 +64,7 @@ def test_text_typed_while_offline_is_sent_when_the_connection_returns(page, live
     page.context.set_offline(True)
     page.locator("textarea[name=note]").fill("written on the train")
     page.wait_for_selector("#autosave-status.error")
-    assert not Annotation.objects.filter(example_id=example_id).exists()
+    assert Annotation.objects.get(example_id=example_id).note == ""  # only the lease, not the text
     page.context.set_offline(False)
     page.wait_for_selector("#autosave-status:has-text('Draft saved')")
 
@@ -94,7 +94,7 @@ def test_text_in_a_tab_closed_while_offline_comes_back_when_it_is_opened_again(p
     assert Annotation.objects.get(example_id=example_id).note == "written in a tunnel"
 
 
-def test_two_people_editing_the_same_example_see_the_conflict(new_page, live_server, screenshot):
+def test_annotators_working_at_once_are_handed_different_examples(new_page, live_server):
     call_command("load_demo")
     base = live_server.url
     annotator, reviewer = new_page(), new_page()
@@ -102,18 +102,37 @@ def test_two_people_editing_the_same_example_see_the_conflict(new_page, live_ser
     sign_in(reviewer, base, "demo-reviewer")
     annotator.goto(base + "/p/kumo-support/label/")
     reviewer.goto(base + "/p/kumo-support/label/")
-    assert current_example(annotator) == current_example(reviewer)
+    assert current_example(annotator) != current_example(reviewer)
 
-    annotator.locator(".turn.assistant textarea").first.fill("The annotator's answer.")
-    annotator.keyboard.press("Control+Enter")
-    annotator.wait_for_url("**/label/")
-    reviewer.locator(".turn.assistant textarea").first.fill("The reviewer's answer.")
-    reviewer.keyboard.press("Control+Enter")
 
-    reviewer.wait_for_selector(".conflict")
-    assert "The annotator's answer." in reviewer.locator(".conflict").inner_text()
-    assert reviewer.locator(".turn.assistant textarea").last.input_value() == "The reviewer's answer."
-    screenshot(reviewer, "conflict")
+def test_two_people_editing_the_same_example_see_the_conflict(new_page, live_server, screenshot):
+    call_command("load_demo")
+    base = live_server.url
+    example = Example.objects.filter(project__slug="kumo-support").order_by("id").first()
+    first, second = new_page(), new_page()
+    sign_in(first, base, "demo-annotator")
+    sign_in(second, base, "demo-reviewer")
+    for page in (first, second):
+        page.goto(f"{base}/p/kumo-support/examples/{example.pk}/")
+        page.locator("#edit summary").click()
+
+    first.locator("#turns .turn.assistant textarea").first.fill("The annotator's answer.")
+    first.get_by_role("button", name="Save").click()
+    first.wait_for_selector("text=Saved.")
+    second.locator("#turns .turn.assistant textarea").first.fill("The reviewer's answer.")
+    second.get_by_role("button", name="Save").click()
+
+    second.wait_for_selector(".conflict")
+    assert "The annotator's answer." in second.locator(".conflict").inner_text()
+    assert second.locator("#turns .turn.assistant textarea").first.input_value() == "The reviewer's answer."
+    screenshot(second, "conflict")
+    example.refresh_from_db()
+    assert example.messages[1]["content"] == "The annotator's answer."
+
+    second.get_by_role("button", name="Save").click()  # after merging, the save goes through
+    second.wait_for_selector("text=Saved.")
+    example.refresh_from_db()
+    assert example.messages[1]["content"] == "The reviewer's answer." and example.version == 3
 
 
 def test_hostile_content_is_shown_as_text_and_never_runs(page, live_server):
