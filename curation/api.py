@@ -17,12 +17,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from curation import selectors, serializers, services, tasks
+from curation import annotations, selectors, serializers, services, splits, tasks
+from curation.dashboard import agreement_summary
 from curation.exports import example_export
 from curation.forms import EXPORT_FORMATS
 from curation.imports import import_job_create
-from curation.models import Example, ImportJob
+from curation.models import Annotation, Example, ImportJob
 from curation.permissions import Action, project_for_user, projects_for_user
+from curation.splitting import BALANCE_STRATEGIES
 
 
 class SignedInAPIMixin:
@@ -81,6 +83,22 @@ class LabelList(ProjectAPIView):
 FILTER_PARAMS = [
     OpenApiParameter(name, str, description=f"Only examples with this {name}.") for name in selectors.FILTERS
 ]
+BROWSE_PARAMS = [
+    *FILTER_PARAMS,
+    OpenApiParameter("q", str, description="Only examples whose text contains every word."),
+    OpenApiParameter("annotator", str, description="Only examples this username submitted an answer for."),
+    OpenApiParameter("disagreement", bool, description="Only examples whose annotators disagree, unresolved."),
+    OpenApiParameter("meta_key", str, description="With meta_value: only examples whose metadata has this value."),
+    OpenApiParameter("meta_value", str, description="The value meta_key must have."),
+    OpenApiParameter("sort", str, enum=list(selectors.SORTS), description="The order; by id when left out."),
+]
+
+
+def _conflict(stale: services.StaleVersion) -> Response:
+    return Response(
+        {"detail": str(stale), "current": serializers.ExampleSerializer(stale.current).data},
+        status=status.HTTP_409_CONFLICT,
+    )
 
 
 class ExampleList(ProjectAPIView, generics.GenericAPIView):
@@ -88,10 +106,10 @@ class ExampleList(ProjectAPIView, generics.GenericAPIView):
     serializer_class = serializers.ExampleSerializer
 
     def get_queryset(self):
-        filters = {name: self.request.query_params.get(name) for name in selectors.FILTERS}
+        filters = {name: self.request.query_params.get(name) for name in selectors.BROWSE_FILTERS}
         return selectors.example_list(project=self.project, filters=filters)
 
-    @extend_schema(parameters=FILTER_PARAMS, responses=serializers.ExampleSerializer(many=True))
+    @extend_schema(parameters=BROWSE_PARAMS, responses=serializers.ExampleSerializer(many=True))
     def get(self, request: Request, slug: str) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
@@ -131,10 +149,7 @@ class ExampleDetail(ProjectAPIView):
         try:
             example = services.example_update(example=example, user=request.user, version=version, **changes)
         except services.StaleVersion as stale:
-            return Response(
-                {"detail": str(stale), "current": serializers.ExampleSerializer(stale.current).data},
-                status=status.HTTP_409_CONFLICT,
-            )
+            return _conflict(stale)
         return Response(serializers.ExampleSerializer(example).data)
 
     def delete(self, request: Request, slug: str, example_id: int) -> Response:
@@ -212,3 +227,227 @@ class Export(ProjectAPIView):
         response = StreamingHttpResponse(chunks, content_type=content_type)
         response["Content-Disposition"] = content_disposition_header(True, filename)
         return response
+
+
+def _project_example(project: Any, example_id: int) -> Example:
+    return get_object_or_404(Example.objects.select_related("label", "project"), pk=example_id, project=project)
+
+
+class ExampleBulk(ProjectAPIView):
+    project_action = Action.EDIT
+
+    @extend_schema(
+        request=serializers.BulkUpdateSerializer,
+        responses=serializers.BulkResultSerializer,
+        description="Set label, split or status on the examples named by `ids`, or on every example "
+        "matching `filters`. Approving and rejecting need the review permission (403 otherwise).",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        data = serializers.BulkUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        d = data.validated_data
+        if "ids" in d:
+            examples = Example.objects.filter(project=self.project, pk__in=d["ids"])
+        else:
+            examples = selectors.example_list(project=self.project, filters=d["filters"])
+        changed = services.example_bulk_update(
+            project=self.project, user=request.user, examples=examples, changes={d["field"]: d["value"] or None}
+        )
+        return Response({"changed": changed})
+
+
+class Queue(ProjectAPIView):
+    project_action = Action.LABEL
+
+    @extend_schema(
+        responses=serializers.QueueSerializer,
+        description="The next example waiting for your answer, never one you have answered or "
+        "skipped. It is leased to you for ten minutes, so others are handed different examples.",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        example = annotations.queue_next(project=self.project, user=request.user)
+        remaining = annotations.queue_remaining(project=self.project, user=request.user)
+        return Response(serializers.QueueSerializer({"example": example, "remaining": remaining}).data)
+
+
+class QueueUndo(ProjectAPIView):
+    project_action = Action.LABEL
+
+    @extend_schema(
+        request=None,
+        responses=serializers.QueueSerializer,
+        description="Reopen your last submitted or skipped answer as a draft and return its example; "
+        "`example` is null when there is nothing to undo.",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        example = annotations.annotation_undo(project=self.project, user=request.user)
+        remaining = annotations.queue_remaining(project=self.project, user=request.user)
+        return Response(serializers.QueueSerializer({"example": example, "remaining": remaining}).data)
+
+
+class AnnotationSubmit(ProjectAPIView):
+    project_action = Action.LABEL
+
+    @extend_schema(
+        request=serializers.AnnotationInputSerializer,
+        responses={201: serializers.AnnotationSerializer, 409: serializers.ConflictSerializer},
+        description="Submit your answer. If the example changed since `based_on_version`, the answer "
+        "is 409 with the current example under `current`; your answer is kept as a draft.",
+    )
+    def post(self, request: Request, slug: str, example_id: int) -> Response:
+        example = _project_example(self.project, example_id)
+        data = serializers.AnnotationInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        answer = dict(data.validated_data)
+        try:
+            with transaction.atomic():
+                annotation = annotations.annotation_submit(example=example, user=request.user, **answer)
+        except services.StaleVersion as stale:
+            annotations.annotation_save_draft(example=example, user=request.user, **answer)
+            return _conflict(stale)
+        except services.InvalidExample:
+            annotations.annotation_save_draft(example=example, user=request.user, **answer)
+            raise
+        return Response(serializers.AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
+
+
+class AnnotationDraft(ProjectAPIView):
+    project_action = Action.LABEL
+
+    @extend_schema(
+        request=serializers.AnnotationInputSerializer,
+        responses=serializers.AnnotationSerializer,
+        description="Autosave what you have so far; nothing is checked beyond its shape, and a "
+        "submitted answer is left as it is.",
+    )
+    def post(self, request: Request, slug: str, example_id: int) -> Response:
+        example = _project_example(self.project, example_id)
+        data = serializers.AnnotationInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        annotation = annotations.annotation_save_draft(example=example, user=request.user, **data.validated_data)
+        return Response(serializers.AnnotationSerializer(annotation).data)
+
+
+class AnnotationSkip(ProjectAPIView):
+    project_action = Action.LABEL
+
+    @extend_schema(request=None, responses=serializers.AnnotationSerializer)
+    def post(self, request: Request, slug: str, example_id: int) -> Response:
+        example = _project_example(self.project, example_id)
+        annotation = annotations.annotation_skip(example=example, user=request.user)
+        return Response(serializers.AnnotationSerializer(annotation).data)
+
+
+class ExampleAnnotations(ProjectAPIView):
+    project_action = Action.REVIEW
+
+    @extend_schema(responses=serializers.AnnotationSerializer(many=True))
+    def get(self, request: Request, slug: str, example_id: int) -> Response:
+        example = get_object_or_404(Example, pk=example_id, project=self.project)
+        found = Annotation.objects.filter(example=example).select_related("annotator", "label").order_by("id")
+        return Response(serializers.AnnotationSerializer(found, many=True).data)
+
+
+class DisagreementList(ProjectAPIView, generics.GenericAPIView):
+    project_action = Action.REVIEW
+    serializer_class = serializers.ExampleSerializer
+
+    @extend_schema(responses=serializers.ExampleSerializer(many=True))
+    def get(self, request: Request, slug: str) -> Response:
+        page = self.paginate_queryset(annotations.disagreement_list(project=self.project))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class DisagreementResolve(ProjectAPIView):
+    project_action = Action.REVIEW
+
+    @extend_schema(
+        request=serializers.ResolveSerializer,
+        responses={200: serializers.ExampleSerializer, 409: serializers.ConflictSerializer},
+        description="Your decision becomes the example's label (and text) and approves it.",
+    )
+    def post(self, request: Request, slug: str, example_id: int) -> Response:
+        example = _project_example(self.project, example_id)
+        data = serializers.ResolveSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            example = annotations.disagreement_resolve(example=example, user=request.user, **data.validated_data)
+        except services.StaleVersion as stale:
+            return _conflict(stale)
+        return Response(serializers.ExampleSerializer(example).data)
+
+
+class Agreement(ProjectAPIView):
+    project_action = Action.VIEW
+
+    @extend_schema(responses=serializers.AgreementSerializer)
+    def get(self, request: Request, slug: str) -> Response:
+        return Response(serializers.AgreementSerializer(agreement_summary(project=self.project)).data)
+
+
+def _split_request(request: Request) -> splits.SplitRequest:
+    data = serializers.SplitRequestSerializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    return splits.SplitRequest(**data.validated_data)
+
+
+class SplitsPreview(ProjectAPIView):
+    project_action = Action.MANAGE_PROJECT
+
+    @extend_schema(
+        request=serializers.SplitRequestSerializer,
+        responses=serializers.SplitPreviewSerializer,
+        description="What assigning would do; nothing is written.",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        preview = splits.splits_preview(project=self.project, request=_split_request(request))
+        return Response(serializers.SplitPreviewSerializer(preview).data)
+
+
+class SplitsAssign(ProjectAPIView):
+    project_action = Action.MANAGE_PROJECT
+
+    @extend_schema(
+        request=serializers.SplitRequestSerializer,
+        responses=serializers.SplitAssignResultSerializer,
+        description="Assign the splits. The settings are saved on the project; the same seed and "
+        "settings give the same splits again.",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        moved = splits.splits_assign(project=self.project, user=request.user, request=_split_request(request))
+        return Response({"moved": moved})
+
+
+class Balance(ProjectAPIView):
+    project_action = {"GET": Action.VIEW, "POST": Action.MANAGE_PROJECT}
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "strategy", str, enum=list(BALANCE_STRATEGIES), description="The project's strategy when left out."
+            )
+        ],
+        responses=serializers.BalanceSerializer,
+        description="What the trainer would see of the train split with this strategy.",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        strategy = request.query_params.get("strategy") or self.project.balance_strategy
+        plan = splits.balance_preview(project=self.project, strategy=strategy)
+        labels = sorted(set(plan.before) | set(plan.after), key=lambda k: (k is None, k or ""))
+        rows = [
+            {
+                "label": label,
+                "before": plan.before.get(label, 0),
+                "after": plan.after.get(label, 0),
+                "weight": plan.weights.get(label, 1.0),
+            }
+            for label in labels
+        ]
+        return Response(serializers.BalanceSerializer({"strategy": plan.strategy, "labels": rows}).data)
+
+    @extend_schema(request=serializers.BalanceChooseSerializer, responses=serializers.BalanceChooseSerializer)
+    def post(self, request: Request, slug: str) -> Response:
+        data = serializers.BalanceChooseSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        splits.balance_choose(project=self.project, strategy=data.validated_data["strategy"])
+        return Response({"strategy": data.validated_data["strategy"]})

@@ -253,7 +253,11 @@ def example_bulk_update(
     changed = 0
     for start in range(0, len(ids), 1000):
         chunk = ids[start : start + 1000]
-        rows = Example.objects.select_for_update().filter(project=project, pk__in=chunk).select_related("label")
+        rows = (
+            Example.objects.select_for_update(of=("self",))
+            .filter(project=project, pk__in=chunk)
+            .select_related("label")
+        )
         revisions, touched = [], []
         for example in rows:
             before = example_snapshot(example)

@@ -38,7 +38,28 @@ api_urlpatterns = [
     path("projects/<slug:slug>/", api.ProjectDetail.as_view(), name="api_project"),
     path("projects/<slug:slug>/labels/", api.LabelList.as_view(), name="api_labels"),
     path("projects/<slug:slug>/examples/", api.ExampleList.as_view(), name="api_examples"),
+    path("projects/<slug:slug>/examples/bulk/", api.ExampleBulk.as_view(), name="api_examples_bulk"),
     path("projects/<slug:slug>/examples/<int:example_id>/", api.ExampleDetail.as_view(), name="api_example"),
+    path(
+        "projects/<slug:slug>/examples/<int:example_id>/annotation/",
+        api.AnnotationSubmit.as_view(),
+        name="api_annotation_submit",
+    ),
+    path(
+        "projects/<slug:slug>/examples/<int:example_id>/annotation/draft/",
+        api.AnnotationDraft.as_view(),
+        name="api_annotation_draft",
+    ),
+    path(
+        "projects/<slug:slug>/examples/<int:example_id>/annotation/skip/",
+        api.AnnotationSkip.as_view(),
+        name="api_annotation_skip",
+    ),
+    path(
+        "projects/<slug:slug>/examples/<int:example_id>/annotations/",
+        api.ExampleAnnotations.as_view(),
+        name="api_example_annotations",
+    ),
     path(
         "projects/<slug:slug>/examples/<int:example_id>/revisions/",
         api.ExampleRevisions.as_view(),
@@ -47,4 +68,16 @@ api_urlpatterns = [
     path("projects/<slug:slug>/imports/", api.ImportList.as_view(), name="api_imports"),
     path("projects/<slug:slug>/imports/<int:job_id>/", api.ImportDetail.as_view(), name="api_import"),
     path("projects/<slug:slug>/export/", api.Export.as_view(), name="api_export"),
+    path("projects/<slug:slug>/queue/", api.Queue.as_view(), name="api_queue"),
+    path("projects/<slug:slug>/queue/undo/", api.QueueUndo.as_view(), name="api_queue_undo"),
+    path("projects/<slug:slug>/disagreements/", api.DisagreementList.as_view(), name="api_disagreements"),
+    path(
+        "projects/<slug:slug>/disagreements/<int:example_id>/resolve/",
+        api.DisagreementResolve.as_view(),
+        name="api_disagreement_resolve",
+    ),
+    path("projects/<slug:slug>/agreement/", api.Agreement.as_view(), name="api_agreement"),
+    path("projects/<slug:slug>/splits/preview/", api.SplitsPreview.as_view(), name="api_splits_preview"),
+    path("projects/<slug:slug>/splits/assign/", api.SplitsAssign.as_view(), name="api_splits_assign"),
+    path("projects/<slug:slug>/balance/", api.Balance.as_view(), name="api_balance"),
 ]
