@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -18,12 +17,6 @@ from curation.services import InvalidExample, example_create
 pytestmark = pytest.mark.django_db
 
 SYSTEM = {"role": "system", "content": "あなたは丁寧なサポート担当です。"}
-
-
-@pytest.fixture(autouse=True)
-def io_uploads(settings, tmp_path) -> Path:
-    settings.UPLOAD_DIR = tmp_path / "uploads"
-    return settings.UPLOAD_DIR
 
 
 @pytest.fixture

@@ -19,25 +19,6 @@ JA_Q = "注文した商品がまだ届きません。"
 JA_A = "ご迷惑をおかけして申し訳ありません。配送状況を確認します。"
 
 
-@pytest.fixture(autouse=True)
-def io_uploads(settings, tmp_path) -> Path:
-    settings.UPLOAD_DIR = tmp_path / "uploads"
-    return settings.UPLOAD_DIR
-
-
-@pytest.fixture
-def io_user(django_user_model):
-    return django_user_model.objects.create_user(username="importer", password="x" * 12)
-
-
-@pytest.fixture
-def io_project() -> Project:
-    project = Project.objects.create(name="Support", slug="io-support", kind=Project.Kind.CHAT)
-    Label.objects.create(project=project, name="billing")
-    Label.objects.create(project=project, name="shipping")
-    return project
-
-
 @pytest.fixture
 def io_classifier() -> Project:
     project = Project.objects.create(name="Tickets", slug="io-tickets", kind=Project.Kind.CLASSIFICATION)

@@ -5,35 +5,15 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from curation.imports import example_import, import_job_create
-from curation.models import Example, ImportJob, Label, Project
+from curation.models import Example, ImportJob, Project
 from curation.services import InvalidExample, example_create
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def io_uploads(settings, tmp_path) -> Path:
-    settings.UPLOAD_DIR = tmp_path / "uploads"
-    return settings.UPLOAD_DIR
-
-
-@pytest.fixture
-def io_user(django_user_model):
-    return django_user_model.objects.create_user(username="importer", password="x" * 12)
-
-
-@pytest.fixture
-def io_project() -> Project:
-    project = Project.objects.create(name="Support", slug="io-support", kind=Project.Kind.CHAT)
-    Label.objects.create(project=project, name="billing")
-    Label.objects.create(project=project, name="shipping")
-    return project
 
 
 def chat(question: str, answer: str = "I can help with that.", **extra) -> dict:
