@@ -126,9 +126,7 @@ class ExampleDetail(ProjectAPIView):
     project_action = {"GET": Action.VIEW, "PATCH": Action.EDIT, "DELETE": Action.MANAGE_PROJECT}
 
     def get_example(self, example_id: int) -> Example:
-        return get_object_or_404(
-            Example.objects.select_related("label", "project"), pk=example_id, project=self.project
-        )
+        return selectors.example_get(project=self.project, example_id=example_id)
 
     @extend_schema(responses=serializers.ExampleSerializer)
     def get(self, request: Request, slug: str, example_id: int) -> Response:
@@ -162,7 +160,7 @@ class ExampleRevisions(ProjectAPIView):
 
     @extend_schema(responses=serializers.RevisionSerializer(many=True))
     def get(self, request: Request, slug: str, example_id: int) -> Response:
-        example = get_object_or_404(Example, pk=example_id, project=self.project)
+        example = selectors.example_get(project=self.project, example_id=example_id)
         revisions = example.revisions.select_related("user")
         return Response(serializers.RevisionSerializer(revisions, many=True).data)
 
@@ -229,10 +227,6 @@ class Export(ProjectAPIView):
         return response
 
 
-def _project_example(project: Any, example_id: int) -> Example:
-    return get_object_or_404(Example.objects.select_related("label", "project"), pk=example_id, project=project)
-
-
 class ExampleBulk(ProjectAPIView):
     project_action = Action.EDIT
 
@@ -295,7 +289,7 @@ class AnnotationSubmit(ProjectAPIView):
         "is 409 with the current example under `current`; your answer is kept as a draft.",
     )
     def post(self, request: Request, slug: str, example_id: int) -> Response:
-        example = _project_example(self.project, example_id)
+        example = selectors.example_get(project=self.project, example_id=example_id)
         data = serializers.AnnotationInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         answer = dict(data.validated_data)
@@ -321,7 +315,7 @@ class AnnotationDraft(ProjectAPIView):
         "submitted answer is left as it is.",
     )
     def post(self, request: Request, slug: str, example_id: int) -> Response:
-        example = _project_example(self.project, example_id)
+        example = selectors.example_get(project=self.project, example_id=example_id)
         data = serializers.AnnotationInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         annotation = annotations.annotation_save_draft(example=example, user=request.user, **data.validated_data)
@@ -333,7 +327,7 @@ class AnnotationSkip(ProjectAPIView):
 
     @extend_schema(request=None, responses=serializers.AnnotationSerializer)
     def post(self, request: Request, slug: str, example_id: int) -> Response:
-        example = _project_example(self.project, example_id)
+        example = selectors.example_get(project=self.project, example_id=example_id)
         annotation = annotations.annotation_skip(example=example, user=request.user)
         return Response(serializers.AnnotationSerializer(annotation).data)
 
@@ -343,7 +337,7 @@ class ExampleAnnotations(ProjectAPIView):
 
     @extend_schema(responses=serializers.AnnotationSerializer(many=True))
     def get(self, request: Request, slug: str, example_id: int) -> Response:
-        example = get_object_or_404(Example, pk=example_id, project=self.project)
+        example = selectors.example_get(project=self.project, example_id=example_id)
         found = Annotation.objects.filter(example=example).select_related("annotator", "label").order_by("id")
         return Response(serializers.AnnotationSerializer(found, many=True).data)
 
@@ -367,7 +361,7 @@ class DisagreementResolve(ProjectAPIView):
         description="Your decision becomes the example's label (and text) and approves it.",
     )
     def post(self, request: Request, slug: str, example_id: int) -> Response:
-        example = _project_example(self.project, example_id)
+        example = selectors.example_get(project=self.project, example_id=example_id)
         data = serializers.ResolveSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:

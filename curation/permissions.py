@@ -71,6 +71,11 @@ def role_for(user: Any, project: Project) -> str | None:
     return Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
 
 
+def allowed_actions(role: str | None) -> dict[str, bool]:
+    """{action: allowed} for a role, for pages that offer only what the server will accept."""
+    return {action.value: role_allows(role, action) for action in Action}
+
+
 def can(user: Any, project: Project, action: Action) -> bool:
     return role_allows(role_for(user, project), action)
 

@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import Count, Exists, OuterRef, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
+from django.shortcuts import get_object_or_404
 
 from curation.models import Annotation, Example, Project
 from curation.services import fold
@@ -53,6 +54,13 @@ def example_list(*, project: Project, filters: dict[str, Any] | None = None) -> 
         value = Cast(KeyTextTransform(key, "metadata"), output_field=TextField())
         qs = qs.annotate(metadata_match=value).filter(metadata_match=str(filters["meta_value"]))
     return qs.order_by(SORTS.get(filters.get("sort", ""), "id"), "id")
+
+
+def example_get(*, project: Project, example_id: int) -> Example:
+    """An example of this project, or 404: an id from another project is never found."""
+    return get_object_or_404(
+        Example.objects.select_related("label", "project", "import_job"), pk=example_id, project=project
+    )
 
 
 def project_counts(*, project: Project) -> dict[str, list[tuple[str, int]]]:

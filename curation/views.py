@@ -23,7 +23,7 @@ from curation.forms import ExportForm, ImportForm, int_or_none, messages_from_po
 from curation.history import revision_history
 from curation.imports import import_job_create
 from curation.models import Example, ImportJob, Membership, Role, UserSettings
-from curation.permissions import Action, project_view, projects_for_user, role_allows, signed_in
+from curation.permissions import Action, allowed_actions, project_view, projects_for_user, signed_in
 from curation.serializers import ExampleSerializer
 from curation.services import (
     REVIEW_STATUSES,
@@ -58,7 +58,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def _allowed(request: HttpRequest) -> dict[str, bool]:
     """What the page may offer this user (the server checks again on every action)."""
-    return {action.value: role_allows(request.role, action) for action in Action}  # type: ignore[attr-defined]
+    return allowed_actions(request.role)  # type: ignore[attr-defined]
 
 
 @require_GET
@@ -154,40 +154,29 @@ def example_bulk(request: HttpRequest) -> HttpResponse:
 
 def _example_page(request: HttpRequest, example: Example, status: int = 200, **extra) -> HttpResponse:
     project = request.project  # type: ignore[attr-defined]
+    allowed = _allowed(request)
     ctx = {
         "project": project,
         "example": example,
         "history": revision_history(example=example),
-        "allowed": _allowed(request),
+        "allowed": allowed,
         "labels": project.labels.all(),
         "roles": ["system", "user", "assistant"],
         "turns": example.messages,
         "chosen_label": example.label.name if example.label_id else None,
         "version": example.version,
-        "statuses": [
-            (v, n)
-            for v, n in Example.Status.choices
-            if request.role_allows_review or v not in REVIEW_STATUSES  # type: ignore[attr-defined]
-        ],
+        "statuses": [(v, n) for v, n in Example.Status.choices if allowed["review"] or v not in REVIEW_STATUSES],
         "splits": Example.Split.choices,
         **extra,
     }
     return render(request, "curation/example_detail.html", ctx, status=status)
 
 
-def _get_example(request: HttpRequest, example_id: int) -> Example:
-    return get_object_or_404(
-        Example.objects.select_related("label", "import_job"),
-        pk=example_id,
-        project=request.project,  # type: ignore[attr-defined]
-    )
-
-
 @require_GET
 @project_view(Action.VIEW)
 def example_detail(request: HttpRequest, example_id: int) -> HttpResponse:
-    request.role_allows_review = role_allows(request.role, Action.REVIEW)  # type: ignore[attr-defined]
-    return _example_page(request, _get_example(request, example_id))
+    project = request.project  # type: ignore[attr-defined]
+    return _example_page(request, selectors.example_get(project=project, example_id=example_id))
 
 
 @require_POST
@@ -195,8 +184,7 @@ def example_detail(request: HttpRequest, example_id: int) -> HttpResponse:
 def example_edit(request: HttpRequest, example_id: int) -> HttpResponse:
     """Save an edit made on the example page. A stale version is refused with the other
     person's change shown and this person's text kept in the form."""
-    request.role_allows_review = role_allows(request.role, Action.REVIEW)  # type: ignore[attr-defined]
-    example = _get_example(request, example_id)
+    example = selectors.example_get(project=request.project, example_id=example_id)  # type: ignore[attr-defined]
     turns = messages_from_post(request.POST)
     changes = {
         "messages": turns,
@@ -209,7 +197,7 @@ def example_edit(request: HttpRequest, example_id: int) -> HttpResponse:
     try:
         example_update(example=example, user=request.user, version=version, **changes)
     except StaleVersion as stale:
-        current = _get_example(request, example_id)
+        current = selectors.example_get(project=request.project, example_id=example_id)  # type: ignore[attr-defined]
         return _example_page(
             request,
             current,

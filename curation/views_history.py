@@ -13,16 +13,9 @@ from django_htmx.http import HttpResponseClientRedirect
 from curation.forms import int_or_none
 from curation.history import example_restore, revision_history
 from curation.models import Example, ExampleRevision
-from curation.permissions import Action, project_view, role_allows
+from curation.permissions import Action, allowed_actions, project_view
+from curation.selectors import example_get
 from curation.services import InvalidExample, StaleVersion
-
-
-def _example(request: HttpRequest, example_id: int) -> Example:
-    return get_object_or_404(
-        Example.objects.select_related("label", "project"),
-        pk=example_id,
-        project=request.project,  # type: ignore[attr-defined]
-    )
 
 
 def _history_page(request: HttpRequest, example: Example, *, error: str = "", status: int = 200) -> HttpResponse:
@@ -31,7 +24,7 @@ def _history_page(request: HttpRequest, example: Example, *, error: str = "", st
         "project": request.project,  # type: ignore[attr-defined]
         "example": example,
         "history": revision_history(example=example),
-        "allowed": {action.value: role_allows(request.role, action) for action in Action},  # type: ignore[attr-defined]
+        "allowed": allowed_actions(request.role),  # type: ignore[attr-defined]
         "error": error,
     }
     template = "curation/_history.html#history" if request.htmx else "curation/_history.html"  # type: ignore[attr-defined]
@@ -41,13 +34,14 @@ def _history_page(request: HttpRequest, example: Example, *, error: str = "", st
 @require_GET
 @project_view(Action.VIEW)
 def example_history(request: HttpRequest, example_id: int) -> HttpResponse:
-    return _history_page(request, _example(request, example_id))
+    project = request.project  # type: ignore[attr-defined]
+    return _history_page(request, example_get(project=project, example_id=example_id))
 
 
 @require_POST
 @project_view(Action.REVIEW)
 def revision_restore(request: HttpRequest, example_id: int, revision_id: int) -> HttpResponse:
-    example = _example(request, example_id)
+    example = example_get(project=request.project, example_id=example_id)  # type: ignore[attr-defined]
     revision = get_object_or_404(ExampleRevision, pk=revision_id, example=example)
     version = int_or_none(request.POST.get("version"))
     if version is None:

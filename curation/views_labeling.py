@@ -8,7 +8,7 @@ from django.contrib import messages as flash
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -18,6 +18,7 @@ from curation import annotations as svc
 from curation.forms import int_or_none, messages_from_post
 from curation.models import Annotation, Example
 from curation.permissions import Action, project_view
+from curation.selectors import example_get
 from curation.serializers import ExampleSerializer
 from curation.services import InvalidExample, StaleVersion
 
@@ -71,19 +72,11 @@ def label_queue(request: HttpRequest) -> HttpResponse:
     return _page(request, example)
 
 
-def _example(request: HttpRequest, example_id: int) -> Example:
-    return get_object_or_404(
-        Example.objects.select_related("label", "project"),
-        pk=example_id,
-        project=request.project,  # type: ignore[attr-defined]
-    )
-
-
 @require_POST
 @project_view(Action.LABEL)
 def label_draft(request: HttpRequest, example_id: int) -> HttpResponse:
     """Autosave: called as the annotator types; answers with a short status line."""
-    example = _example(request, example_id)
+    example = example_get(project=request.project, example_id=example_id)  # type: ignore[attr-defined]
     svc.annotation_save_draft(
         example=example,
         user=request.user,
@@ -99,7 +92,7 @@ def label_draft(request: HttpRequest, example_id: int) -> HttpResponse:
 @require_POST
 @project_view(Action.LABEL)
 def label_submit(request: HttpRequest, example_id: int) -> HttpResponse:
-    example = _example(request, example_id)
+    example = example_get(project=request.project, example_id=example_id)  # type: ignore[attr-defined]
     answer = _answer(request)
     version = int_or_none(request.POST.get("version")) or example.version
     try:
@@ -125,7 +118,8 @@ def label_submit(request: HttpRequest, example_id: int) -> HttpResponse:
 @require_POST
 @project_view(Action.LABEL)
 def label_skip(request: HttpRequest, example_id: int) -> HttpResponse:
-    svc.annotation_skip(example=_example(request, example_id), user=request.user)
+    example = example_get(project=request.project, example_id=example_id)  # type: ignore[attr-defined]
+    svc.annotation_skip(example=example, user=request.user)
     return redirect("label_queue", request.project.slug)  # type: ignore[attr-defined]
 
 
@@ -151,7 +145,7 @@ def disagreement_list(request: HttpRequest) -> HttpResponse:
 def disagreement_detail(request: HttpRequest, example_id: int) -> HttpResponse:
     """Every annotator's answer side by side; the reviewer's choice becomes the gold."""
     project = request.project  # type: ignore[attr-defined]
-    example = _example(request, example_id)
+    example = example_get(project=request.project, example_id=example_id)  # type: ignore[attr-defined]
     answers = list(example.annotations.filter(status=Annotation.Status.SUBMITTED).select_related("annotator", "label"))
     votes = Counter(a.label.name for a in answers if a.label_id)
     ctx = {
