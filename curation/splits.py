@@ -12,9 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import TextField
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.utils.translation import gettext as _
 
 from curation.models import Example, Project
+from curation.selectors import METADATA_KEY
 from curation.services import InvalidExample, example_bulk_update
 from curation.splitting import BalancePlan, Ratios, SplitItem, assign_splits, balance_plan
 
@@ -39,38 +43,51 @@ class SplitRequest:
         }
 
 
-def _candidates(project: Project, request: SplitRequest):
+@dataclass(frozen=True)
+class _Candidate:
+    item: SplitItem
+    split: str  # where it is now
+
+
+def _candidates(project: Project, request: SplitRequest) -> list[_Candidate]:
+    """The examples the request applies to, read once: only the grouping key of the
+    metadata is fetched, not every example's whole metadata."""
     qs = Example.objects.filter(project=project).exclude(status=Example.Status.REJECTED)
     if request.only_unassigned:
         qs = qs.filter(split=Example.Split.UNASSIGNED)
-    return qs.values_list("pk", "label__name", "metadata", "created_at")
+    fields = ["pk", "label__name", "created_at", "split"]
+    if request.group_key:
+        if not METADATA_KEY.match(request.group_key):
+            raise InvalidExample("group_key", _("use letters, digits, - and _ only (up to 64)."))
+        qs = qs.annotate(group=Cast(KeyTextTransform(request.group_key, "metadata"), output_field=TextField()))
+        fields.append("group")
+    return [
+        _Candidate(SplitItem(id=row[0], label=row[1], created=row[2], group=row[4] if len(row) > 4 else None), row[3])
+        for row in qs.values_list(*fields)
+    ]
 
 
-def splits_plan(*, project: Project, request: SplitRequest) -> dict[int, str]:
-    """{example id: split} for the request; nothing is written."""
+def _plan(project: Project, request: SplitRequest) -> tuple[dict[int, str], list[_Candidate]]:
+    """{example id: split} for the request, and the candidates it was made from."""
     if request.method == "group" and not request.group_key:
         raise InvalidExample("group_key", _("name the metadata field whose values must stay together."))
-    items = []
-    for pk, label, metadata, created in _candidates(project, request):
-        group = None
-        if request.group_key and isinstance(metadata, dict) and metadata.get(request.group_key) is not None:
-            group = str(metadata[request.group_key])
-        items.append(SplitItem(id=pk, label=label, group=group, created=created))
+    candidates = _candidates(project, request)
     try:
-        return assign_splits(items, method=request.method, ratios=request.ratios, seed=request.seed)
+        plan = assign_splits(
+            [c.item for c in candidates], method=request.method, ratios=request.ratios, seed=request.seed
+        )
     except ValueError as exc:
         raise InvalidExample("method", str(exc)) from None
+    return plan, candidates
 
 
 def splits_preview(*, project: Project, request: SplitRequest) -> dict[str, Any]:
     """Per split: how many examples and how many of each label, if the request were applied."""
-    plan = splits_plan(project=project, request=request)
-    labels = {pk: label for pk, label, _, _ in _candidates(project, request)}
+    plan, candidates = _plan(project, request)
     table: dict[str, Counter] = {split: Counter() for split in SPLITS}
-    for pk, split in plan.items():
-        table[split][labels.get(pk) or "—"] += 1
-    current = dict(Example.objects.filter(project=project).values_list("pk", "split"))
-    moved = sum(1 for pk, split in plan.items() if current.get(pk) != split)
+    for c in candidates:
+        table[plan[c.item.id]][c.item.label or "—"] += 1
+    moved = sum(1 for c in candidates if c.split != plan[c.item.id])
     return {"table": table, "total": len(plan), "moved": moved}
 
 
@@ -78,7 +95,7 @@ def splits_preview(*, project: Project, request: SplitRequest) -> dict[str, Any]
 def splits_assign(*, project: Project, user: Any, request: SplitRequest) -> int:
     """Write the plan; returns how many examples moved. The request is recorded on the
     project, so the same seed and settings give the same splits again."""
-    plan = splits_plan(project=project, request=request)
+    plan, _candidates_read = _plan(project, request)
     by_split: dict[str, list[int]] = defaultdict(list)
     for pk, split in plan.items():
         by_split[split].append(pk)

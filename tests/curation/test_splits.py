@@ -97,3 +97,11 @@ def test_ratios_that_do_not_add_up_are_refused_with_a_message(client, project, u
     response = client.post(f"/p/{project.slug}/splits/", form)
     assert response.status_code == 200 and "add up to" in response.content.decode()
     assert not Example.objects.exclude(split="unassigned").exists()
+
+
+def test_a_group_key_that_is_not_a_plain_name_is_refused(project, users, examples):
+    from curation.services import InvalidExample
+
+    with pytest.raises(InvalidExample) as raised:
+        splits_preview(project=project, request=request("group", group_key='customer"]'))
+    assert raised.value.field == "group_key"
