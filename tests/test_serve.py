@@ -1,0 +1,93 @@
+"""`make run` ends in `manage.py serve`: the web server and a Huey consumer together."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from curation.models import ImportJob
+from curation.services import import_jobs_mark_interrupted
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children_of(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in found.read_text().split()] if found.exists() else []
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "\nState:\tZ" in status.read_text())
+
+
+def test_serve_answers_prints_the_logins_and_ctrl_c_stops_both_processes(tmp_path):
+    port = free_port()
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="config.settings",
+        SHIKOMI_DATA_DIR=str(tmp_path),
+        SECRET_KEY="test",
+        HUEY_NAME=f"serve-test-{port}",
+    )
+    env.pop("REDIS_URL", None)
+    env.pop("DATABASE_URL", None)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        banner = ""
+        while "Press Ctrl-C" not in banner and time.monotonic() < deadline:
+            banner += server.stdout.readline()
+        assert f"Shikomi is running at http://127.0.0.1:{port}/" in banner
+        assert "demo-annotator" in banner and "shikomi-demo" in banner
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=10) as response:
+            assert response.status == 200
+        children = children_of(server.pid)
+        assert len(children) == 2  # runserver and run_huey
+
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 0
+        deadline = time.monotonic() + 15
+        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(alive(pid) for pid in children)
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+
+def test_an_import_left_running_by_a_killed_worker_is_marked_failed(project, users):
+    job = ImportJob.objects.create(
+        project=project, format="openai", filename="a.jsonl", path="/x", status=ImportJob.Status.RUNNING
+    )
+    done = ImportJob.objects.create(
+        project=project, format="openai", filename="b.jsonl", path="/y", status=ImportJob.Status.SUCCEEDED
+    )
+    assert import_jobs_mark_interrupted() == 1
+    job.refresh_from_db(), done.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED and "nothing was written" in job.error
+    assert job.finished_at is not None and done.status == ImportJob.Status.SUCCEEDED
