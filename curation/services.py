@@ -166,6 +166,7 @@ def example_update(
         fields["search_text"] = search_text(fields["messages"])
     if "label" in changes:
         fields["label"] = _label_for(example.project, changes["label"])
+        fields["weak_label"] = None  # a person chose it: no longer the rules' label
     for name, choices in (("status", Example.Status), ("split", Example.Split)):
         if name in changes:
             if changes[name] not in choices.values:
@@ -240,6 +241,7 @@ def example_bulk_update(
     if "label" in changes:
         label = _label_for(project, changes["label"])
         fields["label"], shown["label"] = label, label.name if label else None
+        fields["weak_label"] = None  # a person chose it: no longer the rules' label
     for name, choices in (("status", Example.Status), ("split", Example.Split)):
         if name in changes:
             if changes[name] not in choices.values:

@@ -6,7 +6,7 @@ from django.core.cache import cache
 from huey.contrib.djhuey import db_task
 
 from curation.imports import example_import
-from curation.models import ImportJob
+from curation.models import ImportJob, RuleRun
 
 
 def progress_key(job_id: int) -> str:
@@ -28,3 +28,16 @@ def import_run(job_id: int) -> None:
         example_import(job=job, progress=progress)
     finally:
         cache.delete(progress_key(job_id))
+
+
+@db_task()
+def rule_run_task(run_id: int) -> None:
+    from curation.rules.services import rule_run_execute
+
+    run = RuleRun.objects.filter(pk=run_id).select_related("project").first()
+    if run is None or run.status != RuleRun.Status.QUEUED:
+        return  # deleted, or a duplicate delivery
+    try:
+        rule_run_execute(run=run)
+    except Exception:  # noqa: BLE001 - the run already records the error for the page
+        pass

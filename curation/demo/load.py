@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from curation.models import Example, Label, Membership, Project, Role
+from curation.rules.services import rule_create
 from curation.services import example_create
 
 DEMO_FILE = Path(__file__).with_name("demo_project.json")
@@ -36,8 +37,13 @@ def demo_load(*, password: str) -> tuple[Project, int]:
         Label.objects.get_or_create(project=project, name=label["name"], defaults=label)
     # Examples only go into an empty project: once people have edited or deleted demo
     # examples, loading again must not bring the originals back.
-    if Example.objects.filter(project=project).exists():
-        return project, 0
-    for row in data["examples"]:
-        example_create(project=project, user=users[Role.ADMIN], source=Example.Source.HUMAN, **row)
-    return project, len(data["examples"])
+    added = 0
+    if not Example.objects.filter(project=project).exists():
+        for row in data["examples"]:
+            example_create(project=project, user=users[Role.ADMIN], source=Example.Source.HUMAN, **row)
+        added = len(data["examples"])
+    # Rules go in once, after the examples, so their first version is measured on them.
+    for rule in data.get("rules", []):
+        if not project.rules.filter(name=rule["name"]).exists() and added:
+            rule_create(project=project, user=users[Role.ADMIN], **rule)
+    return project, added

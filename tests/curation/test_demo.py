@@ -40,3 +40,16 @@ def test_the_demo_json_answers_parse(db):
     assert json_examples.count() >= 10
     for example in json_examples:
         json.loads(example.messages[-1]["content"])
+
+
+def test_the_demo_rules_apply_and_agree_with_the_demo_labels_more_often_than_not(db):
+    from curation.models import RuleRun
+    from curation.rules.services import rule_run_execute, rule_run_start
+
+    call_command("load_demo")
+    project = Project.objects.get(slug="kumo-support")
+    assert project.rules.count() == 5
+    admin = project.memberships.get(role="admin").user
+    run = rule_run_execute(run=RuleRun.objects.get(pk=rule_run_start(project=project, user=admin).pk))
+    assert run.status == RuleRun.Status.DONE, run.error
+    assert run.metrics["label_model"]["accuracy"] > 0.6 and run.metrics["majority"]["accuracy"] > 0.6

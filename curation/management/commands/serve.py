@@ -10,6 +10,7 @@ import time
 from django.core.management.base import BaseCommand
 
 from curation.demo.load import DEMO_USERS
+from curation.rules.services import rule_runs_mark_interrupted
 from curation.services import import_jobs_mark_interrupted
 
 
@@ -27,6 +28,7 @@ class Command(BaseCommand):
         # Single-machine setup: no consumer is running yet, so a "running" import is one a
         # killed worker left behind.
         import_jobs_mark_interrupted()
+        rule_runs_mark_interrupted()
         signal.signal(signal.SIGTERM, _stop)
         manage = [sys.executable, "manage.py"]
         processes = [

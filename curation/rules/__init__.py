@@ -1,0 +1,1 @@
+"""Weak supervision: labeling rules, the vectorised applier, analysis and the label model."""

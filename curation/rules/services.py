@@ -1,0 +1,576 @@
+"""Writes for weak supervision: rules, their runs, weak labels, and accepting them.
+
+The browser, the API and the Huey task all come through here, so permissions, validation
+and provenance are enforced once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from curation.models import Example, ExampleRevision, Label, LabelingRule, Project, RuleRevision, RuleRun, WeakLabel
+from curation.permissions import Action, can
+from curation.rules import analysis
+from curation.rules import spec as S
+from curation.rules.engine import ABSTAIN, Corpus, apply_rules, highlight, match_spans
+from curation.rules.spec import RuleError, RuleSpec
+from curation.services import example_snapshot
+
+CHUNK = 5000
+PREVIEW_SAMPLE = 8
+# Rules that run a model are previewed on the first examples only, so typing stays responsive.
+MODEL_PREVIEW_LIMIT = {S.SIMILARITY: 2000, S.ZERO_SHOT: 12}
+
+
+class StaleRule(Exception):
+    """Someone else saved the rule since this version was read."""
+
+    def __init__(self, rule: LabelingRule) -> None:
+        super().__init__(f"Rule {rule.pk} has changed: it is now at version {rule.version}.")
+        self.current = rule
+
+
+def _check(user: Any, project: Project) -> None:
+    if not can(user, project, Action.MANAGE_RULES):
+        raise PermissionDenied(_("Only project admins may write or apply rules."))
+
+
+def project_labels(project: Project) -> list[Label]:
+    """The project's labels in matrix order (index = position)."""
+    return list(project.labels.order_by("id"))
+
+
+@dataclass
+class RuleInput:
+    """A rule as typed, checked: what create, update and preview share."""
+
+    name: str
+    kind: str
+    params: dict[str, Any]
+    label: Label
+    target: str
+    active: bool = True
+
+
+def rule_clean(
+    *,
+    project: Project,
+    name: Any,
+    kind: Any,
+    params: Any,
+    label: Any,
+    target: Any,
+    active: Any = True,
+    require_name: bool = True,
+) -> RuleInput:
+    name = (name or "").strip() if isinstance(name, str) else ""
+    if require_name and not name:
+        raise RuleError("name", _("Give the rule a name."))
+    if len(name) > 100:
+        raise RuleError("name", _("At most 100 characters."))
+    kind = kind if isinstance(kind, str) else ""
+    cleaned = S.clean_params(kind, params if params is not None else {})
+    target = S.clean_target(kind, target)
+    if isinstance(label, Label):
+        label_obj = label if label.project_id == project.pk else None
+    else:
+        label_obj = project.labels.filter(name=label).first() if isinstance(label, str) and label else None
+    if label_obj is None:
+        raise RuleError("label", _("Choose the label this rule votes for (one of the project's labels)."))
+    return RuleInput(name, kind, cleaned, label_obj, target, bool(active))
+
+
+def _spec_dict(rule: LabelingRule) -> dict[str, Any]:
+    return {
+        "name": rule.name,
+        "kind": rule.kind,
+        "params": rule.params,
+        "label": rule.label.name,
+        "target": rule.target,
+        "active": rule.active,
+    }
+
+
+def _record_revision(rule: LabelingRule, user: Any) -> RuleRevision:
+    stats: dict[str, Any] = {}
+    if rule.kind not in MODEL_PREVIEW_LIMIT:
+        # Cheap rules are measured on every example as they are saved; model-backed ones when applied.
+        preview = rule_preview(
+            project=rule.project,
+            rule=RuleInput(rule.name, rule.kind, rule.params, rule.label, rule.target, rule.active),
+            sample=0,
+        )
+        stats["saved"] = preview.stats()
+    return RuleRevision.objects.create(
+        rule=rule,
+        version=rule.version,
+        spec=_spec_dict(rule),
+        stats=stats,
+        edited_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+
+
+@transaction.atomic
+def rule_create(*, project: Project, user: Any, **fields: Any) -> LabelingRule:
+    _check(user, project)
+    data = rule_clean(project=project, **fields)
+    if project.rules.filter(name=data.name).exists():
+        raise RuleError("name", _("A rule with this name exists already."))
+    author = user if getattr(user, "is_authenticated", False) else None
+    rule = LabelingRule.objects.create(
+        project=project,
+        name=data.name,
+        kind=data.kind,
+        params=data.params,
+        label=data.label,
+        target=data.target,
+        active=data.active,
+        created_by=author,
+        updated_by=author,
+    )
+    _record_revision(rule, user)
+    return rule
+
+
+@transaction.atomic
+def rule_update(*, rule: LabelingRule, user: Any, version: int, **fields: Any) -> LabelingRule:
+    """Change a rule if it is still at ``version`` (else StaleRule); each change is a new version."""
+    project = rule.project
+    _check(user, project)
+    current = {**_spec_dict(rule), **{k: v for k, v in fields.items() if v is not None}}
+    if "params" in fields and fields["params"] is not None and "kind" not in fields:
+        current["params"] = fields["params"]
+    data = rule_clean(project=project, **current)
+    if project.rules.filter(name=data.name).exclude(pk=rule.pk).exists():
+        raise RuleError("name", _("A rule with this name exists already."))
+    updated = LabelingRule.objects.filter(pk=rule.pk, version=version).update(
+        name=data.name,
+        kind=data.kind,
+        params=data.params,
+        label=data.label,
+        target=data.target,
+        active=data.active,
+        version=F("version") + 1,
+        updated_at=timezone.now(),
+        updated_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    if not updated:
+        raise StaleRule(LabelingRule.objects.select_related("label").get(pk=rule.pk))
+    rule.refresh_from_db()
+    _record_revision(rule, user)
+    return rule
+
+
+@transaction.atomic
+def rule_delete(*, rule: LabelingRule, user: Any) -> None:
+    _check(user, rule.project)
+    rule.delete()
+
+
+# --- applying rules -------------------------------------------------------------------
+
+
+def _rows(project: Project, *, limit: int | None = None) -> Iterator[list[tuple]]:
+    """The examples as rules see them, in chunks: (id, messages, metadata, gold label id)."""
+    queryset = (
+        Example.objects.filter(project=project)
+        .order_by("id")
+        .values_list("id", "messages", "metadata", "label_id", "weak_label_id")
+    )
+    if limit is not None:
+        queryset = queryset[:limit]
+    chunk: list[tuple] = []
+    for row in queryset.iterator(chunk_size=2000):
+        # A label accepted from the rules is not evidence about the rules.
+        chunk.append((row[0], row[1], row[2], row[3] if row[4] is None else None))
+        if len(chunk) >= CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class Models:
+    """The model-backed providers for similarity and zero-shot rules, built on first use."""
+
+    def __init__(self, project: Project, labels: list[Label]) -> None:
+        self.project = project
+        self.labels = labels
+        self._gold: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._answers: dict[tuple[str, str], str | None] = {}
+        self._backend: Any = None
+
+    def _store(self) -> Any:
+        from curation.rules.embeddings import EmbeddingStore
+
+        return EmbeddingStore(settings.DATA_DIR / "embeddings")
+
+    def _gold_vectors(self, target: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if target not in self._gold:
+            from curation.rules.engine import target_text
+
+            index = {label.pk: i for i, label in enumerate(self.labels)}
+            rows = list(
+                Example.objects.filter(project=self.project, label__isnull=False, weak_label__isnull=True)
+                .order_by("id")
+                .values_list("id", "messages", "label_id")
+            )
+            vectors = self._store().encode([target_text(r[1], target) for r in rows])
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            gold = np.array([index[r[2]] for r in rows], dtype=np.int64)
+            self._gold[target] = (vectors, ids, gold)
+        return self._gold[target]
+
+    def similarity(self, rule: RuleSpec, corpus: Corpus) -> np.ndarray:
+        vectors, ids, gold = self._gold_vectors(rule.target)
+        mine = gold == rule.label
+        if not mine.any():
+            return np.zeros(len(corpus), dtype=bool)
+        texts = self._store().encode(corpus.texts(rule.target))
+        similarity = texts @ vectors[mine].T
+        # An example is not evidence for itself.
+        own = np.asarray(corpus.ids)[:, None] == ids[mine][None, :]
+        similarity[own] = -1.0
+        return similarity.max(axis=1) >= rule.params["threshold"]
+
+    def zero_shot(self, rule: RuleSpec, corpus: Corpus) -> np.ndarray:
+        from curation.rules.zero_shot import classify
+
+        if self._backend is None:
+            from curation.backends import default_backend
+
+            self._backend = default_backend()
+        instruction = rule.params.get("instruction", "")
+        texts = corpus.texts(rule.target)
+        keys = [(hashlib.sha256(t.encode()).hexdigest(), instruction) for t in texts]
+        missing = sorted({i for i, key in enumerate(keys) if key not in self._answers})
+        if missing:
+            answers = classify(
+                [texts[i] for i in missing],
+                [(label.name, label.description) for label in self.labels],
+                backend=self._backend,
+                instruction=instruction,
+            )
+            for i, answer in zip(missing, answers, strict=True):
+                self._answers[keys[i]] = answer
+        name = self.labels[rule.label].name
+        return np.array([self._answers[key] == name for key in keys], dtype=bool)
+
+
+def _corpus(chunk: list[tuple]) -> Corpus:
+    return Corpus([r[1] for r in chunk], [r[2] if isinstance(r[2], dict) else {} for r in chunk], [r[0] for r in chunk])
+
+
+def _apply(specs: list[RuleSpec], chunk: list[tuple], models: Models) -> np.ndarray:
+    return apply_rules(specs, _corpus(chunk), similarity=models.similarity, zero_shot=models.zero_shot)
+
+
+@dataclass
+class Preview:
+    """How a rule being written does on the project, for the editor and the API."""
+
+    total: int = 0
+    scanned: int = 0
+    hits: int = 0
+    gold_hits: int = 0
+    correct: int = 0
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    limited: bool = False
+
+    @property
+    def coverage(self) -> float:
+        return self.hits / self.scanned if self.scanned else 0.0
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.gold_hits if self.gold_hits else None
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "scanned": self.scanned,
+            "hits": self.hits,
+            "coverage": self.coverage,
+            "gold_hits": self.gold_hits,
+            "correct": self.correct,
+            "accuracy": self.accuracy,
+        }
+
+
+def rule_preview(*, project: Project, rule: RuleInput, sample: int = PREVIEW_SAMPLE) -> Preview:
+    """Hits, a sample of hits with what matched, and accuracy on examples people labeled."""
+    labels = project_labels(project)
+    index = {label.pk: i for i, label in enumerate(labels)}
+    spec = RuleSpec("preview", rule.kind, index[rule.label.pk], rule.target, rule.params)
+    models = Models(project, labels)
+    limit = MODEL_PREVIEW_LIMIT.get(rule.kind)
+    preview = Preview(total=Example.objects.filter(project=project).count())
+    for chunk in _rows(project, limit=limit):
+        votes = _apply([spec], chunk, models)[:, 0] != ABSTAIN
+        preview.scanned += len(chunk)
+        preview.hits += int(votes.sum())
+        for hit, row in zip(votes, chunk, strict=True):
+            gold = row[3]
+            if hit and gold is not None:
+                preview.gold_hits += 1
+                preview.correct += int(index.get(gold) == spec.label)
+            if hit and len(preview.sample) < sample:
+                from curation.rules.engine import target_text
+
+                text = target_text(row[1], rule.target)
+                preview.sample.append({"id": row[0], "parts": highlight(text, match_spans(spec, text)), "gold": gold})
+    preview.limited = preview.scanned < preview.total
+    names = {label.pk: label.name for label in labels}
+    for item in preview.sample:
+        item["gold"] = names.get(item["gold"])
+    return preview
+
+
+# --- rule runs ------------------------------------------------------------------------
+
+
+def rule_run_start(*, project: Project, user: Any) -> RuleRun:
+    """Snapshot the active rules as the next rule set version and queue their application."""
+    _check(user, project)
+    rules = list(project.rules.filter(active=True).select_related("label").order_by("id"))
+    if not rules:
+        raise RuleError("rules", _("There is no active rule to apply. Write a rule first."))
+    labels = project_labels(project)
+    if len(labels) < 2:
+        raise RuleError("labels", _("The label model needs at least two labels in the project."))
+    snapshot = [{"id": r.pk, "version": r.version, **_spec_dict(r)} for r in rules]
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                number = (project.rule_runs.aggregate(n=Max("number"))["n"] or 0) + 1
+                run = RuleRun.objects.create(
+                    project=project,
+                    number=number,
+                    rules=snapshot,
+                    label_names=[label.name for label in labels],
+                    total=Example.objects.filter(project=project).count(),
+                    created_by=user if getattr(user, "is_authenticated", False) else None,
+                )
+                from curation.tasks import rule_run_task
+
+                transaction.on_commit(lambda run_id=run.pk: rule_run_task(run_id))
+                return run
+        except IntegrityError:
+            continue  # another run took the number; take the next
+    raise RuleError("rules", _("Could not number the rule run; try again."))
+
+
+def rule_run_execute(*, run: RuleRun, progress: Callable[[int], None] | None = None) -> RuleRun:
+    """Apply the run's rules to every example, analyse them, fit the label model, store the
+    weak labels. Writes nothing but progress until the end, then everything in one
+    transaction: a failed or killed run leaves no half-saved weak labels."""
+    claimed = RuleRun.objects.filter(pk=run.pk, status=RuleRun.Status.QUEUED).update(
+        status=RuleRun.Status.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return run  # a duplicate delivery of the task: the first one has it
+    run.refresh_from_db()
+    project = run.project
+    try:
+        labels = project_labels(project)
+        index = {label.name: i for i, label in enumerate(labels)}
+        by_id = {label.pk: i for i, label in enumerate(labels)}
+        missing = [r["label"] for r in run.rules if r["label"] not in index]
+        if missing:
+            raise RuleError("label", _("Label %(name)s was deleted after the run was queued.") % {"name": missing[0]})
+        run.label_names = [label.name for label in labels]
+        specs = [RuleSpec(r["id"], r["kind"], index[r["label"]], r["target"], r["params"]) for r in run.rules]
+        models = Models(project, labels)
+        matrices, ids, gold = [], [], []
+        done = 0
+        for chunk in _rows(project):
+            matrices.append(_apply(specs, chunk, models))
+            ids.extend(r[0] for r in chunk)
+            gold.extend(by_id.get(r[3], ABSTAIN) if r[3] is not None else ABSTAIN for r in chunk)
+            done += len(chunk)
+            RuleRun.objects.filter(pk=run.pk).update(processed=done)
+            if progress:
+                progress(done)
+        L = np.vstack(matrices) if matrices else np.zeros((0, len(specs)), dtype=np.int64)
+        y = np.array(gold, dtype=np.int64)
+        stats = analysis.rule_stats(L, y)
+        labeling = analysis.label(L, y, run.label_names)
+        _store(run, L, ids, labels, labeling, stats)
+    except Exception as exc:  # noqa: BLE001 - any failure must end in a clear state
+        RuleRun.objects.filter(pk=run.pk).update(
+            status=RuleRun.Status.FAILED, error=str(exc) or exc.__class__.__name__, finished_at=timezone.now()
+        )
+        raise
+    run.refresh_from_db()
+    return run
+
+
+@transaction.atomic
+def _store(
+    run: RuleRun,
+    L: np.ndarray,
+    ids: list[int],
+    labels: list[Label],
+    labeling: analysis.Labeling,
+    stats: list[dict[str, Any]],
+) -> None:
+    names = [label.name for label in labels]
+    rule_ids = [r["id"] for r in run.rules]
+    rows = []
+    for i, example_id in enumerate(ids):
+        row = L[i]
+        voted = np.flatnonzero(row != ABSTAIN)
+        chosen = int(labeling.labels[i])
+        rows.append(
+            WeakLabel(
+                run=run,
+                example_id=example_id,
+                votes={str(rule_ids[j]): names[int(row[j])] for j in voted},
+                probabilities=(
+                    {name: round(float(p), 4) for name, p in zip(names, labeling.probabilities[i], strict=True)}
+                    if len(voted)
+                    else {}
+                ),
+                label=labels[chosen] if chosen != ABSTAIN else None,
+                confidence=float(labeling.confidence[i]),
+                conflict=bool(labeling.conflict[i]),
+            )
+        )
+    WeakLabel.objects.bulk_create(rows, batch_size=2000)
+    analysis_rows = [
+        {
+            "id": r["id"],
+            "name": r["name"],
+            "version": r["version"],
+            "kind": r["kind"],
+            "label": r["label"],
+            **s,
+            "polarity": [names[p] for p in s["polarity"]],
+        }
+        for r, s in zip(run.rules, stats, strict=True)
+    ]
+    RuleRun.objects.filter(pk=run.pk).update(
+        status=RuleRun.Status.DONE,
+        analysis=analysis_rows,
+        metrics=labeling.metrics,
+        processed=len(ids),
+        total=len(ids),
+        label_names=names,
+        finished_at=timezone.now(),
+        error="",
+    )
+    # Each rule version's history gains this run's figures, so an edit can be judged.
+    for row in analysis_rows:
+        revision = RuleRevision.objects.filter(rule_id=row["id"], version=row["version"]).first()
+        if revision is not None:
+            revision.stats = {
+                **revision.stats,
+                "run": {
+                    "number": run.number,
+                    **{
+                        k: row[k]
+                        for k in ("coverage", "overlaps", "conflicts", "hits", "gold_hits", "correct", "accuracy")
+                    },
+                },
+            }
+            revision.save(update_fields=["stats"])
+
+
+def rule_runs_mark_interrupted() -> int:
+    """Runs left 'running' by a worker that died: say so (they wrote no weak labels)."""
+    return RuleRun.objects.filter(status=RuleRun.Status.RUNNING).update(
+        status=RuleRun.Status.INTERRUPTED,
+        error=_("The worker stopped during this run; no weak labels were written. Apply the rules again."),
+        finished_at=timezone.now(),
+    )
+
+
+def latest_run(project: Project) -> RuleRun | None:
+    return project.rule_runs.filter(status=RuleRun.Status.DONE).order_by("-number").first()
+
+
+# --- using weak labels ----------------------------------------------------------------
+
+
+def _acceptable(run: RuleRun, threshold: float):
+    return WeakLabel.objects.filter(run=run, label__isnull=False, confidence__gte=threshold).filter(
+        # Never over a person's label; a label from an earlier run may be replaced.
+        Q(example__label__isnull=True) | Q(example__weak_label__isnull=False)
+    )
+
+
+def weak_labels_acceptable(*, run: RuleRun, threshold: float) -> int:
+    return _acceptable(run, threshold).exclude(example__weak_label=F("pk")).count()
+
+
+@transaction.atomic
+def weak_labels_accept(*, run: RuleRun, user: Any, threshold: float) -> int:
+    """Put weak labels with at least ``threshold`` confidence on examples nobody has labeled,
+    each change a revision that records the rule set version and the probability."""
+    _check(user, run.project)
+    if run.status != RuleRun.Status.DONE:
+        raise RuleError("run", _("This run has not finished."))
+    if not 0.0 <= threshold <= 1.0:
+        raise RuleError("threshold", _("Must be between 0 and 1."))
+    author = user if getattr(user, "is_authenticated", False) else None
+    weak = {
+        w.example_id: w
+        for w in _acceptable(run, threshold).exclude(example__weak_label=F("pk")).select_related("label")
+    }
+    changed = 0
+    ids = sorted(weak)
+    for start in range(0, len(ids), 1000):
+        examples = list(
+            Example.objects.select_for_update(of=("self",))
+            .filter(pk__in=ids[start : start + 1000])
+            .select_related("label")
+        )
+        revisions = []
+        for example in examples:
+            w = weak[example.pk]
+            if example.label_id is not None and example.weak_label_id is None:
+                continue  # a person labeled it since the query above
+            before = example_snapshot(example)
+            example.label, example.weak_label = w.label, w
+            example.version += 1
+            example.updated_at = timezone.now()
+            after = example_snapshot(example)
+            after["label_source"] = {"rule_set": run.number, "probability": round(w.confidence, 4)}
+            revisions.append(
+                ExampleRevision(
+                    example=example,
+                    project=run.project,
+                    user=author,
+                    action=ExampleRevision.Action.UPDATE,
+                    version=example.version,
+                    before=before,
+                    after=after,
+                )
+            )
+        Example.objects.bulk_update(
+            [r.example for r in revisions], ["label", "weak_label", "version", "updated_at"], batch_size=1000
+        )
+        ExampleRevision.objects.bulk_create(revisions)
+        changed += len(revisions)
+    return changed
+
+
+@transaction.atomic
+def queue_order_set(*, project: Project, user: Any, order: str) -> Project:
+    _check(user, project)
+    if order not in Project.QueueOrder.values:
+        choices = ", ".join(Project.QueueOrder.values)
+        raise RuleError("queue_order", _("Choose one of %(values)s.") % {"values": choices})
+    Project.objects.filter(pk=project.pk).update(queue_order=order)
+    project.queue_order = order
+    return project

@@ -1,0 +1,224 @@
+"""What a labeling rule is: its kinds, their parameters and how they are checked.
+
+Rules are data. A browser (or the API) sends a kind and a dictionary of parameters; this
+module checks every field and returns a clean copy, or raises ``RuleError`` naming the field.
+Nothing typed by a user is ever executed: regular expressions are compiled by RE2, whose
+matching time is linear in the text, so no pattern can hang a worker.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import re2
+from django.utils.translation import gettext as _
+
+KEYWORDS = "keywords"
+REGEX = "regex"
+LENGTH = "length"
+METADATA = "metadata"
+SIMILARITY = "similarity"
+ZERO_SHOT = "llm"
+KINDS = (KEYWORDS, REGEX, LENGTH, METADATA, SIMILARITY, ZERO_SHOT)
+
+USER = "user"
+ASSISTANT = "assistant"
+BOTH = "both"
+TARGETS = (USER, ASSISTANT, BOTH)
+
+METADATA_OPS = ("equals", "not_equals", "contains", "exists", "missing", "gt", "lt", "in")
+
+MAX_KEYWORDS = 100
+MAX_KEYWORD_LENGTH = 200
+MAX_PATTERN_LENGTH = 1000
+# RE2 refuses programs above this budget with a clear error instead of growing without bound.
+RE2_MAX_MEM = 32 << 20
+MAX_INSTRUCTION_LENGTH = 2000
+
+
+class RuleError(ValueError):
+    """A rule parameter is wrong: ``field`` names it, the message says what to do."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """One rule, ready to apply: it votes ``label`` (an index) or abstains."""
+
+    key: Any  # the rule's id, or a name in tests and previews
+    kind: str
+    label: int
+    target: str = USER
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def re2_options(*, case_sensitive: bool = True) -> re2.Options:
+    options = re2.Options()
+    options.max_mem = RE2_MAX_MEM
+    options.case_sensitive = case_sensitive
+    options.log_errors = False  # refusals reach the user as RuleError, not as log noise
+    return options
+
+
+def _bool(params: dict[str, Any], name: str, default: bool) -> bool:
+    value = params.get(name, default)
+    if isinstance(value, str) and value.lower() in ("true", "on", "1", "yes"):
+        return True
+    if isinstance(value, str) and value.lower() in ("false", "off", "0", "no", ""):
+        return False
+    if not isinstance(value, bool):
+        raise RuleError(name, _("Must be true or false."))
+    return value
+
+
+def _int_or_none(params: dict[str, Any], name: str) -> int | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise RuleError(name, _("Must be a whole number.")) from None
+    if number < 0:
+        raise RuleError(name, _("Must be zero or more."))
+    return number
+
+
+def _keywords(value: Any) -> list[str]:
+    if isinstance(value, str):
+        # One keyword or phrase per line, or separated by commas, as typed in a form.
+        value = [part for line in value.splitlines() for part in line.split(",")]
+    if not isinstance(value, list):
+        raise RuleError("keywords", _("Give a list of keywords."))
+    keywords: list[str] = []
+    for item in value:
+        if not isinstance(item, str):
+            raise RuleError("keywords", _("Each keyword must be text."))
+        item = item.strip()
+        if not item:
+            continue
+        if len(item) > MAX_KEYWORD_LENGTH:
+            raise RuleError("keywords", _("A keyword is longer than %(n)d characters.") % {"n": MAX_KEYWORD_LENGTH})
+        if item not in keywords:
+            keywords.append(item)
+    if not keywords:
+        raise RuleError("keywords", _("Give at least one keyword."))
+    if len(keywords) > MAX_KEYWORDS:
+        raise RuleError("keywords", _("At most %(n)d keywords per rule.") % {"n": MAX_KEYWORDS})
+    return keywords
+
+
+def compile_pattern(pattern: str, *, case_sensitive: bool) -> re2.Pattern:  # type: ignore[name-defined]
+    """Compile with RE2, translating its refusals into messages a user can act on."""
+    try:
+        return re2.compile(pattern, re2_options(case_sensitive=case_sensitive))
+    except re2.error as exc:
+        detail = exc.args[0] if exc.args else str(exc)
+        detail = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
+        if "invalid perl operator" in detail or "(?=" in pattern or "(?!" in pattern or "(?<" in pattern:
+            message = _(
+                "Lookahead and lookbehind are not supported (patterns run on RE2, which never backtracks). "
+                "Rewrite the pattern without them."
+            )
+        elif re.search(r"\\[1-9]", pattern):
+            message = _("Back-references such as \\1 are not supported (patterns run on RE2). Remove them.")
+        elif "pattern too large" in detail or "invalid repetition size" in detail:
+            message = _(
+                "The pattern is too large to run safely (%(detail)s); use fewer or smaller repetitions."
+            ) % {"detail": detail}
+        else:
+            message = _("Not a valid regular expression: %(detail)s") % {"detail": detail}
+        raise RuleError("pattern", message) from None
+
+
+def clean_params(kind: str, params: Any) -> dict[str, Any]:
+    """The checked parameters of a rule of this kind (unknown fields are dropped)."""
+    if kind not in KINDS:
+        raise RuleError(
+            "kind",
+            _("Unknown rule kind %(kind)s; choose one of %(kinds)s.") % {"kind": repr(kind), "kinds": ", ".join(KINDS)},
+        )
+    if not isinstance(params, dict):
+        raise RuleError("params", _("Parameters must be an object."))
+    if kind == KEYWORDS:
+        mode = params.get("mode", "any") or "any"
+        if mode not in ("any", "all"):
+            raise RuleError("mode", _("Choose any or all."))
+        return {
+            "keywords": _keywords(params.get("keywords")),
+            "mode": mode,
+            "whole_word": _bool(params, "whole_word", True),
+            "case_sensitive": _bool(params, "case_sensitive", False),
+        }
+    if kind == REGEX:
+        pattern = params.get("pattern")
+        if not isinstance(pattern, str) or not pattern:
+            raise RuleError("pattern", _("Give a regular expression."))
+        if len(pattern) > MAX_PATTERN_LENGTH:
+            raise RuleError("pattern", _("At most %(n)d characters.") % {"n": MAX_PATTERN_LENGTH})
+        case_sensitive = _bool(params, "case_sensitive", False)
+        compile_pattern(pattern, case_sensitive=case_sensitive)
+        return {"pattern": pattern, "case_sensitive": case_sensitive}
+    if kind == LENGTH:
+        unit = params.get("unit", "words") or "words"
+        if unit not in ("chars", "words"):
+            raise RuleError("unit", _("Choose chars or words."))
+        low, high = _int_or_none(params, "min"), _int_or_none(params, "max")
+        if low is None and high is None:
+            raise RuleError("min", _("Give a minimum, a maximum or both."))
+        if low is not None and high is not None and low > high:
+            raise RuleError("max", _("The maximum is below the minimum."))
+        return {"unit": unit, "min": low, "max": high}
+    if kind == METADATA:
+        key = params.get("key")
+        if not isinstance(key, str) or not key.strip():
+            raise RuleError("key", _("Give the metadata field to test."))
+        op = params.get("op", "equals") or "equals"
+        if op not in METADATA_OPS:
+            raise RuleError("op", _("Choose one of %(ops)s.") % {"ops": ", ".join(METADATA_OPS)})
+        value = params.get("value")
+        if op in ("gt", "lt"):
+            try:
+                value = float(value)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise RuleError("value", _("Comparing needs a number.")) from None
+        elif op == "in":
+            if isinstance(value, str):
+                value = [part.strip() for part in value.split(",") if part.strip()]
+            if not isinstance(value, list) or not value:
+                raise RuleError("value", _("Give a list of values."))
+            value = [str(item) for item in value]
+        elif op in ("exists", "missing"):
+            value = None
+        else:
+            if value is None or (isinstance(value, (list, dict))):
+                raise RuleError("value", _("Give a value to compare with."))
+            value = value if isinstance(value, str) else str(value)
+        return {"key": key.strip(), "op": op, "value": value}
+    if kind == SIMILARITY:
+        try:
+            threshold = float(params.get("threshold", 0.8))
+        except (TypeError, ValueError):
+            raise RuleError("threshold", _("Must be a number between 0 and 1.")) from None
+        if not 0.0 < threshold <= 1.0:
+            raise RuleError("threshold", _("Must be a number between 0 and 1."))
+        return {"threshold": threshold}
+    instruction = params.get("instruction", "") or ""
+    if not isinstance(instruction, str):
+        raise RuleError("instruction", _("Must be text."))
+    if len(instruction) > MAX_INSTRUCTION_LENGTH:
+        raise RuleError("instruction", _("At most %(n)d characters.") % {"n": MAX_INSTRUCTION_LENGTH})
+    return {"instruction": instruction.strip()}
+
+
+def clean_target(kind: str, target: Any) -> str:
+    target = target or USER
+    if target not in TARGETS:
+        raise RuleError("target", _("Choose user, assistant or both."))
+    return target
