@@ -164,9 +164,7 @@ def main() -> None:
     identical = np.array_equal(got, expected)
     coverage = float((got != -1).any(axis=1).mean())
     conflicts = float(np.mean([len(set(r[r != -1])) > 1 for r in got]))
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    )
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(
         f"{args.rows:,} examples, {len(specs)} rules (12 keyword, 8 regex); coverage {coverage:.0%}, "
         f"conflicting {conflicts:.0%}, votes {int((got != -1).sum()):,}"

@@ -189,6 +189,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two models have a "kind" and a "status" with different choices: name their enums apart.
+    "ENUM_NAME_OVERRIDES": {
+        "RuleKindEnum": "curation.models.LabelingRule.Kind",
+        "RuleRunStatusEnum": "curation.models.RuleRun.Status",
+    },
 }
 
 LOGGING = {

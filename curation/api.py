@@ -348,7 +348,12 @@ class DisagreementList(ProjectAPIView, generics.GenericAPIView):
 
     @extend_schema(responses=serializers.ExampleSerializer(many=True))
     def get(self, request: Request, slug: str) -> Response:
-        page = self.paginate_queryset(annotations.disagreement_list(project=self.project))
+        found = (
+            annotations.disagreement_list(project=self.project)
+            .select_related("weak_label__run")
+            .defer(*selectors.PROVENANCE_DEFER)
+        )
+        page = self.paginate_queryset(found)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 

@@ -28,11 +28,22 @@ SORTS = {
 METADATA_KEY = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
 
+# The label's provenance needs the run's number and the weak label's confidence, not the
+# run's snapshot and analysis or the votes: those can be large.
+PROVENANCE_DEFER = (
+    "weak_label__votes",
+    "weak_label__probabilities",
+    "weak_label__run__rules",
+    "weak_label__run__analysis",
+    "weak_label__run__metrics",
+)
+
+
 def example_list(*, project: Project, filters: dict[str, Any] | None = None) -> QuerySet[Example]:
     """The project's examples narrowed by the browser's filters (unknown values are ignored
     by the caller's form; here they simply match nothing)."""
     filters = {k: v for k, v in (filters or {}).items() if v not in (None, "")}
-    qs = Example.objects.filter(project=project).select_related("label")
+    qs = Example.objects.filter(project=project).select_related("label", "weak_label__run").defer(*PROVENANCE_DEFER)
     for name in ("split", "status", "source"):
         if name in filters:
             qs = qs.filter(**{name: filters[name]})

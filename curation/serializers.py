@@ -1,4 +1,7 @@
+from typing import Any
+
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from curation.models import Annotation, Example, ExampleRevision, ImportJob, Label, Project
@@ -23,9 +26,18 @@ class MessageSerializer(serializers.Serializer):
     content = serializers.CharField(trim_whitespace=False)
 
 
+class LabelSourceSerializer(serializers.Serializer):
+    rule_set = serializers.IntegerField(help_text=_("The number of the rule run (rule set version) it came from."))
+    probability = serializers.FloatField(help_text=_("The label model's confidence in the label."))
+    run_id = serializers.IntegerField()
+
+
 class ExampleSerializer(serializers.ModelSerializer):
     label = serializers.CharField(source="label.name", allow_null=True, default=None)
     messages = MessageSerializer(many=True)
+    label_source = serializers.SerializerMethodField(
+        help_text=_("Where the label came from when it was accepted from the rules; null when a person gave it.")
+    )
 
     class Meta:
         model = Example
@@ -33,6 +45,7 @@ class ExampleSerializer(serializers.ModelSerializer):
             "id",
             "messages",
             "label",
+            "label_source",
             "source",
             "status",
             "split",
@@ -44,6 +57,13 @@ class ExampleSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+
+    @extend_schema_field(LabelSourceSerializer(allow_null=True))
+    def get_label_source(self, example: Example) -> dict[str, Any] | None:
+        if example.weak_label_id is None:
+            return None
+        weak = example.weak_label
+        return {"rule_set": weak.run.number, "probability": weak.confidence, "run_id": weak.run_id}
 
 
 class ExampleCreateSerializer(serializers.Serializer):

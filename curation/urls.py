@@ -1,6 +1,6 @@
 from django.urls import path
 
-from curation import api, views, views_history, views_labeling, views_splits
+from curation import api, api_rules, views, views_history, views_labeling, views_rules, views_splits
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -31,6 +31,15 @@ urlpatterns = [
         views_labeling.disagreement_detail,
         name="disagreement_detail",
     ),
+    path("p/<slug:slug>/rules/", views_rules.rule_list, name="rule_list"),
+    path("p/<slug:slug>/rules/new/", views_rules.rule_new, name="rule_new"),
+    path("p/<slug:slug>/rules/preview/", views_rules.rule_preview, name="rule_preview"),
+    path("p/<slug:slug>/rules/apply/", views_rules.rule_run_create, name="rule_run_create"),
+    path("p/<slug:slug>/rules/queue-order/", views_rules.queue_order, name="rule_queue_order"),
+    path("p/<slug:slug>/rules/<int:rule_id>/", views_rules.rule_edit, name="rule_edit"),
+    path("p/<slug:slug>/rules/<int:rule_id>/delete/", views_rules.rule_delete, name="rule_delete"),
+    path("p/<slug:slug>/rules/runs/<int:run_id>/", views_rules.rule_run_detail, name="rule_run_detail"),
+    path("p/<slug:slug>/rules/runs/<int:run_id>/accept/", views_rules.weak_accept, name="weak_accept"),
 ]
 
 api_urlpatterns = [
@@ -80,4 +89,20 @@ api_urlpatterns = [
     path("projects/<slug:slug>/splits/preview/", api.SplitsPreview.as_view(), name="api_splits_preview"),
     path("projects/<slug:slug>/splits/assign/", api.SplitsAssign.as_view(), name="api_splits_assign"),
     path("projects/<slug:slug>/balance/", api.Balance.as_view(), name="api_balance"),
+    path("projects/<slug:slug>/rules/", api_rules.RuleList.as_view(), name="api_rules"),
+    path("projects/<slug:slug>/rules/preview/", api_rules.RulePreview.as_view(), name="api_rule_preview"),
+    path("projects/<slug:slug>/rules/<int:rule_id>/", api_rules.RuleDetail.as_view(), name="api_rule"),
+    path("projects/<slug:slug>/rules/<int:rule_id>/history/", api_rules.RuleHistory.as_view(), name="api_rule_history"),
+    path("projects/<slug:slug>/rule-runs/", api_rules.RuleRunList.as_view(), name="api_rule_runs"),
+    path("projects/<slug:slug>/rule-runs/<int:run_id>/", api_rules.RuleRunDetail.as_view(), name="api_rule_run"),
+    path(
+        "projects/<slug:slug>/rule-runs/<int:run_id>/weak-labels/",
+        api_rules.WeakLabelList.as_view(),
+        name="api_weak_labels",
+    ),
+    path(
+        "projects/<slug:slug>/rule-runs/<int:run_id>/accept/",
+        api_rules.WeakLabelAccept.as_view(),
+        name="api_weak_accept",
+    ),
 ]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.utils import translation
 from huey.contrib.djhuey import HUEY
 
 from curation.models import Example, Label, Membership, Project, Role
@@ -16,6 +17,15 @@ from curation.services import example_create
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def _english_by_default() -> Iterator[None]:
+    """A request by a Japanese-speaking user leaves Japanese active in the test's thread (the
+    middleware activates a language per request, as it should); each test starts in English."""
+    translation.activate("en")
+    yield
+    translation.activate("en")
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from curation.models import ImportJob
+from curation.models import ImportJob, LabelingRule, RuleRun
 from curation.services import example_create
 from tests.conftest import PASSWORD
 
@@ -118,6 +118,21 @@ def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, projec
             label="billing",
             messages=[{"role": "user", "content": f"Q {role}"}, {"role": "assistant", "content": "A"}],
         )
+        # A fresh rule and rule run too: one role deleting them must not hide them from the next.
+        rule = LabelingRule.objects.create(
+            project=project,
+            name=f"rule {example.pk}",
+            kind="keywords",
+            params={"keywords": ["Q"], "mode": "any", "whole_word": True, "case_sensitive": False},
+            label=project.labels.get(name="billing"),
+        )
+        run = RuleRun.objects.create(
+            # Counting down, so runs the app numbers (the highest + 1) never collide with these.
+            project=project,
+            number=1_000_000 - example.pk,
+            status=RuleRun.Status.DONE,
+            label_names=["billing", "shipping"],
+        )
         url = _url(
             route,
             {
@@ -125,6 +140,8 @@ def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, projec
                 "example_id": example.pk,
                 "job_id": job.pk,
                 "revision_id": example.revisions.first().pk,
+                "rule_id": rule.pk,
+                "run_id": run.pk,
             },
         )
         client = _client(users, role)

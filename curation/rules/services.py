@@ -29,7 +29,9 @@ from curation.services import example_snapshot
 
 CHUNK = 5000
 PREVIEW_SAMPLE = 8
-# Rules that run a model are previewed on the first examples only, so typing stays responsive.
+# The preview looks at the first examples only, so typing stays responsive on a large
+# project; rules that run a model look at fewer. Applying a rule set covers every example.
+PREVIEW_LIMIT = 20_000
 MODEL_PREVIEW_LIMIT = {S.SIMILARITY: 2000, S.ZERO_SHOT: 12}
 
 
@@ -313,7 +315,7 @@ def rule_preview(*, project: Project, rule: RuleInput, sample: int = PREVIEW_SAM
     index = {label.pk: i for i, label in enumerate(labels)}
     spec = RuleSpec("preview", rule.kind, index[rule.label.pk], rule.target, rule.params)
     models = Models(project, labels)
-    limit = MODEL_PREVIEW_LIMIT.get(rule.kind)
+    limit = MODEL_PREVIEW_LIMIT.get(rule.kind, PREVIEW_LIMIT)
     preview = Preview(total=Example.objects.filter(project=project).count())
     for chunk in _rows(project, limit=limit):
         votes = _apply([spec], chunk, models)[:, 0] != ABSTAIN

@@ -129,9 +129,9 @@ def compile_pattern(pattern: str, *, case_sensitive: bool) -> re2.Pattern:  # ty
         elif re.search(r"\\[1-9]", pattern):
             message = _("Back-references such as \\1 are not supported (patterns run on RE2). Remove them.")
         elif "pattern too large" in detail or "invalid repetition size" in detail:
-            message = _(
-                "The pattern is too large to run safely (%(detail)s); use fewer or smaller repetitions."
-            ) % {"detail": detail}
+            message = _("The pattern is too large to run safely (%(detail)s); use fewer or smaller repetitions.") % {
+                "detail": detail
+            }
         else:
             message = _("Not a valid regular expression: %(detail)s") % {"detail": detail}
         raise RuleError("pattern", message) from None

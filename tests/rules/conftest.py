@@ -28,9 +28,7 @@ def corpus(project, users):
         ("Hello, nice shop", None),
         ("返金をお願いします", None),
     ]
-    examples = [
-        example_create(project=project, user=admin, messages=chat(text), label=label) for text, label in rows
-    ]
+    examples = [example_create(project=project, user=admin, messages=chat(text), label=label) for text, label in rows]
     return examples
 
 

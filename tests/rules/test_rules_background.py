@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from curation.models import LabelingRule, RuleRun, WeakLabel
 from curation.rules import spec as S
 from curation.rules.services import rule_create, rule_run_start, rule_runs_mark_interrupted
@@ -16,10 +15,24 @@ def _finished(run_id: int) -> RuleRun | None:
 
 def test_a_real_consumer_applies_the_rules_and_stores_weak_labels(huey_consumer, corpus, project, users):
     admin = users["admin"]
-    rule_create(project=project, user=admin, name="billing", kind=S.KEYWORDS,
-                params={"keywords": "refund, invoice, charged"}, label="billing", target="user")
-    rule_create(project=project, user=admin, name="shipping", kind=S.KEYWORDS,
-                params={"keywords": "parcel, tracking"}, label="shipping", target="user")
+    rule_create(
+        project=project,
+        user=admin,
+        name="billing",
+        kind=S.KEYWORDS,
+        params={"keywords": "refund, invoice, charged"},
+        label="billing",
+        target="user",
+    )
+    rule_create(
+        project=project,
+        user=admin,
+        name="shipping",
+        kind=S.KEYWORDS,
+        params={"keywords": "parcel, tracking"},
+        label="shipping",
+        target="user",
+    )
     run = rule_run_start(project=project, user=admin)
 
     run = wait_for(lambda: _finished(run.pk), timeout=90)
@@ -33,11 +46,24 @@ def test_a_real_consumer_applies_the_rules_and_stores_weak_labels(huey_consumer,
 
 def test_a_worker_killed_during_a_run_leaves_it_interrupted_with_no_weak_labels(huey_consumer, corpus, project, users):
     admin = users["admin"]
-    rule_create(project=project, user=admin, name="words", kind=S.KEYWORDS,
-                params={"keywords": "refund"}, label="billing", target="user")
+    rule_create(
+        project=project,
+        user=admin,
+        name="words",
+        kind=S.KEYWORDS,
+        params={"keywords": "refund"},
+        label="billing",
+        target="user",
+    )
     # The LLM rule loads the embedded model first: seconds during which the run is running.
-    LabelingRule.objects.create(project=project, name="llm", kind=S.ZERO_SHOT, params={"instruction": ""},
-                                label=project.labels.get(name="billing"), target="user")
+    LabelingRule.objects.create(
+        project=project,
+        name="llm",
+        kind=S.ZERO_SHOT,
+        params={"instruction": ""},
+        label=project.labels.get(name="billing"),
+        target="user",
+    )
     run = rule_run_start(project=project, user=admin)
     wait_for(lambda: RuleRun.objects.get(pk=run.pk).status == RuleRun.Status.RUNNING, timeout=60, interval=0.05)
 

@@ -39,11 +39,20 @@ def test_keywords_match_whole_words_in_any_case_and_can_require_all():
     texts = ["Refund please", "refunded already", "refund and invoice", "nothing here", "返金してください"]
     assert _votes(S.KEYWORDS, {"keywords": "refund, invoice"}, texts) == [True, False, True, False, False]
     assert _votes(S.KEYWORDS, {"keywords": ["refund", "invoice"], "mode": "all"}, texts) == [
-        False, False, True, False, False]
+        False,
+        False,
+        True,
+        False,
+        False,
+    ]
     assert _votes(S.KEYWORDS, {"keywords": ["Refund"], "case_sensitive": True}, texts) == [
-        True, False, False, False, False]
-    assert _votes(S.KEYWORDS, {"keywords": ["返金"], "whole_word": False}, texts) == [
-        False, False, False, False, True]
+        True,
+        False,
+        False,
+        False,
+        False,
+    ]
+    assert _votes(S.KEYWORDS, {"keywords": ["返金"], "whole_word": False}, texts) == [False, False, False, False, True]
 
 
 def test_a_keyword_rule_reads_the_role_it_is_told_to():
@@ -70,18 +79,37 @@ def test_metadata_rules_compare_fields():
     meta = [{"channel": "email", "priority": 5}, {"channel": "chat", "priority": "2"}, {}, {"tags": ["vip", "jp"]}]
     texts = ["a", "b", "c", "d"]
     assert _votes(S.METADATA, {"key": "channel", "op": "equals", "value": "email"}, texts, metadata=meta) == [
-        True, False, False, False]
+        True,
+        False,
+        False,
+        False,
+    ]
     assert _votes(S.METADATA, {"key": "channel", "op": "not_equals", "value": "email"}, texts, metadata=meta) == [
-        False, True, False, False]
+        False,
+        True,
+        False,
+        False,
+    ]
     assert _votes(S.METADATA, {"key": "priority", "op": "gt", "value": "3"}, texts, metadata=meta) == [
-        True, False, False, False]
+        True,
+        False,
+        False,
+        False,
+    ]
     assert _votes(S.METADATA, {"key": "priority", "op": "exists"}, texts, metadata=meta) == [True, True, False, False]
-    assert _votes(S.METADATA, {"key": "channel", "op": "missing"}, texts, metadata=meta) == [
-        False, False, True, True]
+    assert _votes(S.METADATA, {"key": "channel", "op": "missing"}, texts, metadata=meta) == [False, False, True, True]
     assert _votes(S.METADATA, {"key": "tags", "op": "contains", "value": "VIP"}, texts, metadata=meta) == [
-        False, False, False, True]
+        False,
+        False,
+        False,
+        True,
+    ]
     assert _votes(S.METADATA, {"key": "channel", "op": "in", "value": "chat, phone"}, texts, metadata=meta) == [
-        False, True, False, False]
+        False,
+        True,
+        False,
+        False,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -125,8 +153,14 @@ def test_a_pattern_too_large_to_run_safely_is_refused_with_a_clear_error():
 
 
 def test_similarity_rules_vote_for_texts_close_to_examples_people_labeled(corpus, project):
-    data = rule_clean(project=project, name="near billing", kind=S.SIMILARITY, params={"threshold": 0.6},
-                      label="billing", target=S.USER)
+    data = rule_clean(
+        project=project,
+        name="near billing",
+        kind=S.SIMILARITY,
+        params={"threshold": 0.6},
+        label="billing",
+        target=S.USER,
+    )
     preview = rule_preview(project=project, rule=data, sample=20)
     hits = {item["id"] for item in preview.sample}
     by_text = {e.first_user_text: e.pk for e in corpus}
@@ -148,13 +182,21 @@ def test_zero_shot_rules_vote_when_the_backend_answers_their_label(corpus, proje
     preview = rule_preview(project=project, rule=data, sample=20)
     texts = {e.pk: e.first_user_text for e in corpus}
     assert {texts[item["id"]] for item in preview.sample} == {
-        "Please refund the duplicate charge", "Can I get a refund for the grinder?",
-        "Refund my parcel shipping cost please"}
+        "Please refund the duplicate charge",
+        "Can I get a refund for the grinder?",
+        "Refund my parcel shipping cost please",
+    }
 
 
 def test_the_preview_counts_hits_highlights_them_and_measures_accuracy(corpus, project):
-    data = rule_clean(project=project, name="refund", kind=S.KEYWORDS, params={"keywords": "refund, parcel"},
-                      label="billing", target=S.USER)
+    data = rule_clean(
+        project=project,
+        name="refund",
+        kind=S.KEYWORDS,
+        params={"keywords": "refund, parcel"},
+        label="billing",
+        target=S.USER,
+    )
     preview = rule_preview(project=project, rule=data)
     assert preview.hits == 6 and preview.scanned == 12
     # Among people's labels it hit one billing and two shipping examples.
@@ -166,15 +208,29 @@ def test_the_preview_counts_hits_highlights_them_and_measures_accuracy(corpus, p
 def test_annotators_and_reviewers_may_not_write_rules(project, users):
     for who in ("annotator", "reviewer"):
         with pytest.raises(PermissionDenied):
-            rule_create(project=project, user=users[who], name="x", kind=S.KEYWORDS,
-                        params={"keywords": "refund"}, label="billing", target="user")
+            rule_create(
+                project=project,
+                user=users[who],
+                name="x",
+                kind=S.KEYWORDS,
+                params={"keywords": "refund"},
+                label="billing",
+                target="user",
+            )
     assert not LabelingRule.objects.exists()
 
 
 def test_each_edit_is_a_new_version_and_a_stale_edit_is_refused(corpus, project, users):
     admin = users["admin"]
-    rule = rule_create(project=project, user=admin, name="refund", kind=S.KEYWORDS,
-                       params={"keywords": "refund, parcel"}, label="billing", target="user")
+    rule = rule_create(
+        project=project,
+        user=admin,
+        name="refund",
+        kind=S.KEYWORDS,
+        params={"keywords": "refund, parcel"},
+        label="billing",
+        target="user",
+    )
     rule = rule_update(rule=rule, user=admin, version=1, params={"keywords": "refund, charged, invoice"})
     assert rule.version == 2
     history = list(rule.revisions.order_by("version"))
@@ -188,12 +244,33 @@ def test_each_edit_is_a_new_version_and_a_stale_edit_is_refused(corpus, project,
 
 
 def _rules(project, admin):
-    rule_create(project=project, user=admin, name="billing words", kind=S.KEYWORDS,
-                params={"keywords": "refund, invoice, charged, charge"}, label="billing", target="user")
-    rule_create(project=project, user=admin, name="parcel", kind=S.KEYWORDS,
-                params={"keywords": "parcel, tracking, ship"}, label="shipping", target="user")
-    rule_create(project=project, user=admin, name="amounts", kind=S.REGEX,
-                params={"pattern": r"amount|cost|duplicate"}, label="billing", target="user")
+    rule_create(
+        project=project,
+        user=admin,
+        name="billing words",
+        kind=S.KEYWORDS,
+        params={"keywords": "refund, invoice, charged, charge"},
+        label="billing",
+        target="user",
+    )
+    rule_create(
+        project=project,
+        user=admin,
+        name="parcel",
+        kind=S.KEYWORDS,
+        params={"keywords": "parcel, tracking, ship"},
+        label="shipping",
+        target="user",
+    )
+    rule_create(
+        project=project,
+        user=admin,
+        name="amounts",
+        kind=S.REGEX,
+        params={"pattern": r"amount|cost|duplicate"},
+        label="billing",
+        target="user",
+    )
 
 
 def test_a_run_stores_weak_labels_with_votes_analysis_and_both_models(corpus, project, users):
