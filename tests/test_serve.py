@@ -70,7 +70,7 @@ def test_serve_answers_prints_the_logins_and_ctrl_c_stops_both_processes(tmp_pat
         assert len(children) == 2  # runserver and run_huey
 
         server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=30) == 0
+        assert server.wait(timeout=60) == 0  # serve waits up to 10 s for each child
         deadline = time.monotonic() + 15
         while any(alive(pid) for pid in children) and time.monotonic() < deadline:
             time.sleep(0.2)

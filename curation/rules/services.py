@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.conf import settings
@@ -21,11 +21,13 @@ from django.utils.translation import gettext as _
 
 from curation.models import Example, ExampleRevision, Label, LabelingRule, Project, RuleRevision, RuleRun, WeakLabel
 from curation.permissions import Action, can
-from curation.rules import analysis
 from curation.rules import spec as S
 from curation.rules.engine import ABSTAIN, Corpus, apply_rules, highlight, match_spans
 from curation.rules.spec import RuleError, RuleSpec
 from curation.services import example_snapshot
+
+if TYPE_CHECKING:
+    from curation.rules.analysis import Labeling
 
 CHUNK = 5000
 PREVIEW_SAMPLE = 8
@@ -405,6 +407,9 @@ def rule_run_execute(*, run: RuleRun, progress: Callable[[int], None] | None = N
                 progress(done)
         L = np.vstack(matrices) if matrices else np.zeros((0, len(specs)), dtype=np.int64)
         y = np.array(gold, dtype=np.int64)
+        # Snorkel and torch load here, not when the web server or `serve` imports this module.
+        from curation.rules import analysis
+
         stats = analysis.rule_stats(L, y)
         labeling = analysis.label(L, y, run.label_names)
         _store(run, L, ids, labels, labeling, stats)
@@ -423,7 +428,7 @@ def _store(
     L: np.ndarray,
     ids: list[int],
     labels: list[Label],
-    labeling: analysis.Labeling,
+    labeling: Labeling,
     stats: list[dict[str, Any]],
 ) -> None:
     names = [label.name for label in labels]
