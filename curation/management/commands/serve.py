@@ -30,6 +30,9 @@ class Command(BaseCommand):
         import_jobs_mark_interrupted()
         rule_runs_mark_interrupted()
         signal.signal(signal.SIGTERM, _stop)
+        # Started from a script in the background, a process inherits SIGINT ignored; Ctrl-C
+        # (or a test's SIGINT) must still stop the server and the worker.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         manage = [sys.executable, "manage.py"]
         processes = [
             subprocess.Popen([*manage, "run_huey", "--flush-locks"]),
