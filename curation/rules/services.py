@@ -153,8 +153,6 @@ def rule_update(*, rule: LabelingRule, user: Any, version: int, **fields: Any) -
     project = rule.project
     _check(user, project)
     current = {**_spec_dict(rule), **{k: v for k, v in fields.items() if v is not None}}
-    if "params" in fields and fields["params"] is not None and "kind" not in fields:
-        current["params"] = fields["params"]
     data = rule_clean(project=project, **current)
     if project.rules.filter(name=data.name).exclude(pk=rule.pk).exists():
         raise RuleError("name", _("A rule with this name exists already."))

@@ -3,6 +3,8 @@ from __future__ import annotations
 import pytest
 
 from curation.models import Example
+from curation.rules import spec as S
+from curation.rules.services import rule_create
 from curation.services import example_create
 
 
@@ -34,3 +36,34 @@ def corpus(project, users):
 
 def labeled(project) -> dict[str, str | None]:
     return {e.first_user_text: (e.label.name if e.label_id else None) for e in Example.objects.filter(project=project)}
+
+
+def write_rules(project, admin) -> None:
+    """Three rules over the corpus: two for billing (one a regex), one for shipping."""
+    rule_create(
+        project=project,
+        user=admin,
+        name="billing words",
+        kind=S.KEYWORDS,
+        params={"keywords": "refund, invoice, charged, charge"},
+        label="billing",
+        target="user",
+    )
+    rule_create(
+        project=project,
+        user=admin,
+        name="parcel",
+        kind=S.KEYWORDS,
+        params={"keywords": "parcel, tracking, ship"},
+        label="shipping",
+        target="user",
+    )
+    rule_create(
+        project=project,
+        user=admin,
+        name="amounts",
+        kind=S.REGEX,
+        params={"pattern": r"amount|cost|duplicate"},
+        label="billing",
+        target="user",
+    )

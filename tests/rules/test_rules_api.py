@@ -10,6 +10,7 @@ from curation.models import Example, Label, LabelingRule, Membership, Project, R
 from curation.rules import spec as S
 from curation.rules.services import rule_create, rule_run_execute, rule_run_start
 from tests.conftest import PASSWORD
+from tests.rules.conftest import write_rules
 
 KEYWORD_RULE = {"name": "refunds", "kind": "keywords", "params": {"keywords": ["refund"]}, "label": "billing"}
 
@@ -30,39 +31,9 @@ def base(project) -> str:
     return f"/api/projects/{project.slug}/"
 
 
-def _rules(project, admin) -> None:
-    rule_create(
-        project=project,
-        user=admin,
-        name="billing words",
-        kind=S.KEYWORDS,
-        params={"keywords": "refund, invoice, charged, charge"},
-        label="billing",
-        target="user",
-    )
-    rule_create(
-        project=project,
-        user=admin,
-        name="parcel",
-        kind=S.KEYWORDS,
-        params={"keywords": "parcel, tracking, ship"},
-        label="shipping",
-        target="user",
-    )
-    rule_create(
-        project=project,
-        user=admin,
-        name="amounts",
-        kind=S.REGEX,
-        params={"pattern": r"amount|cost|duplicate"},
-        label="billing",
-        target="user",
-    )
-
-
 @pytest.fixture
 def run(corpus, project, users) -> RuleRun:
-    _rules(project, users["admin"])
+    write_rules(project, users["admin"])
     return rule_run_execute(run=RuleRun.objects.get(pk=rule_run_start(project=project, user=users["admin"]).pk))
 
 
@@ -282,7 +253,7 @@ def test_the_preview_finds_japanese_text_and_refuses_a_bad_pattern(adam, corpus,
 def test_starting_a_run_applies_the_rules_and_the_run_shows_analysis_and_metrics(
     adam, corpus, project, users, django_capture_on_commit_callbacks
 ):
-    _rules(project, users["admin"])
+    write_rules(project, users["admin"])
     with django_capture_on_commit_callbacks(execute=True):
         response = adam.post(base(project) + "rule-runs/")
     assert response.status_code == 202, response.content
@@ -387,7 +358,7 @@ def test_a_threshold_outside_zero_to_one_is_refused(adam, project, run):
 
 
 def test_weak_labels_of_an_unfinished_run_cannot_be_accepted(adam, project, users, corpus):
-    _rules(project, users["admin"])
+    write_rules(project, users["admin"])
     queued = rule_run_start(project=project, user=users["admin"])  # its task waits for the commit
     response = adam.post(base(project) + f"rule-runs/{queued.pk}/accept/", {"threshold": 0.5}, format="json")
     assert response.status_code == 400 and "finished" in response.json()["run"][0]

@@ -26,7 +26,7 @@ from curation.rules.services import (
 )
 from curation.rules.spec import RuleError, RuleSpec, clean_params
 from curation.services import example_update
-from tests.rules.conftest import chat, labeled
+from tests.rules.conftest import chat, labeled, write_rules
 
 
 def _votes(kind: str, params: dict, texts: list[str], *, target: str = S.USER, metadata=None) -> list[bool]:
@@ -205,7 +205,7 @@ def test_the_preview_counts_hits_highlights_them_and_measures_accuracy(corpus, p
     assert ("refund", True) in first["parts"] and first["gold"] == "billing"
 
 
-def test_annotators_and_reviewers_may_not_write_rules(project, users):
+def test_annotators_and_reviewers_may_not_writewrite_rules(project, users):
     for who in ("annotator", "reviewer"):
         with pytest.raises(PermissionDenied):
             rule_create(
@@ -243,38 +243,8 @@ def test_each_edit_is_a_new_version_and_a_stale_edit_is_refused(corpus, project,
     assert LabelingRule.objects.get().name == "refund"
 
 
-def _rules(project, admin):
-    rule_create(
-        project=project,
-        user=admin,
-        name="billing words",
-        kind=S.KEYWORDS,
-        params={"keywords": "refund, invoice, charged, charge"},
-        label="billing",
-        target="user",
-    )
-    rule_create(
-        project=project,
-        user=admin,
-        name="parcel",
-        kind=S.KEYWORDS,
-        params={"keywords": "parcel, tracking, ship"},
-        label="shipping",
-        target="user",
-    )
-    rule_create(
-        project=project,
-        user=admin,
-        name="amounts",
-        kind=S.REGEX,
-        params={"pattern": r"amount|cost|duplicate"},
-        label="billing",
-        target="user",
-    )
-
-
 def test_a_run_stores_weak_labels_with_votes_analysis_and_both_models(corpus, project, users):
-    _rules(project, users["admin"])
+    write_rules(project, users["admin"])
     run = rule_run_start(project=project, user=users["admin"])
     run = rule_run_execute(run=RuleRun.objects.get(pk=run.pk))  # the task is immediate in tests
     assert run.status == RuleRun.Status.DONE, run.error
@@ -293,7 +263,7 @@ def test_a_run_stores_weak_labels_with_votes_analysis_and_both_models(corpus, pr
 
 
 def test_a_run_that_fails_leaves_no_weak_labels_and_says_why(corpus, project, users, monkeypatch):
-    _rules(project, users["admin"])
+    write_rules(project, users["admin"])
     run = rule_run_start(project=project, user=users["admin"])
     RuleRun.objects.filter(pk=run.pk).update(status=RuleRun.Status.QUEUED)
     WeakLabel.objects.all().delete()
@@ -318,7 +288,7 @@ def test_a_run_left_running_by_a_dead_worker_is_marked_interrupted(project, user
 
 def test_accepting_weak_labels_never_overwrites_people_and_keeps_provenance(corpus, project, users):
     admin = users["admin"]
-    _rules(project, admin)
+    write_rules(project, admin)
     run = rule_run_execute(run=RuleRun.objects.get(pk=rule_run_start(project=project, user=admin).pk))
     before = labeled(project)
 
@@ -340,7 +310,7 @@ def test_accepting_weak_labels_never_overwrites_people_and_keeps_provenance(corp
 
 
 def test_annotators_may_not_start_runs_or_accept_labels(corpus, project, users):
-    _rules(project, users["admin"])
+    write_rules(project, users["admin"])
     with pytest.raises(PermissionDenied):
         rule_run_start(project=project, user=users["annotator"])
     run = rule_run_execute(run=RuleRun.objects.get(pk=rule_run_start(project=project, user=users["admin"]).pk))
@@ -354,7 +324,7 @@ def test_the_queue_can_send_the_least_certain_examples_first(corpus, project, us
     from curation.rules.services import queue_order_set
 
     admin = users["admin"]
-    _rules(project, admin)
+    write_rules(project, admin)
     rule_run_execute(run=RuleRun.objects.get(pk=rule_run_start(project=project, user=admin).pk))
     assert queue_next(project=project, user=users["annotator"]).pk == corpus[0].pk  # oldest first by default
 
