@@ -59,6 +59,12 @@ def example_export(
                 % {"label": label, "labels": ", ".join(names) or _("none")},
             )
         examples = examples.filter(label__name=label)
+    if project.block_on_pii:
+        from curation.quality.services import pii_message, pii_unredacted
+
+        flagged, kinds = pii_unredacted(project, examples)
+        if flagged:
+            raise InvalidExample("pii", pii_message(flagged, kinds))
     rows = (
         examples.order_by("pk")
         .values_list("messages", "label__name", "split", "metadata")

@@ -62,6 +62,55 @@ class Project(models.Model):
             "confident (in the latest rule run) to annotators first."
         ),
     )
+
+    class StructuredFormat(models.TextChoices):
+        JSON = "json", _("JSON")
+        SQL = "sql", _("SQL")
+
+    structured_format = models.CharField(
+        _("structured answers are"),
+        max_length=10,
+        choices=StructuredFormat.choices,
+        default=StructuredFormat.JSON,
+        help_text=_("For structured-output projects: what every assistant answer must parse as."),
+    )
+    base_model = models.CharField(
+        _("base model"),
+        max_length=300,
+        blank=True,
+        help_text=_(
+            "A Hugging Face model id or a folder on the server; empty means the embedded "
+            "SmolLM2-135M-Instruct. Its tokenizer counts the tokens of each example."
+        ),
+    )
+    max_seq_length = models.PositiveIntegerField(
+        _("training sequence length"),
+        default=2048,
+        validators=[MinValueValidator(16), MaxValueValidator(1_048_576)],
+        help_text=_("Tokens per example in training; longer examples would be truncated."),
+    )
+    dedupe_threshold = models.FloatField(
+        _("near-duplicate threshold"),
+        default=0.8,
+        validators=[MinValueValidator(0.3), MaxValueValidator(1.0)],
+        help_text=_("Jaccard similarity of word 3-grams (MinHash) at which two examples count as near duplicates."),
+    )
+    semantic_dedupe = models.BooleanField(
+        _("also find semantic duplicates"),
+        default=False,
+        help_text=_("Compare MiniLM sentence embeddings too (slower; up to 20,000 examples)."),
+    )
+    semantic_threshold = models.FloatField(
+        _("semantic duplicate threshold"),
+        default=0.95,
+        validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
+        help_text=_("Cosine similarity of the embeddings."),
+    )
+    block_on_pii = models.BooleanField(
+        _("block export and training while personal data remains"),
+        default=False,
+        help_text=_("Refuse exports and training runs while the latest check finds unredacted personal data."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
 
@@ -175,6 +224,12 @@ class Example(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     import_job = models.ForeignKey(ImportJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="examples")
     source_line = models.PositiveIntegerField(null=True, blank=True, help_text=_("Line (or row) of the imported file."))
+    generation_job = models.ForeignKey(
+        "GenerationJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="drafts"
+    )
+    generation_key = models.CharField(
+        max_length=100, blank=True, help_text=_("Which draft of its job this is; a retried job never makes it twice.")
+    )
     weak_label = models.ForeignKey(
         "WeakLabel",
         null=True,
@@ -196,6 +251,13 @@ class Example(models.Model):
             models.Index(fields=["project", "split", "status"]),
             models.Index(fields=["project", "annotation_count", "id"]),
         ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["generation_job", "generation_key"],
+                condition=models.Q(generation_job__isnull=False),
+                name="one_draft_per_generation_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Example {self.pk}"
@@ -212,6 +274,8 @@ class ExampleRevision(models.Model):
         CREATE = "create", _("Created")
         UPDATE = "update", _("Updated")
         RESTORE = "restore", _("Restored")
+        REDACT = "redact", _("Personal data redacted")
+        MERGE = "merge", _("Duplicates merged")
         DELETE = "delete", _("Deleted")
 
     example = models.ForeignKey(Example, null=True, on_delete=models.SET_NULL, related_name="revisions")
@@ -387,3 +451,159 @@ class WeakLabel(models.Model):
 
     def __str__(self) -> str:
         return f"weak label of example {self.example_id} in run {self.run_id}"
+
+
+class QualityScan(models.Model):
+    """One pass of the quality checks over a project: duplicates, leakage, personal data,
+    token lengths, format and facts. Its findings replace the previous scan's when it ends."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+        INTERRUPTED = "interrupted", _("Interrupted")
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="quality_scans")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    config = models.JSONField(default=dict, help_text=_("Thresholds, base model and sequence length used."))
+    stage = models.CharField(max_length=40, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [models.UniqueConstraint(fields=["project", "number"], name="quality_scan_number_unique")]
+
+    def __str__(self) -> str:
+        return f"quality scan {self.number} of {self.project_id}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.INTERRUPTED)
+
+    @property
+    def progress(self) -> float:
+        return self.processed / self.total if self.total else 0.0
+
+
+class DuplicateCluster(models.Model):
+    """Examples that are (near) duplicates of each other, linked through verified pairs."""
+
+    scan = models.ForeignKey(QualityScan, on_delete=models.CASCADE, related_name="clusters")
+    size = models.PositiveIntegerField()
+    similarity = models.FloatField(help_text=_("The lowest similarity of a pair inside the cluster."))
+    splits = models.JSONField(default=list)
+    resolution = models.CharField(max_length=20, blank=True)
+    kept = models.ForeignKey(Example, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-size", "id"]
+
+    def __str__(self) -> str:
+        return f"duplicate cluster {self.pk} ({self.size})"
+
+
+class DuplicatePair(models.Model):
+    class Kind(models.TextChoices):
+        EXACT = "exact", _("Exact")
+        NEAR = "near", _("Near")
+        SEMANTIC = "semantic", _("Semantic")
+
+    scan = models.ForeignKey(QualityScan, on_delete=models.CASCADE, related_name="pairs")
+    cluster = models.ForeignKey(DuplicateCluster, on_delete=models.CASCADE, related_name="pairs")
+    a = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="+")
+    b = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="+")
+    a_hash = models.CharField(max_length=64)
+    b_hash = models.CharField(max_length=64)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    similarity = models.FloatField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.a_id} ~ {self.b_id} ({self.similarity})"
+
+
+class ExampleCheck(models.Model):
+    """What a scan found in one example; only examples with something to report get a row."""
+
+    scan = models.ForeignKey(QualityScan, on_delete=models.CASCADE, related_name="checks")
+    example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="checks")
+    content_hash = models.CharField(max_length=64, help_text=_("The example's content when it was checked."))
+    tokens = models.PositiveIntegerField(null=True)
+    truncated = models.BooleanField(default=False)
+    over_context = models.BooleanField(default=False)
+    pii = models.JSONField(default=list, blank=True)
+    pii_count = models.PositiveIntegerField(default=0)
+    format_problems = models.JSONField(default=list, blank=True)
+    new_facts = models.JSONField(default=list, blank=True)
+    brings_facts = models.BooleanField(default=False)
+    cluster = models.ForeignKey(DuplicateCluster, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["example_id"]
+        constraints = [models.UniqueConstraint(fields=["scan", "example"], name="one_check_per_scan_example")]
+
+    def __str__(self) -> str:
+        return f"check of example {self.example_id} in scan {self.scan_id}"
+
+
+class GenerationJob(models.Model):
+    """Drafts made by a generation backend: synthetic examples, or paraphrases of chosen
+    examples (augmentation). Drafts are examples with status draft that a reviewer approves,
+    edits or rejects; each remembers its job and its key within the job."""
+
+    class Kind(models.TextChoices):
+        SYNTHETIC = "synthetic", _("Synthetic")
+        AUGMENT = "augment", _("Augmentation")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+        INTERRUPTED = "interrupted", _("Interrupted")
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="generation_jobs")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    backend = models.CharField(max_length=300, blank=True)
+    config = models.JSONField(default=dict, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(
+        default=list, blank=True, help_text=_("Per-draft problems: which source, what went wrong.")
+    )
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.pk}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.CANCELLED, self.Status.INTERRUPTED)
+
+    @property
+    def progress(self) -> float:
+        return self.processed / self.total if self.total else 0.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, QuerySet, TextField
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
@@ -14,7 +14,7 @@ from curation.models import Annotation, Example, Project
 from curation.services import fold
 
 FILTERS = ("split", "status", "source", "label")
-BROWSE_FILTERS = (*FILTERS, "q", "annotator", "disagreement", "meta_key", "meta_value", "sort")
+BROWSE_FILTERS = (*FILTERS, "q", "annotator", "disagreement", "check", "meta_key", "meta_value", "sort")
 SORTS = {
     "id": "id",
     "-id": "-id",
@@ -59,12 +59,43 @@ def example_list(*, project: Project, filters: dict[str, Any] | None = None) -> 
         qs = qs.filter(Exists(answered))
     if filters.get("disagreement"):
         qs = qs.filter(annotation_count__gte=max(project.annotations_per_example, 2), resolved_at__isnull=True)
+    if check := filters.get("check"):
+        qs = _with_check(project, qs, check)
     key = filters.get("meta_key", "")
     if key and METADATA_KEY.match(key) and "meta_value" in filters:
         # KeyTextTransform, not metadata__<key>: a key must never become a lookup.
         value = Cast(KeyTextTransform(key, "metadata"), output_field=TextField())
         qs = qs.annotate(metadata_match=value).filter(metadata_match=str(filters["meta_value"]))
     return qs.order_by(SORTS.get(filters.get("sort", ""), "id"), "id")
+
+
+# What the readiness report links to: the examples a quality line is about.
+CHECKS = ("duplicate", "leak", "pii", "truncated", "over_context", "format", "facts", "drafts")
+
+
+def _with_check(project: Project, qs: QuerySet[Example], check: str) -> QuerySet[Example]:
+    from curation.quality import services as quality
+
+    if check == "drafts":
+        return qs.filter(
+            source__in=[Example.Source.SYNTHETIC, Example.Source.AUGMENTED],
+            status__in=[Example.Status.DRAFT, Example.Status.NEEDS_REVIEW],
+        )
+    if check == "leak":
+        return qs.filter(pk__in=[leak.evaluated.pk for leak in quality.leaks(project)])
+    scan = quality.latest_scan(project)
+    if scan is None or check not in CHECKS:
+        return qs.none()
+    checks = quality.fresh_checks(scan)
+    flagged = {
+        "duplicate": Q(cluster__isnull=False, cluster__resolved_at__isnull=True),
+        "pii": Q(pii_count__gt=0),
+        "truncated": Q(truncated=True),
+        "over_context": Q(over_context=True),
+        "format": ~Q(format_problems=[]),
+        "facts": Q(brings_facts=True),
+    }[check]
+    return qs.filter(pk__in=checks.filter(flagged).values("example_id"))
 
 
 def example_get(*, project: Project, example_id: int) -> Example:

@@ -41,3 +41,31 @@ def rule_run_task(run_id: int) -> None:
         rule_run_execute(run=run)
     except Exception:  # noqa: BLE001 - the run already records the error for the page
         pass
+
+
+@db_task()
+def quality_scan_task(scan_id: int) -> None:
+    from curation.models import QualityScan
+    from curation.quality.services import quality_scan_execute
+
+    scan = QualityScan.objects.filter(pk=scan_id).select_related("project").first()
+    if scan is None or scan.status != QualityScan.Status.QUEUED:
+        return  # deleted, or a duplicate delivery
+    try:
+        quality_scan_execute(scan=scan)
+    except Exception:  # noqa: BLE001 - the scan already records the error for the page
+        pass
+
+
+@db_task()
+def generation_job_task(job_id: int) -> None:
+    from curation.models import GenerationJob
+    from curation.quality.augment import augment_execute
+
+    job = GenerationJob.objects.filter(pk=job_id).first()
+    if job is None or job.status != GenerationJob.Status.QUEUED or job.kind != GenerationJob.Kind.AUGMENT:
+        return
+    try:
+        augment_execute(job=job)
+    except Exception:  # noqa: BLE001 - the job already records the error for the page
+        pass

@@ -1,6 +1,16 @@
 from django.urls import path
 
-from curation import api, api_rules, views, views_history, views_labeling, views_rules, views_splits
+from curation import (
+    api,
+    api_quality,
+    api_rules,
+    views,
+    views_history,
+    views_labeling,
+    views_quality,
+    views_rules,
+    views_splits,
+)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -40,6 +50,23 @@ urlpatterns = [
     path("p/<slug:slug>/rules/<int:rule_id>/delete/", views_rules.rule_delete, name="rule_delete"),
     path("p/<slug:slug>/rules/runs/<int:run_id>/", views_rules.rule_run_detail, name="rule_run_detail"),
     path("p/<slug:slug>/rules/runs/<int:run_id>/accept/", views_rules.weak_accept, name="weak_accept"),
+    path("p/<slug:slug>/quality/", views_quality.quality, name="quality"),
+    path("p/<slug:slug>/quality/scan/", views_quality.quality_scan, name="quality_scan"),
+    path("p/<slug:slug>/quality/settings/", views_quality.quality_settings, name="quality_settings"),
+    path("p/<slug:slug>/quality/duplicates/", views_quality.duplicates, name="quality_duplicates"),
+    path(
+        "p/<slug:slug>/quality/duplicates/<int:cluster_id>/resolve/",
+        views_quality.duplicate_resolve,
+        name="quality_duplicate_resolve",
+    ),
+    path("p/<slug:slug>/quality/leakage/", views_quality.leakage, name="quality_leakage"),
+    path("p/<slug:slug>/quality/leakage/fix/", views_quality.leakage_fix, name="quality_leakage_fix"),
+    path("p/<slug:slug>/quality/pii/", views_quality.pii_list, name="quality_pii"),
+    path("p/<slug:slug>/quality/pii/redact/", views_quality.pii_redact_all, name="quality_pii_redact_all"),
+    path("p/<slug:slug>/quality/pii/<int:example_id>/redact/", views_quality.pii_redact, name="quality_pii_redact"),
+    path("p/<slug:slug>/augment/", views_quality.augment_new, name="quality_augment"),
+    path("p/<slug:slug>/augment/<int:job_id>/", views_quality.augment_job, name="quality_augment_job"),
+    path("p/<slug:slug>/augment/<int:job_id>/action/", views_quality.augment_job_action, name="quality_augment_action"),
 ]
 
 api_urlpatterns = [
@@ -105,4 +132,16 @@ api_urlpatterns = [
         api_rules.WeakLabelAccept.as_view(),
         name="api_weak_accept",
     ),
+    path("projects/<slug:slug>/quality/", api_quality.Readiness.as_view(), name="api_quality"),
+    path("projects/<slug:slug>/quality/scans/", api_quality.ScanList.as_view(), name="api_quality_scans"),
+    path("projects/<slug:slug>/quality/scans/<int:number>/", api_quality.ScanDetail.as_view(), name="api_quality_scan"),
+    path("projects/<slug:slug>/quality/duplicates/", api_quality.ClusterList.as_view(), name="api_duplicates"),
+    path(
+        "projects/<slug:slug>/quality/duplicates/<int:cluster_id>/resolve/",
+        api_quality.ClusterResolve.as_view(),
+        name="api_duplicate_resolve",
+    ),
+    path("projects/<slug:slug>/quality/leakage/", api_quality.LeakList.as_view(), name="api_leakage"),
+    path("projects/<slug:slug>/quality/pii/", api_quality.PiiList.as_view(), name="api_pii"),
+    path("projects/<slug:slug>/quality/pii/redact/", api_quality.PiiRedact.as_view(), name="api_pii_redact"),
 ]

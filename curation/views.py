@@ -75,6 +75,12 @@ def project_detail(request: HttpRequest) -> HttpResponse:
         "allowed": _allowed(request),
         "recent_imports": project.import_jobs.all()[:5],
     }
+    from curation.quality.services import latest_scan
+    from curation.views_quality import length_chart
+
+    scan = latest_scan(project)
+    ctx["lengths"] = scan.summary.get("lengths", {}) if scan else {}
+    ctx["chart"] = length_chart(ctx["lengths"])
     return render(request, "curation/project_detail.html", ctx)
 
 
@@ -106,6 +112,7 @@ def example_list(request: HttpRequest) -> HttpResponse:
         "sources": Example.Source.choices,
         "splits": Example.Split.choices,
         "sorts": SORT_CHOICES,
+        "checks": CHECK_CHOICES,
         "allowed": _allowed(request),
     }
     template = "curation/example_list.html"
@@ -114,6 +121,16 @@ def example_list(request: HttpRequest) -> HttpResponse:
     return render(request, template, ctx)
 
 
+CHECK_CHOICES = [
+    ("duplicate", gettext_lazy("In a duplicate group")),
+    ("leak", gettext_lazy("Leaks a training example")),
+    ("pii", gettext_lazy("Holds personal data")),
+    ("truncated", gettext_lazy("Longer than the sequence length")),
+    ("over_context", gettext_lazy("Longer than the model's context")),
+    ("format", gettext_lazy("Format problems")),
+    ("facts", gettext_lazy("Answer brings new facts")),
+    ("drafts", gettext_lazy("Unreviewed generated drafts")),
+]
 SORT_CHOICES = [
     ("id", gettext_lazy("Oldest first")),
     ("-id", gettext_lazy("Newest first")),

@@ -13,7 +13,15 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from curation.models import ImportJob, LabelingRule, RuleRun
+from curation.models import (
+    DuplicateCluster,
+    ExampleCheck,
+    GenerationJob,
+    ImportJob,
+    LabelingRule,
+    QualityScan,
+    RuleRun,
+)
 from curation.services import example_create
 from tests.conftest import PASSWORD
 
@@ -133,15 +141,26 @@ def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, projec
             status=RuleRun.Status.DONE,
             label_names=["billing", "shipping"],
         )
+        # And a finished quality check with one duplicate group, for the same reason.
+        scan = QualityScan.objects.create(
+            project=project, number=1_000_000 - example.pk, status=QualityScan.Status.DONE, config={}
+        )
+        cluster = DuplicateCluster.objects.create(scan=scan, size=1, similarity=1.0, splits=["unassigned"])
+        ExampleCheck.objects.create(scan=scan, example=example, content_hash=example.content_hash, cluster=cluster)
+        generation = GenerationJob.objects.create(
+            project=project, kind=GenerationJob.Kind.AUGMENT, status=GenerationJob.Status.DONE
+        )
         url = _url(
             route,
             {
                 "slug": project.slug,
                 "example_id": example.pk,
-                "job_id": job.pk,
+                "job_id": generation.pk if "augment/" in route else job.pk,
                 "revision_id": example.revisions.first().pk,
                 "rule_id": rule.pk,
                 "run_id": run.pk,
+                "cluster_id": cluster.pk,
+                "number": scan.number,
             },
         )
         client = _client(users, role)

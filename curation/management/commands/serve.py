@@ -10,6 +10,8 @@ import time
 from django.core.management.base import BaseCommand
 
 from curation.demo.load import DEMO_USERS
+from curation.quality.augment import generation_jobs_mark_interrupted
+from curation.quality.services import quality_scans_mark_interrupted
 from curation.rules.services import rule_runs_mark_interrupted
 from curation.services import import_jobs_mark_interrupted
 
@@ -29,6 +31,8 @@ class Command(BaseCommand):
         # killed worker left behind.
         import_jobs_mark_interrupted()
         rule_runs_mark_interrupted()
+        quality_scans_mark_interrupted()
+        generation_jobs_mark_interrupted()
         signal.signal(signal.SIGTERM, _stop)
         # Started from a script in the background, a process inherits SIGINT ignored; Ctrl-C
         # (or a test's SIGINT) must still stop the server and the worker.

@@ -1,0 +1,1 @@
+"""Quality gates: near duplicates, PII, token lengths, format, facts, readiness."""

@@ -1,0 +1,249 @@
+"""Token counts as the trainer will see them, and a histogram to show them against the limits.
+
+An example longer than the training sequence length is cut off, and the cut usually falls in
+the assistant's answer, the part the model learns from; one longer than the model's context
+cannot be trained at all. Characters or words say little about either, and tokenizers differ by
+a factor of two or more on Japanese, so the counts come from the base model's own tokenizer
+and chat template: the exact text the trainer tokenises.
+
+Plain Python: conversations in, numbers out. A service reads the examples and stores or shows
+what comes back.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from django.utils.translation import gettext as _
+
+from curation.backends import GenerationError, embedded_model_location
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+Conversation = list[dict[str, Any]]
+
+# Loading the embedded tokenizer or its configuration parses the GGUF file (seconds), so each
+# process does it once per model. The lock keeps two threads from loading the same one twice.
+_TOKENIZERS: dict[str, PreTrainedTokenizerBase] = {}
+_CONTEXTS: dict[str, int] = {}
+_LOAD_LOCK = threading.Lock()
+# A fast tokenizer resets its Rust padding and truncation state on every call and raises
+# "Already borrowed" when two threads do that at once.
+_TOKENIZE_LOCK = threading.Lock()
+
+# Configuration fields that hold the number of positions, by model family.
+_POSITION_FIELDS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "n_ctx")
+
+
+class LengthError(Exception):
+    """A tokenizer or model configuration could not be loaded; the message says which and what to do."""
+
+
+def _source(base_model: str) -> tuple[str | Path, dict[str, Any], str]:
+    """Where to load `base_model` from: the path or id, the loading options, a name for messages."""
+    if not base_model:
+        try:
+            folder, file_name = embedded_model_location()
+        except GenerationError as error:
+            raise LengthError(str(error)) from error
+        return folder, {"gguf_file": file_name}, str(folder / file_name)
+    path = Path(base_model).expanduser()
+    # Otherwise transformers takes a mistyped path for a hub id and says so, confusingly.
+    if path.is_absolute() or base_model.startswith((".", "~")):
+        if not path.is_dir():
+            raise LengthError(
+                _("The model folder %(folder)s does not exist; check the base model's path.") % {"folder": base_model}
+            )
+        return path, {"local_files_only": True}, base_model
+    return base_model, {"local_files_only": True}, base_model
+
+
+def _load_error(base_model: str, where: str, error: Exception) -> LengthError:
+    if isinstance(error, ImportError):
+        return LengthError(
+            _("Loading the model %(model)s needs a missing package: %(error)s") % {"model": where, "error": error}
+        )
+    if base_model and not Path(base_model).expanduser().is_dir():
+        # transformers' own message talks about connecting to the hub, which is never tried here.
+        return LengthError(
+            _(
+                "The model %(model)s is not in the local Hugging Face cache, and nothing is downloaded "
+                "here. Download it first (`hf download %(model)s`) or give the folder that holds it."
+            )
+            % {"model": base_model}
+        )
+    return LengthError(
+        _(
+            "The model %(model)s could not be loaded: %(error)s. Give a folder that holds a "
+            "transformers model with its tokenizer and config.json."
+        )
+        % {"model": where, "error": " ".join(str(error).split()).rstrip(".")}
+    )
+
+
+def load_tokenizer(base_model: str = "") -> PreTrainedTokenizerBase:
+    """The tokenizer of `base_model` ("" for the embedded SmolLM2), loaded once per process."""
+    with _LOAD_LOCK:
+        if base_model not in _TOKENIZERS:
+            from transformers import AutoTokenizer
+
+            source, options, where = _source(base_model)
+            try:
+                _TOKENIZERS[base_model] = AutoTokenizer.from_pretrained(source, **options)
+            except (ImportError, OSError, ValueError) as error:
+                raise _load_error(base_model, where, error) from error
+        return _TOKENIZERS[base_model]
+
+
+def context_length(base_model: str = "") -> int:
+    """The most positions `base_model` ("" for the embedded SmolLM2) can attend to, from its configuration."""
+    with _LOAD_LOCK:
+        if base_model not in _CONTEXTS:
+            from transformers import AutoConfig
+
+            source, options, where = _source(base_model)
+            try:
+                config = AutoConfig.from_pretrained(source, **options)
+            except (ImportError, OSError, ValueError) as error:
+                raise _load_error(base_model, where, error) from error
+            # Vision-language configurations keep the language model's fields in a sub-configuration.
+            text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+            positions = next(
+                (
+                    value
+                    for field in _POSITION_FIELDS
+                    if isinstance(value := getattr(text_config, field, None), int) and value > 0
+                ),
+                None,
+            )
+            if positions is None:
+                raise LengthError(
+                    _(
+                        "The configuration of %(model)s does not say how many positions the model has "
+                        "(none of %(fields)s); set the training sequence length by hand."
+                    )
+                    % {"model": where, "fields": ", ".join(_POSITION_FIELDS)}
+                )
+            _CONTEXTS[base_model] = positions
+        return _CONTEXTS[base_model]
+
+
+def _plain_text(conversation: Conversation) -> str:
+    return "\n".join(f"{message.get('role', '')}: {message.get('content') or ''}" for message in conversation)
+
+
+def count_tokens(
+    tokenizer: PreTrainedTokenizerBase, conversations: list[Conversation], *, batch_size: int = 256
+) -> list[int]:
+    """The number of tokens in each conversation, as the trainer will see it.
+
+    The conversation is rendered with the tokenizer's chat template (no generation prompt: the
+    answer is already there) and tokenised without adding special tokens, since the template
+    writes them; this is what `apply_chat_template(conversation, tokenize=True)` does, one batch
+    at a time. A tokenizer without a chat template gets "role: content" lines and its own
+    special tokens. An empty conversation has 0 tokens.
+    """
+    if batch_size < 1:
+        raise ValueError(_("batch_size is %(size)r; it must be at least 1.") % {"size": batch_size})
+    counts = [0] * len(conversations)
+    templated = tokenizer.chat_template is not None
+    filled = [index for index, conversation in enumerate(conversations) if conversation]
+    for start in range(0, len(filled), batch_size):
+        indices = filled[start : start + batch_size]
+        batch = [conversations[index] for index in indices]
+        if templated:
+            texts = tokenizer.apply_chat_template(batch, tokenize=False, add_generation_prompt=False)
+        else:
+            texts = [_plain_text(conversation) for conversation in batch]
+        with _TOKENIZE_LOCK:
+            lengths = _encoded_lengths(tokenizer, texts, add_special_tokens=not templated)
+        for index, length in zip(indices, lengths, strict=True):
+            counts[index] = length
+    return counts
+
+
+def _encoded_lengths(tokenizer: PreTrainedTokenizerBase, texts: list[str], *, add_special_tokens: bool) -> list[int]:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    # Calling a fast tokenizer sets the Rust tokenizer's state and then runs its `encode_batch`;
+    # while that state is what such a call sets, the Rust tokenizer gives the same tokens
+    # directly, and its `encode_batch_fast` (no character offsets) is about a third faster.
+    if (
+        backend is not None
+        and hasattr(backend, "encode_batch_fast")
+        and backend.padding is None
+        and backend.truncation is None
+        and getattr(backend, "encode_special_tokens", False) == getattr(tokenizer, "split_special_tokens", False)
+    ):
+        encodings = backend.encode_batch_fast(texts, add_special_tokens=add_special_tokens)
+        return [len(encoding.ids) for encoding in encodings]
+    encoded = tokenizer(
+        texts, add_special_tokens=add_special_tokens, return_attention_mask=False, return_token_type_ids=False
+    )
+    return [len(ids) for ids in encoded["input_ids"]]
+
+
+@dataclass(frozen=True)
+class Bin:
+    """The counts above `low` up to and including `high` (the first bin includes `low` too).
+
+    Closed on the right so that with a limit on an edge, every bin above it holds only examples
+    that do not fit: an example of exactly `limit` tokens fits.
+    """
+
+    low: int
+    high: int
+    count: int
+
+
+def _nice_widths(at_least: int) -> list[int]:
+    """Round bin widths of at least `at_least`, smallest first: 1, 2 or 5 times a power of ten, or a power of two."""
+    widths: set[int] = set()
+    power = 1
+    while power <= at_least * 64:
+        widths.update((power, 2 * power, 5 * power))
+        power *= 10
+    power = 1
+    while power <= at_least * 64:
+        widths.add(power)
+        power *= 2
+    return sorted(width for width in widths if width >= at_least)
+
+
+def histogram(counts: Sequence[int], *, bins: int = 20, limits: Sequence[int] = ()) -> list[Bin]:
+    """About `bins` bins of a round width from 0 to past the largest count, empty bins included.
+
+    Each limit (the training sequence length, the model's context) inside that range falls on
+    a bin edge, so a chart can show exactly which bins are over it: the width is chosen to
+    divide the limits when a round one near the ideal does (512 for 2048 and 8192), and
+    otherwise the bin holding a limit is split in two there.
+    """
+    if not counts:
+        return []
+    if bins < 1:
+        raise ValueError(_("bins is %(bins)r; it must be at least 1.") % {"bins": bins})
+    top = max(counts)
+    ideal = max(1, math.ceil(top / bins))
+    inside = sorted({limit for limit in limits if 0 < limit <= top})
+    width = next(
+        (
+            candidate
+            for candidate in _nice_widths(ideal)
+            if candidate <= 2 * ideal and all(limit % candidate == 0 for limit in inside)
+        ),
+        _nice_widths(ideal)[0],
+    )
+    end = max(1, math.ceil(top / width)) * width
+    edges = sorted(set(range(0, end + 1, width)) | set(inside))
+    tallies = [0] * (len(edges) - 1)
+    for count in counts:
+        # Closed on the right: a count equal to an edge belongs to the bin that ends there.
+        position = max(0, bisect_left(edges, count) - 1)
+        tallies[position] += 1
+    return [Bin(low=low, high=high, count=tally) for low, high, tally in zip(edges, edges[1:], tallies, strict=False)]

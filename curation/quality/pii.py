@@ -1,0 +1,655 @@
+"""Personal data in fine-tuning examples: find it, show it, and replace it with typed placeholders.
+
+What is found, in English and Japanese text: e-mail addresses, phone numbers (international,
+North American, Japanese domestic), credit card numbers (Luhn-checked), IPv4 and IPv6
+addresses, IBANs (ISO 13616 mod-97 and the country's length), Japanese My Numbers (check
+digit), Japanese postal codes, and some personal names.
+
+The patterns are our own rather than scrubadub's. Scrubadub finds names with spaCy or TextBlob
+models that it downloads when it first runs, which this product, running offline, cannot do.
+Its phone detector searches with libphonenumber for the numbers of one region, the locale's
+(the United States by default), so it is not built for Japanese formats: domestic numbers such
+as 090-1234-5678 are found only under a Japanese locale, and then domestic North American
+numbers are not, while chat data here mixes both.
+
+Every pattern here is fixed (nothing a user types is compiled) and is written so that it
+cannot backtrack catastrophically: every quantifier is bounded and no two adjacent parts can
+match the same characters in more than one way.
+
+Numbers are checked where a check exists (Luhn, mod-97, the My Number check digit, octet
+ranges, ``ipaddress``), which keeps order numbers, dates, versions and prices out.
+
+Name detection is pattern-based and partial: it finds a name only where the words around it
+say it is one (a title such as "Dr.", "my name is", "私の名前は", "と申します", an honorific such
+as さん or 様). A name mentioned without such a cue is not found, and a common noun before an
+honorific that is missing from the stop lists below can be taken for one.
+
+Full-width characters (０９０－１２３４－５６７８, ＠) are mapped to ASCII before matching with a
+translation that keeps every character in place, so offsets point into the original text.
+
+Plain Python: strings and lists of messages in, findings and redacted copies out.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy
+
+
+class PiiKind(StrEnum):
+    EMAIL = "email"
+    PHONE = "phone"
+    CREDIT_CARD = "credit_card"
+    IP_ADDRESS = "ip_address"
+    IBAN = "iban"
+    MY_NUMBER = "my_number"
+    POSTAL_CODE = "postal_code"
+    NAME = "name"
+
+
+KIND_LABELS: dict[str, Promise] = {
+    PiiKind.EMAIL: gettext_lazy("E-mail address"),
+    PiiKind.PHONE: gettext_lazy("Phone number"),
+    PiiKind.CREDIT_CARD: gettext_lazy("Credit card number"),
+    PiiKind.IP_ADDRESS: gettext_lazy("IP address"),
+    PiiKind.IBAN: gettext_lazy("IBAN"),
+    PiiKind.MY_NUMBER: gettext_lazy("My Number"),
+    PiiKind.POSTAL_CODE: gettext_lazy("Postal code"),
+    PiiKind.NAME: gettext_lazy("Name"),
+}
+
+# Placeholders hold no digits, no "@" and no kanji or katakana, so no pattern finds them again
+# and redacting twice changes nothing.
+PLACEHOLDERS: dict[str, str] = {kind: f"[{kind.upper()}]" for kind in PiiKind}
+
+# Where two findings overlap the longer wins; between equally long ones, the first here. The
+# more specific, better validated kinds come first.
+_PRIORITY: dict[str, int] = {
+    kind: rank
+    for rank, kind in enumerate(
+        [
+            PiiKind.EMAIL,
+            PiiKind.IBAN,
+            PiiKind.CREDIT_CARD,
+            PiiKind.MY_NUMBER,
+            PiiKind.PHONE,
+            PiiKind.IP_ADDRESS,
+            PiiKind.POSTAL_CODE,
+            PiiKind.NAME,
+        ]
+    )
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    start: int
+    end: int
+    text: str
+
+
+# --- normalisation -----------------------------------------------------------------------
+
+# One character for one character, so that an offset in the normalised text is the same
+# offset in the original.
+_WIDTH_TABLE: dict[int, int] = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
+_WIDTH_TABLE[0x3000] = ord(" ")  # ideographic space
+for _dash in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63":
+    _WIDTH_TABLE[ord(_dash)] = ord("-")
+# The katakana prolonged sound mark is a dash only between digits (０９０ー１２３４); after
+# katakana it is part of the word (ユーザー) and must stay.
+_PROLONGED_AFTER_DIGIT = re.compile("(?<=[0-9])[\u30fc\uff70]")
+
+
+def _normalise(text: str) -> str:
+    return _PROLONGED_AFTER_DIGIT.sub("-", text.translate(_WIDTH_TABLE))
+
+
+# --- shared pieces -----------------------------------------------------------------------
+
+# A number must stand on its own: not inside a longer number, a product code (letters), an
+# order number (#12345, No.12345), a price ($, ¥) or a decimal or dotted version (3.14, 1.2.3).
+# A dot after a word is allowed (TEL.03-1234-5678). Japanese characters are not excluded,
+# because Japanese puts no spaces around numbers.
+_NUM_LEFT = r"(?<![0-9A-Za-z_#$¥€£+\-/])(?<![0-9]\.)(?<![Nn]o\.)"
+_NUM_RIGHT = r"(?![0-9A-Za-z_])(?![.\-/][0-9])"
+
+Span = tuple[int, int]
+
+
+# --- e-mail --------------------------------------------------------------------------------
+
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+\-])"
+    r"(?P<local>[A-Za-z0-9._%+\-]{1,64})@"
+    r"(?P<domain>(?:[A-Za-z0-9\-]{1,63}\.){1,8}[A-Za-z]{2,24})"
+    r"(?![A-Za-z0-9\-])"
+)
+
+
+def _find_emails(text: str) -> Iterator[Span]:
+    if "@" not in text:
+        return
+    for match in _EMAIL.finditer(text):
+        local, domain = match["local"], match["domain"]
+        if local.startswith(".") or local.endswith(".") or ".." in local:
+            continue
+        if any(label.startswith("-") or label.endswith("-") for label in domain.split(".")):
+            continue
+        yield match.span()
+
+
+# --- phone numbers ---------------------------------------------------------------------------
+
+# +81 90-1234-5678, +1 (555) 123-4567, +44 (0)20 7946 0958: one separator between groups, so a
+# run of digits splits into groups in only one way.
+_PHONE_INTERNATIONAL = re.compile(
+    r"(?<![0-9A-Za-z_+])\+[1-9][0-9]{0,2}"
+    r"(?:[ \-]?\([0-9]{1,4}\)[ \-]?[0-9]{1,12}|[ \-][0-9]{1,12}){1,6}" + _NUM_RIGHT
+)
+_PHONE_INTERNATIONAL_COMPACT = re.compile(r"(?<![0-9A-Za-z_+])\+[1-9][0-9]{7,14}" + _NUM_RIGHT)
+# (555) 123-4567, 555-123-4567, 555.123.4567, 1-800-555-1234. Digits separated by spaces
+# alone (555 123 4567) are left out: they read as three ordinary numbers too often.
+_PHONE_NORTH_AMERICA = re.compile(
+    _NUM_LEFT + r"(?:1[\-. ])?"
+    r"(?:\([2-9][0-9]{2}\) ?[0-9]{3}[\- ][0-9]{4}|[2-9][0-9]{2}(?P<sep>[\-.])[0-9]{3}(?P=sep)[0-9]{4})" + _NUM_RIGHT
+)
+# 03-1234-5678, 0120 123 456, 03(1234)5678; which groupings are real numbers is checked below.
+_PHONE_JAPAN_GROUPED = re.compile(
+    _NUM_LEFT + r"(?P<a>0[0-9]{1,4})(?:(?P<sep>[\- ])(?P<b>[0-9]{1,4})(?P=sep)|\((?P<pb>[0-9]{1,4})\))"
+    r"(?P<c>[0-9]{3,4})" + _NUM_RIGHT
+)
+_PHONE_JAPAN_COMPACT = re.compile(_NUM_LEFT + r"0[0-9]{9,10}" + _NUM_RIGHT)
+
+# Japanese prefixes of 11-digit numbers (mobile, IP phone, pager) and of non-geographic ones,
+# which a 10-digit landline can never start with.
+_JP_ELEVEN_DIGIT = ("050", "060", "070", "080", "090", "020")
+_JP_NON_GEOGRAPHIC = (*_JP_ELEVEN_DIGIT, "0120", "0570", "0800", "0990")
+
+
+def _japanese_grouping_valid(area: str, exchange: str, line: str) -> bool:
+    if area in ("050", "070", "080", "090"):
+        return len(exchange) == 4 and len(line) == 4
+    if area in ("0120", "0570"):
+        return len(exchange) == 3 and len(line) == 3
+    if area == "0800":
+        return len(exchange) == 3 and len(line) == 4
+    # Landlines: 10 digits, the area code (with its 0) two to five of them, the last group four.
+    return (
+        area[1] != "0" and not area.startswith(_JP_NON_GEOGRAPHIC) and len(area) + len(exchange) == 6 and len(line) == 4
+    )
+
+
+def _japanese_compact_valid(digits: str) -> bool:
+    if len(digits) == 11:
+        return digits.startswith(("050", "070", "080", "090", "0800"))
+    return digits[1] != "0" and not digits.startswith(_JP_ELEVEN_DIGIT)
+
+
+def _find_phones(text: str) -> Iterator[Span]:
+    if "+" in text:
+        for match in _PHONE_INTERNATIONAL.finditer(text):
+            candidate = match.group()
+            # "(0)" is the trunk prefix dialled only at home; E.164 allows 15 digits at most.
+            digits = sum(ch.isdigit() for ch in candidate.replace("(0)", ""))
+            last_group = re.split(r"[^0-9]", candidate)[-1]
+            if 8 <= digits <= 15 and len(last_group) >= 3:
+                yield match.span()
+        for match in _PHONE_INTERNATIONAL_COMPACT.finditer(text):
+            yield match.span()
+    for match in _PHONE_NORTH_AMERICA.finditer(text):
+        yield match.span()
+    for match in _PHONE_JAPAN_GROUPED.finditer(text):
+        if _japanese_grouping_valid(match["a"], match["b"] or match["pb"], match["c"]):
+            yield match.span()
+    for match in _PHONE_JAPAN_COMPACT.finditer(text):
+        if _japanese_compact_valid(match.group()):
+            yield match.span()
+
+
+# --- credit cards ------------------------------------------------------------------------------
+
+_CARD_CANDIDATE = re.compile(_NUM_LEFT + r"[0-9]{3,19}(?:[ \-][0-9]{3,19}){0,7}" + _NUM_RIGHT)
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for position, ch in enumerate(reversed(digits)):
+        value = int(ch)
+        if position % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _card_valid(groups: list[str], separators: list[str]) -> bool:
+    digits = "".join(groups)
+    if not 13 <= len(digits) <= 19:
+        return False
+    # Every major network's numbers start with 2 to 6 (Mastercard 2/5, Amex and JCB 3, Visa 4,
+    # Discover and UnionPay 6); cards print their first group as four digits.
+    if digits[0] not in "23456" or (len(groups) > 1 and len(groups[0]) != 4):
+        return False
+    if len(set(separators)) > 1:
+        return False
+    return luhn_valid(digits)
+
+
+def _find_cards(text: str) -> Iterator[Span]:
+    for match in _CARD_CANDIDATE.finditer(text):
+        # A card number can sit next to another number ("4111 1111 1111 1111 2024"), so the
+        # longest run of whole groups that is a valid card is taken, not only the whole match.
+        pieces = re.split(r"([ \-])", match.group())
+        groups, separators = pieces[0::2], pieces[1::2]
+        starts = [match.start()]
+        for group, separator in zip(groups, separators, strict=False):
+            starts.append(starts[-1] + len(group) + len(separator))
+        i = 0
+        while i < len(groups):
+            for j in range(len(groups), i, -1):
+                if _card_valid(groups[i:j], separators[i : j - 1]):
+                    yield starts[i], starts[j - 1] + len(groups[j - 1])
+                    i = j
+                    break
+            else:
+                i += 1
+
+
+# --- IP addresses -------------------------------------------------------------------------------
+
+_IPV4 = re.compile(r"(?<![0-9A-Za-z_.])[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?![0-9A-Za-z_])(?!\.[0-9])")
+# Hex digits and colons, optionally ending in an embedded IPv4 (::ffff:192.0.2.1); whether it
+# is an address is left to the ipaddress module.
+_IPV6 = re.compile(
+    r"(?<![0-9A-Za-z_.])[0-9A-Fa-f:]{2,39}(?:(?<=:)[0-9]{1,3}(?:\.[0-9]{1,3}){3})?"
+    r"(?![0-9A-Za-z_:])(?!\.[0-9A-Za-z])"
+)
+
+
+def _find_ips(text: str) -> Iterator[Span]:
+    for match in _IPV4.finditer(text):
+        # Leading zeros (010.1.1.1) are refused: they read as octal to some tools and are more
+        # often parts of something else.
+        if all(int(octet) <= 255 and (octet == "0" or not octet.startswith("0")) for octet in match.group().split(".")):
+            yield match.span()
+    if "::" not in text and text.count(":") < 7:
+        return
+    for match in _IPV6.finditer(text):
+        candidate = match.group()
+        # Times (12:30, 10:30:15) have fewer colons or are not valid addresses. Scope operators
+        # in code (a::b) are valid addresses in form only: real ones carry more hex digits and
+        # at least one decimal digit (2001:db8::1, fe80::1).
+        hex_digits = sum(ch not in ":." for ch in candidate)
+        if candidate.count(":") < 2 or hex_digits < 4 or not any(ch.isdigit() for ch in candidate):
+            continue
+        try:
+            ipaddress.IPv6Address(candidate)
+        except ValueError:
+            continue
+        yield match.span()
+
+
+# --- IBAN ----------------------------------------------------------------------------------------
+
+# ISO 13616 registry lengths, country code and check digits included.
+IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28,
+    "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
+    "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26,
+    "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20,
+    "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18,
+    "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24,
+    "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23, "TN": 24,
+    "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}  # fmt: skip
+
+_IBAN_CANDIDATE = re.compile(r"(?<![A-Za-z0-9])(?P<country>[A-Z]{2})[0-9]{2}(?: ?[A-Z0-9]){11,30}")
+
+
+def iban_valid(compact: str) -> bool:
+    """The ISO 13616 check: the country's length, and the number mod 97 is 1."""
+    if IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact.isascii() or not compact.isalnum():
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged.upper())) % 97 == 1
+
+
+def _find_ibans(text: str) -> Iterator[Span]:
+    for match in _IBAN_CANDIDATE.finditer(text):
+        # Only countries whose length is known: that length says where the IBAN ends, however
+        # much text in capitals follows it ("... 3000 IN LONDON").
+        length = IBAN_LENGTHS.get(match["country"])
+        if length is None:
+            continue
+        end, seen = match.start(), 0
+        while end < match.end() and seen < length:
+            seen += text[end] != " "
+            end += 1
+        if seen < length or (end < len(text) and text[end].isascii() and text[end].isalnum()):
+            continue
+        candidate = text[match.start() : end]
+        groups = candidate.split(" ")
+        if len(groups) > 1 and any(len(group) != 4 for group in groups[:-1]):
+            continue
+        if iban_valid(candidate.replace(" ", "")):
+            yield match.start(), end
+
+
+# --- My Number -----------------------------------------------------------------------------------
+
+# Not the first or last twelve digits of a longer space-separated number ("4111 1111 1111 1112"
+# is a card number, not a My Number followed by 1112).
+_MY_NUMBER = re.compile(
+    _NUM_LEFT + r"(?<![0-9] )[0-9]{4}(?P<sep>[ \-]?)[0-9]{4}(?P=sep)[0-9]{4}(?! [0-9])" + _NUM_RIGHT
+)
+
+
+def my_number_check_digit(first_eleven: str) -> int:
+    """The check digit of a Japanese Individual Number, by the official algorithm.
+
+    P_n is the n-th of the eleven digits counted from the right; its weight Q_n is n + 1 for
+    n of 1 to 6 and n - 5 for n of 7 to 11."""
+    total = 0
+    for n, ch in enumerate(reversed(first_eleven), start=1):
+        total += int(ch) * (n + 1 if n <= 6 else n - 5)
+    remainder = total % 11
+    return 0 if remainder <= 1 else 11 - remainder
+
+
+def my_number_valid(digits: str) -> bool:
+    return len(digits) == 12 and digits.isdigit() and my_number_check_digit(digits[:11]) == int(digits[11])
+
+
+def _find_my_numbers(text: str) -> Iterator[Span]:
+    for match in _MY_NUMBER.finditer(text):
+        # A twelve-digit number with a wrong check digit is not flagged: that keeps order,
+        # invoice and tracking numbers out, ten in eleven of which fail the check.
+        if my_number_valid(re.sub(r"[ \-]", "", match.group())):
+            yield match.span()
+
+
+# --- postal codes ---------------------------------------------------------------------------------
+
+# The mark or the word stays outside the finding: only the code itself is personal.
+_POSTAL_MARKED = re.compile(r"(?:〒|郵便番号(?:は)?)[ :]{0,3}(?P<code>[0-9]{3}-?[0-9]{4})" + _NUM_RIGHT)
+# A bare 123-4567 only where it is not part of a longer run of digits and hyphens, so phone
+# numbers such as 03-1234-5678 are not cut into postal codes.
+_POSTAL_BARE = re.compile(_NUM_LEFT + r"[0-9]{3}-[0-9]{4}" + _NUM_RIGHT)
+
+
+def _find_postal_codes(text: str) -> Iterator[Span]:
+    for match in _POSTAL_MARKED.finditer(text):
+        yield match.span("code")
+    for match in _POSTAL_BARE.finditer(text):
+        yield match.span()
+
+
+# --- names ------------------------------------------------------------------------------------------
+
+_EN_WORD = r"[A-Z][a-z]{1,20}(?:[A-Z][a-z]{1,20})?(?:['\-][A-Z][a-z]{1,20})?"
+_EN_NAME = rf"(?P<name>{_EN_WORD}(?: {_EN_WORD})?)(?![A-Za-z])"
+_EN_TITLED = re.compile(r"(?<![A-Za-z])(?:Mrs|Mr|Ms|Mx|Dr|Prof|Professor)\.? " + _EN_NAME)
+_EN_MY_NAME_IS = re.compile(r"(?<![A-Za-z])(?i:my name is) " + _EN_NAME)
+_EN_I_AM = re.compile(r"(?<![A-Za-z])I(?:['\u2019]m| am) " + _EN_NAME)
+
+# Capitalised words that follow "I'm" or a name without being names: titles of headings
+# ("I'm Not Sure"), nationalities, and the start of the next sentence.
+_EN_NOT_NAMES = frozenset(
+    """
+    A About Also An And Are As At Back Be But By Can Could Do Dear Does Fine For From Glad Going
+    Good Happy He Hello Her Here Hi His How I If In Is It Its Just Looking My No Not Now Of On
+    Or Our Please Really Regards She So Sorry Still Sure Thank Thanks That The Their Then There
+    They This To Very Was We Well What When Where Which Who Why Will With Yes You Your
+    American British Canadian Chinese English French German Indian Italian Japanese Korean
+    Spanish Australian Asian European
+    """.split()
+)
+
+_KANJI = "[\u3005\u3006\u30f5\u30f6\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+# A katakana word starts with a letter; the middle dot and the prolonged sound mark follow one.
+_KATAKANA = "[\u30a1-\u30fa][\u30a1-\u30fa\u30fb\u30fc]{1,15}"
+# A family and a given name, optionally with one space between them.
+_JA_NAME = rf"(?:{_KANJI}{{2,6}}(?: {_KANJI}{{1,4}})?|{_KATAKANA}(?: {_KATAKANA})?)"
+_JA_FIRST_PERSON = "(?:私|わたし|わたくし|僕|ぼく|俺|おれ|あたし)"
+_JA_NAMING = "(?:です|といいます|と言います|と申します)"
+# 私の名前は山田太郎です. Here the context is strong enough to take a name in hiragana too.
+_JA_MY_NAME_IS = re.compile(
+    rf"{_JA_FIRST_PERSON}の名前は ?(?P<name>{_JA_NAME}|[\u3041-\u3096]{{1,8}}?)(?={_JA_NAMING})"
+)
+# 山田太郎と申します; 私は山田といいます ("...といいます" alone also names flowers and tools).
+_JA_MOUSHIMASU = re.compile(rf"(?P<name>{_JA_NAME})(?=と申します|と申す)")
+_JA_I_AM_CALLED = re.compile(rf"{_JA_FIRST_PERSON}は ?(?P<name>{_JA_NAME})(?=といいます|と言います)")
+# 山田様, 山田太郎さん, スミス氏. The look-aheads keep words that merely start like an honorific
+# out: 様子 (state), 様々 (various), 氏名 (full name), 殿下 (Highness), さまざま.
+_JA_HONORIFIC = re.compile(
+    rf"(?P<name>{_JA_NAME})(?=(?P<honorific>さん|さま(?!ざま)|様(?![子々式相態])|氏(?!名)|殿(?!下)|くん|ちゃん|先生))"
+)
+# Words that end in an honorific's character without being one: 仕様 (specification), 多様
+# (diverse), 彼氏 (boyfriend), 宮殿 (palace). "新仕様" is not 新仕 with 様.
+_JA_NOT_HONORIFIC = frozenset(
+    """
+    仕様 模様 多様 同様 異様 一様 左様 有様 文様 紋様 無様
+    両氏 同氏 某氏 諸氏 彼氏 御殿 宮殿 神殿 本殿 拝殿 仏殿 貴殿
+    """.split()
+)
+
+# Words that take an honorific without being names: お客様, 皆さん, 神様, 担当者様, ユーザー様.
+# Single kanji never reach the check (a kanji name needs two), but are listed for clarity.
+_JA_NOT_NAMES = frozenset(
+    """
+    お客 客 皆 皆々 神 王 奥 姫 殿 仏 彼 父 母 兄 姉 弟 妹 爺 婆 坊 嬢 同 両 某 諸 各 貴 御
+    担当 担当者 利用者 会員 保護者 関係者 患者 店員 社員 職員 駅員 運転手 大家 作家 先生 社長 部長
+    課長 店長 係長 院長 校長 会長 医者 歯医者 看護師 弁護士 叔父 叔母 伯父 伯母 祖父 祖母 義父 義母
+    旦那 奥様 神様 王子 女王 王女 観音 地蔵 稲荷 天神 天皇 皇后 皇太子 彼女 主人 友人 恋人 管理人
+    大人 子供 子ども 息子 娘 親方 師匠 兄弟 姉妹 家族 皆様 各位 購入者 出品者 落札者 申込者 応募者
+    参加者 来場者 登録者 契約者 受取人 差出人 送り主 依頼主 施主 荷主 株主 店主 顧客 得意先 取引先
+    御社 貴社 弊社 当社 会社 業者 配達員 外国人 日本人 近所 親戚 先輩 後輩 同僚 上司 部下 友達
+    仲間 相手 相方 選手 監督 教授 博士 和尚 住職 神主 牧師 神父 警官 刑事 仕様 模様 多様 異様
+    ユーザー ユーザ オーナー オーナ ゲスト メンバー メンバ クライアント スタッフ ドライバー ファン
+    ママ パパ サンタ コック ナース カスタマー プレイヤー ホスト マスター ボス リーダー シェフ
+    パートナー ヒーロー ベビー お父 お母 八百屋 魚屋 花屋 本屋 肉屋 酒屋 米屋 床屋 歌手 助手 騎手
+    投手 捕手 事務所 役所 研究所
+    """.split()
+)
+# Endings of words for roles and places, not people: 担当者, 店員, 看護師, 社長, 作家. Not 屋, 手
+# or 所, which end common family names too (土屋, 井手, 田所); the words are listed above instead.
+_JA_NOT_NAME_ENDINGS = tuple("者員師士長官主社店家局")
+# Kanji words that often run straight into a name with no particle between them (昨日山田さん,
+# 担当鈴木様); taken off the front of a name found before an honorific.
+_JA_LEADING_NOT_NAME = tuple(
+    """
+    昨日 今日 明日 先日 本日 毎日 先週 今週 来週 昨年 今年 来年 担当 営業 弊社 御社 貴社 当社 友人 同僚
+    上司 部下 先輩 後輩 部長 課長 社長 店長 先生 宛先
+    """.split()
+)
+_JA_NOT_NAME_ANSWERS = frozenset(["何", "なん", "なに", "秘密", "ひみつ", "内緒", "ないしょ", "不明", "未定"])
+
+
+def _english_name(match: re.Match[str], *, words_needed: int) -> Span | None:
+    words = match["name"].split(" ")
+    if words[0] in _EN_NOT_NAMES:
+        return None
+    if len(words) == 2 and words[1] in _EN_NOT_NAMES:
+        words = words[:1]
+    if len(words) < words_needed:
+        return None
+    start = match.start("name")
+    return start, start + len(" ".join(words))
+
+
+def _japanese_name_plausible(text: str, start: int, name: str, honorific: str = "") -> bool:
+    compact = name.replace(" ", "")
+    if compact in _JA_NOT_NAMES or compact in _JA_NOT_NAME_ANSWERS or compact.endswith(_JA_NOT_NAME_ENDINGS):
+        return False
+    if honorific and compact[-1] + honorific[0] in _JA_NOT_HONORIFIC:
+        return False
+    # お客様, ご主人様, お父さん: the polite prefix marks a common noun, never a name.
+    return not (start > 0 and text[start - 1] in "おご")
+
+
+def _trim_leading_words(start: int, name: str) -> tuple[int, str]:
+    for word in _JA_LEADING_NOT_NAME:
+        # Only when two kanji or more are left: a name needs them.
+        if name.startswith(word) and len(name) - len(word) >= 2 and name[len(word)] != " ":
+            return start + len(word), name[len(word) :]
+    return start, name
+
+
+def _find_names(text: str) -> Iterator[Span]:
+    for pattern, words_needed in ((_EN_TITLED, 1), (_EN_MY_NAME_IS, 1), (_EN_I_AM, 2)):
+        for match in pattern.finditer(text):
+            span = _english_name(match, words_needed=words_needed)
+            if span is not None:
+                yield span
+    if text.isascii():
+        return
+    for pattern in (_JA_MY_NAME_IS, _JA_MOUSHIMASU, _JA_I_AM_CALLED, _JA_HONORIFIC):
+        for match in pattern.finditer(text):
+            start, name = match.start("name"), match["name"]
+            if pattern is _JA_MOUSHIMASU or pattern is _JA_HONORIFIC:
+                start, name = _trim_leading_words(start, name)
+            honorific = match.groupdict().get("honorific") or ""
+            if _japanese_name_plausible(text, start, name, honorific):
+                yield start, start + len(name)
+
+
+# --- the public functions -------------------------------------------------------------------------
+
+_FINDERS: dict[str, Callable[[str], Iterator[Span]]] = {
+    PiiKind.EMAIL: _find_emails,
+    PiiKind.PHONE: _find_phones,
+    PiiKind.CREDIT_CARD: _find_cards,
+    PiiKind.IP_ADDRESS: _find_ips,
+    PiiKind.IBAN: _find_ibans,
+    PiiKind.MY_NUMBER: _find_my_numbers,
+    PiiKind.POSTAL_CODE: _find_postal_codes,
+    PiiKind.NAME: _find_names,
+}
+
+
+def _kinds(kinds: Iterable[str] | None) -> list[PiiKind]:
+    if kinds is None:
+        return list(PiiKind)
+    chosen = []
+    for kind in kinds:
+        try:
+            chosen.append(PiiKind(kind))
+        except ValueError:
+            known = ", ".join(PiiKind)
+            raise ValueError(f"Unknown kind of personal data {kind!r}; the kinds are {known}.") from None
+    return chosen
+
+
+def _resolve(candidates: Iterable[tuple[PiiKind, int, int]]) -> list[tuple[PiiKind, int, int]]:
+    """One of each group of overlapping (kind, start, end): the longest, then by priority; sorted by start."""
+    starts: list[int] = []
+    ends: dict[int, int] = {}
+    kept = []
+    for kind, start, end in sorted(set(candidates), key=lambda c: (c[1] - c[2], _PRIORITY[c[0]], c[1])):
+        # Kept spans never overlap, so the one starting last before this one ends is the only
+        # one that can reach into it.
+        i = bisect_left(starts, end) - 1
+        if i >= 0 and ends[starts[i]] > start:
+            continue
+        insort(starts, start)
+        ends[start] = end
+        kept.append((kind, start, end))
+    return sorted(kept, key=lambda c: c[1])
+
+
+def detect(text: str, *, kinds: Iterable[str] | None = None) -> list[Finding]:
+    """The personal data in ``text`` (all kinds, or only ``kinds``), sorted by start, none overlapping."""
+    if not text:
+        return []
+    normalised = _normalise(text)
+    candidates = [(kind, start, end) for kind in _kinds(kinds) for start, end in _FINDERS[kind](normalised)]
+    return [
+        Finding(kind=kind.value, start=start, end=end, text=text[start:end])
+        for kind, start, end in _resolve(candidates)
+    ]
+
+
+def redact(text: str, *, kinds: Iterable[str] | None = None) -> tuple[str, int]:
+    """``text`` with each finding replaced by its kind's placeholder, and how many were replaced."""
+    findings = detect(text, kinds=kinds)
+    if not findings:
+        return text, 0
+    parts = []
+    position = 0
+    for finding in findings:
+        parts.append(text[position : finding.start])
+        parts.append(PLACEHOLDERS[finding.kind])
+        position = finding.end
+    parts.append(text[position:])
+    return "".join(parts), len(findings)
+
+
+def detect_messages(messages: list[dict[str, Any]], *, kinds: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Findings over each message's text content: message index, role, kind, offsets and text."""
+    chosen = _kinds(kinds)
+    hits = []
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, str):
+            continue
+        for finding in detect(content, kinds=chosen):
+            hits.append(
+                {
+                    "message": i,
+                    "role": message.get("role"),
+                    "kind": finding.kind,
+                    "start": finding.start,
+                    "end": finding.end,
+                    "text": finding.text,
+                }
+            )
+    return hits
+
+
+def redact_messages(
+    messages: list[dict[str, Any]], *, kinds: Iterable[str] | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """A redacted copy of ``messages`` and the number of items replaced.
+
+    The input is left as it was; each message in the copy is a new dict with its other keys
+    kept (their values are shared with the input, not copied)."""
+    chosen = _kinds(kinds)
+    redacted = []
+    total = 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, str):
+            redacted.append(dict(message) if isinstance(message, dict) else message)
+            continue
+        text, count = redact(content, kinds=chosen)
+        redacted.append({**message, "content": text})
+        total += count
+    return redacted, total
+
+
+def highlight(text: str, findings: list[Finding]) -> list[tuple[str, str | None]]:
+    """``text`` cut into (segment, kind) pairs, kind None between findings; the segments joined
+    are ``text``. Escaping is left to the template, which wraps the found segments in <mark>."""
+    segments: list[tuple[str, str | None]] = []
+    position = 0
+    for finding in sorted(findings, key=lambda f: f.start):
+        if finding.start < position or finding.end > len(text):
+            continue  # overlapping or stale findings cannot be shown without losing text
+        if finding.start > position:
+            segments.append((text[position : finding.start], None))
+        if finding.end > finding.start:
+            segments.append((text[finding.start : finding.end], finding.kind))
+        position = finding.end
+    if position < len(text):
+        segments.append((text[position:], None))
+    return segments
