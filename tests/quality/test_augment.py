@@ -145,3 +145,15 @@ def test_reviewers_augment_from_the_example_list_and_hostile_output_stays_text(
     augment.augment_execute(job=job, backend=augment.default_backend())
     page = client.get(response["Location"]).content.decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt; where is it?" in page and "<script>alert(1)" not in page
+
+
+def test_a_job_left_running_by_a_dead_worker_is_marked_interrupted_and_can_resume(project, users, sources):
+    job = start(project, users, sources)
+    GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.RUNNING)
+    assert augment.generation_jobs_mark_interrupted() == 1  # what `manage.py serve` does on start
+    job.refresh_from_db()
+    assert job.status == GenerationJob.Status.INTERRUPTED and "drafts it finished are kept" in job.error
+    job = augment.generation_job_resume(job=job)
+    assert job.status == GenerationJob.Status.QUEUED and job.error == ""
+    with pytest.raises(augment.AugmentError):
+        augment.generation_job_resume(job=job)  # only a stopped job

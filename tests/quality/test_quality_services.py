@@ -181,3 +181,15 @@ def test_a_failing_check_fails_the_scan_and_writes_nothing(
     scan.refresh_from_db()
     assert scan.status == QualityScan.Status.FAILED and "facts exploded" in scan.error
     assert not ExampleCheck.objects.exists() and not DuplicateCluster.objects.exists()
+
+
+def test_semantic_duplicates_find_rewordings_that_minhash_misses(project, users, django_capture_on_commit_callbacks):
+    a = add(project, users["admin"], "How do I reset my password?", "Use the Forgot password link.", split="train")
+    b = add(project, users["admin"], "How can I reset my password?", "Use the Forgot password link.", split="test")
+    add(project, users["admin"], "Do you ship to Canada?", "Yes, in five to seven days.", split="train")
+    project.semantic_dedupe, project.semantic_threshold = True, 0.9
+    project.save()
+    scan = run_scan(project, users["admin"], django_capture_on_commit_callbacks)
+    pair = DuplicatePair.objects.get(scan=scan)
+    assert {pair.a_id, pair.b_id} == {a.pk, b.pk} and pair.kind == "semantic" and pair.similarity >= 0.9
+    assert [(leak.evaluated.pk, leak.kind) for leak in svc.leaks(project)] == [(b.pk, "semantic")]
