@@ -1,0 +1,348 @@
+"""A `GenerationBackend` that asks an OpenAI-compatible chat-completions server.
+
+vLLM, llama.cpp's server, Ollama and the hosted APIs all answer
+`POST {base_url}/chat/completions`, so one small client covers them. It uses only the
+standard library (`urllib.request`): `requests` and `httpx2` are installed only as other
+packages' dependencies, and nothing here needs more than one POST with a timeout.
+
+How it behaves, and why:
+
+- `retries` is the number of attempts in all, not the number of repeats: `retries=3` sends a
+  conversation at most three times.
+- Timeouts, broken or refused connections and answers 408, 429 and 5xx are worth another
+  attempt; the wait is `backoff * 2**attempt`, or the server's numeric `Retry-After` (at most
+  30 s). Other 4xx answers are the caller's mistake and fail at once.
+- An answer that is not a chat completion (not JSON, no `choices[0].message.content`, content
+  that is not text) fails at once: a server that sends garbage usually sends it again.
+- Redirects are not followed: urllib would turn the POST into a GET and could carry the key
+  to another host, so the error names the new address instead.
+- The API key is read from the environment at each call and kept nowhere else; answers that
+  echo it back are redacted before they reach an error message.
+- `timeout` bounds each socket operation (connecting, each read), not the whole answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from email.message import Message
+from http.client import HTTPException
+from typing import IO
+from urllib.parse import urlsplit
+
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from curation.backends import Conversation, GenerationError
+
+log = logging.getLogger(__name__)
+
+# Longest wait a server may ask for with Retry-After; beyond that, failing is more useful.
+MAX_RETRY_AFTER = 30.0
+# How much of a server's answer an error message quotes.
+EXCERPT_CHARS = 200
+
+
+class _Transient(Exception):
+    """One attempt failed in a way that another attempt may not."""
+
+    def __init__(self, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.retry_after = retry_after
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: Message,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        # None makes urllib raise the 3xx answer as an HTTPError.
+        return None
+
+
+class OpenAICompatibleBackend:
+    """Sends each conversation to `{base_url}/chat/completions`, up to `concurrency` at a time.
+
+    `api_key_env` names the environment variable that holds the API key; leave it empty for a
+    server that wants none.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key_env: str = "",
+        timeout: float = 60.0,
+        retries: int = 3,
+        backoff: float = 1.0,
+        concurrency: int = 4,
+    ) -> None:
+        parts = urlsplit(base_url.strip())
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            raise ValueError(_("base_url %(url)r has a port that is not a number.") % {"url": base_url}) from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                _(
+                    "base_url %(url)r is not an http:// or https:// address with a host; "
+                    "give one such as http://localhost:8000/v1."
+                )
+                % {"url": base_url}
+            )
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(
+                _(
+                    "base_url must not hold a user name or password; put the API key in an "
+                    "environment variable and name that variable in api_key_env."
+                )
+            )
+        if parts.query or parts.fragment:
+            raise ValueError(
+                _("base_url %(url)r must not have a query (?) or fragment (#); give the address up to /v1.")
+                % {"url": base_url}
+            )
+        if not model.strip():
+            raise ValueError(_("model is empty; give the model name the server knows, such as the one it serves."))
+        if timeout <= 0:
+            raise ValueError(_("timeout is %(value)r; it must be more than 0 seconds.") % {"value": timeout})
+        if retries < 1:
+            raise ValueError(
+                _("retries is %(value)r; it counts attempts, so it must be at least 1.") % {"value": retries}
+            )
+        if backoff < 0:
+            raise ValueError(_("backoff is %(value)r; it must be 0 or more seconds.") % {"value": backoff})
+        if concurrency < 1:
+            raise ValueError(_("concurrency is %(value)r; it must be at least 1.") % {"value": concurrency})
+        self.base_url = base_url.strip()
+        self.url = self.base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.api_key_env = api_key_env
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.concurrency = concurrency
+        self.name = f"openai:{model}@{parts.netloc}"
+
+    def generate(
+        self,
+        conversations: list[Conversation],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+    ) -> list[str]:
+        if not conversations:
+            return []
+        headers, api_key = self._headers()
+        # Django's active language belongs to this thread; the workers format their errors in it.
+        language = translation.get_language()
+
+        def complete(conversation: Conversation) -> str:
+            with translation.override(language):
+                return self._complete(conversation, headers, api_key, max_new_tokens, temperature)
+
+        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations)))
+        try:
+            futures = [pool.submit(complete, conversation) for conversation in conversations]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:
+                if future.done() and (error := future.exception()) is not None:
+                    raise error
+            return [future.result() for future in futures]
+        finally:
+            # After a failure, conversations not yet sent are dropped, and the caller does not
+            # wait for those in flight.
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _headers(self) -> tuple[dict[str, str], str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "shikomi"}
+        if not self.api_key_env:
+            return headers, ""
+        api_key = os.environ.get(self.api_key_env, "").strip()
+        if not api_key:
+            raise GenerationError(
+                _(
+                    "The API key for %(url)s is read from the environment variable %(variable)s, which "
+                    "is not set or empty. Set %(variable)s for the web server and the worker, or leave the key "
+                    "variable empty for a server that needs no key."
+                )
+                % {"url": self.url, "variable": self.api_key_env}
+            )
+        headers["Authorization"] = f"Bearer {api_key}"
+        return headers, api_key
+
+    def _complete(
+        self,
+        conversation: Conversation,
+        headers: dict[str, str],
+        api_key: str,
+        max_new_tokens: int,
+        temperature: float,
+    ) -> str:
+        body = json.dumps(
+            {"model": self.model, "messages": conversation, "max_tokens": max_new_tokens, "temperature": temperature}
+        ).encode()
+        for attempt in range(self.retries):
+            try:
+                return self._attempt(body, headers, api_key)
+            except _Transient as failure:
+                if attempt + 1 == self.retries:
+                    raise GenerationError(
+                        _sentence(
+                            ngettext(
+                                "The request to %(url)s failed after %(count)d attempt: %(problem)s",
+                                "The request to %(url)s failed after %(count)d attempts: %(problem)s",
+                                self.retries,
+                            )
+                            % {"url": self.url, "count": self.retries, "problem": failure.problem}
+                        )
+                    ) from None
+                delay = self.backoff * 2**attempt if failure.retry_after is None else failure.retry_after
+                log.warning(
+                    "%s: %s (attempt %d of %d); trying again in %g s",
+                    self.url,
+                    failure.problem,
+                    attempt + 1,
+                    self.retries,
+                    delay,
+                )
+                time.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _attempt(self, body: bytes, headers: dict[str, str], api_key: str) -> str:
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        opener = urllib.request.build_opener(_NoRedirect)
+        try:
+            with opener.open(request, timeout=self.timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as error:
+            raise self._refusal(error, api_key) from None
+        except urllib.error.URLError as error:
+            raise self._connection_failure(error.reason) from None
+        except (OSError, HTTPException) as error:
+            # While reading the answer: a timeout, or a connection that broke off.
+            raise self._connection_failure(error) from None
+        return self._reply(raw, api_key)
+
+    def _refusal(self, error: urllib.error.HTTPError, api_key: str) -> _Transient | GenerationError:
+        """What an answer with an error status means."""
+        try:
+            raw = error.read()
+        except (OSError, HTTPException):
+            raw = b""
+        finally:
+            error.close()
+        status = error.code
+        excerpt = _excerpt(raw, api_key)
+        if excerpt:
+            problem = _("the server answered %(status)d: %(body)s") % {"status": status, "body": excerpt}
+        else:
+            problem = _("the server answered %(status)d with an empty body") % {"status": status}
+        if status in (408, 429) or status >= 500:
+            return _Transient(problem, _retry_after(error.headers))
+        hint = ""
+        if 300 <= status < 400:
+            location = _redact(error.headers.get("Location") or _("nowhere"), api_key)
+            hint = _("It redirects to %(location)s; give that address (without /chat/completions) as base_url.") % {
+                "location": location
+            }
+        elif status in (401, 403):
+            if self.api_key_env:
+                hint = _("Check the API key in the environment variable %(variable)s.") % {"variable": self.api_key_env}
+            else:
+                hint = _("The server wants an API key: put it in an environment variable and name that variable.")
+        elif status == 404:
+            hint = _(
+                "Check that base_url ends where the API starts (usually /v1) and that the server serves "
+                "the model %(model)s."
+            ) % {"model": self.model}
+        message = _sentence(_("The request to %(url)s failed: %(problem)s") % {"url": self.url, "problem": problem})
+        return GenerationError(f"{message} {hint}".strip())
+
+    def _connection_failure(self, reason: object) -> _Transient | GenerationError:
+        """What a failure to connect, or to read the whole answer, means."""
+        if isinstance(reason, TimeoutError):
+            return _Transient(_("the server did not answer within %(seconds)s s") % {"seconds": f"{self.timeout:g}"})
+        if isinstance(reason, ConnectionRefusedError):
+            return _Transient(_("connection refused: is the server running?"))
+        if isinstance(reason, socket.gaierror):
+            return GenerationError(
+                _("The request to %(url)s failed: the host name could not be resolved (%(error)s); check base_url.")
+                % {"url": self.url, "error": reason}
+            )
+        if isinstance(reason, ssl.SSLError):
+            return GenerationError(
+                _("The request to %(url)s failed: the secure connection could not be set up (%(error)s).")
+                % {"url": self.url, "error": reason}
+            )
+        if isinstance(reason, (OSError, HTTPException)):
+            # Resets, a server that closed the connection without answering, unreachable networks.
+            return _Transient(_("the connection failed: %(error)s") % {"error": reason or type(reason).__name__})
+        return GenerationError(
+            _sentence(_("The request to %(url)s failed: %(error)s") % {"url": self.url, "error": reason})
+        )
+
+    def _reply(self, raw: bytes, api_key: str) -> str:
+        """The assistant's text in a chat completion; GenerationError for anything else."""
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            raise self._garbage(_("not JSON"), raw, api_key) from None
+        try:
+            content = answer["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise self._garbage(_("no choices[0].message.content"), raw, api_key) from None
+        if not isinstance(content, str):
+            raise self._garbage(_("choices[0].message.content is not text"), raw, api_key)
+        return content.strip()
+
+    def _garbage(self, what: str, raw: bytes, api_key: str) -> GenerationError:
+        return GenerationError(
+            _(
+                "The request to %(url)s failed: the server answered with something that is not a chat "
+                "completion (%(what)s): %(body)s. Check that base_url points at an OpenAI-compatible API "
+                "(it usually ends in /v1)."
+            )
+            % {"url": self.url, "what": what, "body": _excerpt(raw, api_key) or _("an empty body")}
+        )
+
+
+def _retry_after(headers: Message) -> float | None:
+    """The seconds a server asks to wait (numeric Retry-After only), at most MAX_RETRY_AFTER."""
+    try:
+        seconds = float(headers.get("Retry-After") or "")
+    except ValueError:
+        return None
+    if not seconds >= 0:  # also refuses NaN
+        return None
+    return min(seconds, MAX_RETRY_AFTER)
+
+
+def _excerpt(raw: bytes, api_key: str) -> str:
+    """The start of an answer on one line, without the API key if the server echoed it."""
+    text = " ".join(raw.decode("utf-8", errors="replace").split())
+    return _redact(text, api_key)[:EXCERPT_CHARS]
+
+
+def _sentence(text: str) -> str:
+    """`text` ending in a full stop, unless it ends in one already (or in a question)."""
+    return text if text.endswith((".", "?", "!", "。", "？", "！")) else f"{text}."
+
+
+def _redact(text: str, api_key: str) -> str:
+    return text.replace(api_key, "[API key]") if api_key else text
