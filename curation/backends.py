@@ -85,7 +85,7 @@ class LocalBackend:
     is already in the local cache (nothing is ever downloaded).
     """
 
-    def __init__(self, model: str | None = None, *, batch_size: int = 8) -> None:
+    def __init__(self, model: str | None = None, *, batch_size: int = 16) -> None:
         if batch_size < 1:
             raise ValueError(_("batch_size is %(size)r; it must be at least 1.") % {"size": batch_size})
         self.model = model
@@ -154,6 +154,20 @@ class LocalBackend:
     ) -> list[str]:
         if not conversations:
             return []
+        tokenizer, _model = self.load()
+        replies = self.generate_token_ids(conversations, max_new_tokens=max_new_tokens, temperature=temperature)
+        return [text.strip() for text in tokenizer.batch_decode(replies, skip_special_tokens=True)]
+
+    def generate_token_ids(
+        self,
+        conversations: list[Conversation],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+    ) -> list[list[int]]:
+        """The new tokens of each reply, in order, up to and including the end-of-sequence token."""
+        if not conversations:
+            return []
         import torch
 
         tokenizer, model = self.load()
@@ -165,13 +179,20 @@ class LocalBackend:
         sampling: dict[str, Any] = {"do_sample": False}
         if temperature > 0:
             sampling = {"do_sample": True, "temperature": temperature}
-        replies: list[str] = []
-        for start in range(0, len(conversations), self.batch_size):
-            batch = conversations[start : start + self.batch_size]
-            prompts = tokenizer.apply_chat_template(batch, add_generation_prompt=True, tokenize=False)
+        eos = model.generation_config.eos_token_id
+        stop = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+        prompts = tokenizer.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
+        with _TOKENIZE_LOCK:
+            # The chat template already holds the special tokens.
+            encoded = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        # Batches of similar prompt lengths waste less work on padding; the replies are put
+        # back in input order at the end.
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        replies: list[list[int]] = [[] for _ in encoded]
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
             with _TOKENIZE_LOCK:
-                # The chat template already holds the special tokens.
-                inputs = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+                inputs = tokenizer.pad({"input_ids": [encoded[i] for i in rows]}, return_tensors="pt")
             inputs = inputs.to(model.device)
             with torch.inference_mode():
                 output = model.generate(
@@ -180,8 +201,10 @@ class LocalBackend:
                     pad_token_id=tokenizer.pad_token_id,
                     **sampling,
                 )
-            new_tokens = output[:, inputs["input_ids"].shape[1] :]
-            replies.extend(text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+            for row, tokens in zip(rows, output[:, inputs["input_ids"].shape[1] :].tolist(), strict=True):
+                # A finished row is padded until the whole batch is done; cut after its end.
+                end = next((k + 1 for k, token in enumerate(tokens) if token in stop), len(tokens))
+                replies[row] = tokens[:end]
         return replies
 
 

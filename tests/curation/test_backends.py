@@ -40,3 +40,43 @@ def test_the_default_backend_is_the_embedded_model() -> None:
 def test_the_batch_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="batch_size"):
         LocalBackend(batch_size=0)
+
+
+def test_replies_come_back_in_input_order_when_batches_are_sorted_by_length() -> None:
+    # The longest prompt first: sorting by length moves it to the last batch.
+    conversations = [
+        [
+            {
+                "role": "user",
+                "content": "Summarize in one sentence: the parcel left the warehouse on Monday, was "
+                "delayed by a storm and reached the customer on Friday with a dented box.",
+            }
+        ],
+        [{"role": "user", "content": "What is the capital of France? Answer in one word."}],
+        [{"role": "user", "content": "What is the capital of Japan? Answer in one word."}],
+    ]
+
+    batched = LocalBackend(batch_size=2).generate(conversations, max_new_tokens=12)
+    alone = [
+        LocalBackend(batch_size=1).generate([conversation], max_new_tokens=12)[0] for conversation in conversations
+    ]
+
+    assert batched == alone
+    assert "Paris" in batched[1]
+    assert "Tokyo" in batched[2]
+
+
+def test_token_ids_end_at_the_end_of_sequence_token_without_padding() -> None:
+    backend = LocalBackend(batch_size=2)
+    tokenizer, _model = backend.load()
+    conversations = [
+        [{"role": "user", "content": "What is the capital of France? Answer in one word."}],
+        [{"role": "user", "content": "Write a long story about a coffee shop in Osaka."}],
+    ]
+
+    short, long = backend.generate_token_ids(conversations, max_new_tokens=40)
+
+    # The short reply ends while the long one runs on: its row is padded, and the padding is cut.
+    assert short[-1] == tokenizer.eos_token_id
+    assert tokenizer.eos_token_id not in short[:-1]
+    assert len(short) < len(long) == 40
