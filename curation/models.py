@@ -392,8 +392,8 @@ class RuleRevision(models.Model):
         return f"{self.rule_id} v{self.version}"
 
 
-class RuleRun(models.Model):
-    """Applying the active rules to every example and fitting the label model: a rule set version."""
+class BackgroundWork(models.Model):
+    """What every piece of work a Huey task does records: status, progress, error, who, when."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
@@ -402,15 +402,11 @@ class RuleRun(models.Model):
         FAILED = "failed", _("Failed")
         INTERRUPTED = "interrupted", _("Interrupted")
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rule_runs")
-    number = models.PositiveIntegerField(help_text=_("The rule set version, counted per project."))
+    FINISHED: tuple[str, ...] = (Status.DONE, Status.FAILED, Status.INTERRUPTED)
+
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
-    rules = models.JSONField(default=list, help_text=_("The rules as they were applied: id, version, spec."))
-    label_names = models.JSONField(default=list, help_text=_("Label index → name, as in the matrix."))
     total = models.PositiveIntegerField(default=0)
     processed = models.PositiveIntegerField(default=0)
-    analysis = models.JSONField(default=list, blank=True, help_text=_("Per rule: Snorkel's LF analysis."))
-    metrics = models.JSONField(default=dict, blank=True, help_text=_("Label model and majority vote on human labels."))
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -418,19 +414,33 @@ class RuleRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        abstract = True
+
+    @property
+    def finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def progress(self) -> float:
+        return self.processed / self.total if self.total else 0.0
+
+
+class RuleRun(BackgroundWork):
+    """Applying the active rules to every example and fitting the label model: a rule set version."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rule_runs")
+    number = models.PositiveIntegerField(help_text=_("The rule set version, counted per project."))
+    rules = models.JSONField(default=list, help_text=_("The rules as they were applied: id, version, spec."))
+    label_names = models.JSONField(default=list, help_text=_("Label index → name, as in the matrix."))
+    analysis = models.JSONField(default=list, blank=True, help_text=_("Per rule: Snorkel's LF analysis."))
+    metrics = models.JSONField(default=dict, blank=True, help_text=_("Label model and majority vote on human labels."))
+
+    class Meta:
         ordering = ["-number"]
         constraints = [models.UniqueConstraint(fields=["project", "number"], name="rule_run_number_unique")]
 
     def __str__(self) -> str:
         return f"rule set v{self.number} of {self.project_id}"
-
-    @property
-    def finished(self) -> bool:
-        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.INTERRUPTED)
-
-    @property
-    def progress(self) -> float:
-        return self.processed / self.total if self.total else 0.0
 
 
 class WeakLabel(models.Model):
@@ -453,30 +463,15 @@ class WeakLabel(models.Model):
         return f"weak label of example {self.example_id} in run {self.run_id}"
 
 
-class QualityScan(models.Model):
+class QualityScan(BackgroundWork):
     """One pass of the quality checks over a project: duplicates, leakage, personal data,
     token lengths, format and facts. Its findings replace the previous scan's when it ends."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", _("Queued")
-        RUNNING = "running", _("Running")
-        DONE = "done", _("Done")
-        FAILED = "failed", _("Failed")
-        INTERRUPTED = "interrupted", _("Interrupted")
-
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="quality_scans")
     number = models.PositiveIntegerField()
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     config = models.JSONField(default=dict, help_text=_("Thresholds, base model and sequence length used."))
     stage = models.CharField(max_length=40, blank=True)
-    total = models.PositiveIntegerField(default=0)
-    processed = models.PositiveIntegerField(default=0)
     summary = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-number"]
@@ -484,14 +479,6 @@ class QualityScan(models.Model):
 
     def __str__(self) -> str:
         return f"quality scan {self.number} of {self.project_id}"
-
-    @property
-    def finished(self) -> bool:
-        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.INTERRUPTED)
-
-    @property
-    def progress(self) -> float:
-        return self.processed / self.total if self.total else 0.0
 
 
 class DuplicateCluster(models.Model):
@@ -559,7 +546,7 @@ class ExampleCheck(models.Model):
         return f"check of example {self.example_id} in scan {self.scan_id}"
 
 
-class GenerationJob(models.Model):
+class GenerationJob(BackgroundWork):
     """Drafts made by a generation backend: synthetic examples, or paraphrases of chosen
     examples (augmentation). Drafts are examples with status draft that a reviewer approves,
     edits or rejects; each remembers its job and its key within the job."""
@@ -576,34 +563,21 @@ class GenerationJob(models.Model):
         CANCELLED = "cancelled", _("Cancelled")
         INTERRUPTED = "interrupted", _("Interrupted")
 
+    FINISHED = (Status.DONE, Status.FAILED, Status.CANCELLED, Status.INTERRUPTED)
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="generation_jobs")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     backend = models.CharField(max_length=300, blank=True)
     config = models.JSONField(default=dict, blank=True)
-    total = models.PositiveIntegerField(default=0)
-    processed = models.PositiveIntegerField(default=0)
     created_count = models.PositiveIntegerField(default=0)
     errors = models.JSONField(
         default=list, blank=True, help_text=_("Per-draft problems: which source, what went wrong.")
     )
-    error = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
 
     def __str__(self) -> str:
         return f"{self.kind} job {self.pk}"
-
-    @property
-    def finished(self) -> bool:
-        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.CANCELLED, self.Status.INTERRUPTED)
-
-    @property
-    def progress(self) -> float:
-        return self.processed / self.total if self.total else 0.0
