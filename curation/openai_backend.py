@@ -41,7 +41,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from curation.backends import Conversation, GenerationError
+from curation.backends import Conversation, Generation, GenerationError
 
 log = logging.getLogger(__name__)
 
@@ -146,13 +146,26 @@ class OpenAICompatibleBackend:
         max_new_tokens: int = 64,
         temperature: float = 0.0,
     ) -> list[str]:
+        return [
+            g.text
+            for g in self.generate_detailed(conversations, max_new_tokens=max_new_tokens, temperature=temperature)
+        ]
+
+    def generate_detailed(
+        self,
+        conversations: list[Conversation],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+    ) -> list[Generation]:
+        """The replies; `truncated` is the server's finish_reason "length" (None if it gave none)."""
         if not conversations:
             return []
         headers, api_key = self._headers()
         # Django's active language belongs to this thread; the workers format their errors in it.
         language = translation.get_language()
 
-        def complete(conversation: Conversation) -> str:
+        def complete(conversation: Conversation) -> Generation:
             with translation.override(language):
                 return self._complete(conversation, headers, api_key, max_new_tokens, temperature)
 
@@ -193,7 +206,7 @@ class OpenAICompatibleBackend:
         api_key: str,
         max_new_tokens: int,
         temperature: float,
-    ) -> str:
+    ) -> Generation:
         body = json.dumps(
             {"model": self.model, "messages": conversation, "max_tokens": max_new_tokens, "temperature": temperature}
         ).encode()
@@ -224,7 +237,7 @@ class OpenAICompatibleBackend:
                 time.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _attempt(self, body: bytes, headers: dict[str, str], api_key: str) -> str:
+    def _attempt(self, body: bytes, headers: dict[str, str], api_key: str) -> Generation:
         request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         opener = urllib.request.build_opener(_NoRedirect)
         try:
@@ -297,7 +310,7 @@ class OpenAICompatibleBackend:
             _sentence(_("The request to %(url)s failed: %(error)s") % {"url": self.url, "error": reason})
         )
 
-    def _reply(self, raw: bytes, api_key: str) -> str:
+    def _reply(self, raw: bytes, api_key: str) -> Generation:
         """The assistant's text in a chat completion; GenerationError for anything else."""
         try:
             answer = json.loads(raw)
@@ -309,7 +322,8 @@ class OpenAICompatibleBackend:
             raise self._garbage(_("no choices[0].message.content"), raw, api_key) from None
         if not isinstance(content, str):
             raise self._garbage(_("choices[0].message.content is not text"), raw, api_key)
-        return content.strip()
+        finish = answer["choices"][0].get("finish_reason")
+        return Generation(content.strip(), truncated=None if finish is None else finish == "length")
 
     def _garbage(self, what: str, raw: bytes, api_key: str) -> GenerationError:
         return GenerationError(

@@ -185,6 +185,10 @@ def example_update(
     if not updated:
         raise StaleVersion(Example.objects.select_related("label").get(pk=example.pk))
     example.refresh_from_db()
+    if "status" in fields and before["status"] == Example.Status.DRAFT:
+        drafts_decided_outside_queue(
+            [example.pk], fields["status"], user if getattr(user, "is_authenticated", False) else None
+        )
     ExampleRevision.objects.create(
         example=example,
         project=example.project,
@@ -280,5 +284,20 @@ def example_bulk_update(
             )
         Example.objects.filter(pk__in=touched).update(version=F("version") + 1, updated_at=timezone.now(), **fields)
         ExampleRevision.objects.bulk_create(revisions)
+        if "status" in fields:
+            drafts_decided_outside_queue(touched, fields["status"], author)
         changed += len(touched)
     return changed
+
+
+def drafts_decided_outside_queue(example_ids: list[int], status: str, user: Any) -> None:
+    """A generated draft approved or rejected on the example pages (not in the review queue)
+    counts as decided there too, so the queue and its statistics agree with the example."""
+    from curation.models import Draft
+
+    decision = {Example.Status.APPROVED: Draft.Decision.APPROVED, Example.Status.REJECTED: Draft.Decision.REJECTED}
+    if status not in decision:
+        return
+    Draft.objects.filter(example_id__in=example_ids, decision=Draft.Decision.PENDING).update(
+        decision=decision[status], reviewed_by=user, reviewed_at=timezone.now()
+    )

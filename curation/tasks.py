@@ -59,13 +59,15 @@ def quality_scan_task(scan_id: int) -> None:
 
 @db_task()
 def generation_job_task(job_id: int) -> None:
+    from curation.generation.synthetic import synthetic_execute
     from curation.models import GenerationJob
     from curation.quality.augment import augment_execute
 
     job = GenerationJob.objects.filter(pk=job_id).first()
-    if job is None or job.status != GenerationJob.Status.QUEUED or job.kind != GenerationJob.Kind.AUGMENT:
-        return
+    if job is None or job.status != GenerationJob.Status.QUEUED:
+        return  # deleted, or a duplicate delivery
+    execute = synthetic_execute if job.kind == GenerationJob.Kind.SYNTHETIC else augment_execute
     try:
-        augment_execute(job=job)
+        execute(job=job)
     except Exception:  # noqa: BLE001 - the job already records the error for the page
         pass

@@ -2,12 +2,15 @@ from django.urls import path
 
 from curation import (
     api,
+    api_generation,
     api_quality,
     api_rules,
     views,
+    views_generation,
     views_history,
     views_labeling,
     views_quality,
+    views_review,
     views_rules,
     views_splits,
 )
@@ -67,6 +70,21 @@ urlpatterns = [
     path("p/<slug:slug>/augment/", views_quality.augment_new, name="quality_augment"),
     path("p/<slug:slug>/augment/<int:job_id>/", views_quality.augment_job, name="quality_augment_job"),
     path("p/<slug:slug>/augment/<int:job_id>/action/", views_quality.augment_job_action, name="quality_augment_action"),
+    path("p/<slug:slug>/generate/", views_generation.generate_home, name="generate_home"),
+    path("p/<slug:slug>/generate/new/", views_generation.job_new, name="generate_job_new"),
+    path("p/<slug:slug>/generate/templates/new/", views_generation.template_edit, name="generate_template_new"),
+    path(
+        "p/<slug:slug>/generate/templates/<int:template_id>/",
+        views_generation.template_edit,
+        name="generate_template_edit",
+    ),
+    path("p/<slug:slug>/generate/<int:job_id>/", views_generation.job_detail, name="generate_job"),
+    path("p/<slug:slug>/generate/<int:job_id>/action/", views_generation.job_action, name="generate_job_action"),
+    path("p/<slug:slug>/drafts/", views_review.review_queue, name="review_queue"),
+    path("p/<slug:slug>/drafts/rank/", views_review.drafts_rank, name="review_rank"),
+    path("p/<slug:slug>/drafts/<int:example_id>/decide/", views_review.draft_decide, name="review_decide"),
+    path("p/<slug:slug>/preferences/", views_review.preference_list, name="preference_list"),
+    path("p/<slug:slug>/preferences/export/", views_review.preference_export, name="preference_export"),
 ]
 
 api_urlpatterns = [
@@ -144,4 +162,45 @@ api_urlpatterns = [
     path("projects/<slug:slug>/quality/leakage/", api_quality.LeakList.as_view(), name="api_leakage"),
     path("projects/<slug:slug>/quality/pii/", api_quality.PiiList.as_view(), name="api_pii"),
     path("projects/<slug:slug>/quality/pii/redact/", api_quality.PiiRedact.as_view(), name="api_pii_redact"),
+    path("projects/<slug:slug>/templates/", api_generation.TemplateList.as_view(), name="api_templates"),
+    path(
+        "projects/<slug:slug>/templates/<int:template_id>/",
+        api_generation.TemplateDetail.as_view(),
+        name="api_template",
+    ),
+    path("projects/<slug:slug>/generation-jobs/", api_generation.JobList.as_view(), name="api_generation_jobs"),
+    path(
+        "projects/<slug:slug>/generation-jobs/<int:job_id>/",
+        api_generation.JobDetail.as_view(),
+        name="api_generation_job",
+    ),
+    path(
+        "projects/<slug:slug>/generation-jobs/<int:job_id>/cancel/",
+        api_generation.JobCancel.as_view(),
+        name="api_generation_job_cancel",
+    ),
+    path(
+        "projects/<slug:slug>/generation-jobs/<int:job_id>/resume/",
+        api_generation.JobResume.as_view(),
+        name="api_generation_job_resume",
+    ),
+    path("projects/<slug:slug>/generation-stats/", api_generation.Stats.as_view(), name="api_generation_stats"),
+    path("projects/<slug:slug>/drafts/", api_generation.DraftList.as_view(), name="api_drafts"),
+    path("projects/<slug:slug>/drafts/rank/", api_generation.DraftRank.as_view(), name="api_drafts_rank"),
+    path("projects/<slug:slug>/drafts/<int:example_id>/", api_generation.DraftDetail.as_view(), name="api_draft"),
+    path(
+        "projects/<slug:slug>/drafts/<int:example_id>/decide/",
+        api_generation.DraftDecide.as_view(),
+        name="api_draft_decide",
+    ),
+    path(
+        "projects/<slug:slug>/preference-pairs/",
+        api_generation.PreferenceList.as_view(),
+        name="api_preference_pairs",
+    ),
+    path(
+        "projects/<slug:slug>/preference-pairs/export/",
+        api_generation.PreferenceExport.as_view(),
+        name="api_preference_export",
+    ),
 ]

@@ -14,11 +14,14 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from curation.models import (
+    Draft,
     DuplicateCluster,
+    Example,
     ExampleCheck,
     GenerationJob,
     ImportJob,
     LabelingRule,
+    PromptTemplate,
     QualityScan,
     RuleRun,
 )
@@ -150,12 +153,27 @@ def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, projec
         generation = GenerationJob.objects.create(
             project=project, kind=GenerationJob.Kind.AUGMENT, status=GenerationJob.Status.DONE
         )
+        # A synthetic job with a template and a draft waiting for review, for the generation routes.
+        template = PromptTemplate.objects.create(project=project, name=f"t{example.pk}", text="{topic}")
+        synthetic = GenerationJob.objects.create(
+            project=project, kind=GenerationJob.Kind.SYNTHETIC, template=template, status=GenerationJob.Status.DONE
+        )
+        draft = example_create(
+            project=project,
+            user=users["admin"],
+            messages=[{"role": "user", "content": f"Q {role}?"}, {"role": "assistant", "content": "A draft"}],
+            status=Example.Status.DRAFT,
+            source=Example.Source.SYNTHETIC,
+        )
+        Draft.objects.create(example=draft, project=project, job=synthetic, template=template, group="p0", target=1)
+        generating = "generate/" in route or "generation-jobs/" in route
         url = _url(
             route,
             {
                 "slug": project.slug,
-                "example_id": example.pk,
-                "job_id": generation.pk if "augment/" in route else job.pk,
+                "example_id": draft.pk if "drafts/" in route else example.pk,
+                "job_id": generation.pk if "augment/" in route else synthetic.pk if generating else job.pk,
+                "template_id": template.pk,
                 "revision_id": example.revisions.first().pk,
                 "rule_id": rule.pk,
                 "run_id": run.pk,

@@ -8,7 +8,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from curation.models import Example, Label, Membership, Project, Role
+from curation.models import Example, GenerationJob, Label, Membership, Project, Role
 from curation.rules.services import rule_create
 from curation.services import example_create
 
@@ -46,4 +46,72 @@ def demo_load(*, password: str) -> tuple[Project, int]:
     for rule in data.get("rules", []):
         if not project.rules.filter(name=rule["name"]).exists() and added:
             rule_create(project=project, user=users[Role.ADMIN], **rule)
+    if added and "generation" in data:
+        _demo_drafts(project, users[Role.ADMIN], data["generation"])
     return project, added
+
+
+def _demo_drafts(project: Project, user: object, spec: dict) -> None:
+    """A template and a finished job with pre-written drafts, so the review queue has work to
+    show before anyone has run the model (one prompt has two candidates to rank)."""
+    from curation.generation.checks import DraftChecker
+    from curation.generation.synthetic import DraftRow, write_drafts
+    from curation.generation.templates import template_save
+
+    template = template_save(
+        project=project,
+        user=user,
+        name=spec["template"]["name"],
+        **{k: v for k, v in spec["template"].items() if k != "name"},
+    )
+    count = len(spec["drafts"])
+    job = GenerationJob.objects.create(
+        project=project,
+        kind=GenerationJob.Kind.SYNTHETIC,
+        template=template,
+        backend="demo:pre-written",
+        config={
+            "count": count,
+            "candidates": 2,
+            "topics": spec["topics"],
+            "task_types": ["customer support"],
+            "temperature": 0.7,
+            "max_new_tokens": 256,
+            "critique": False,
+            "seed": 0,
+            "backend": {"kind": "local", "model": ""},
+        },
+        status=GenerationJob.Status.DONE,
+        total=count,
+        processed=count,
+        created_by=user,
+    )
+    checker = DraftChecker(project, job_id=job.pk)
+    system = [{"role": "system", "content": project.system_prompt}] if project.system_prompt else []
+    labels = dict(project.labels.values_list("name", "id"))
+    made = 0
+    for prompt in spec["drafts"]:
+        rows = []
+        for candidate, answer in enumerate(prompt["answers"]):
+            messages = [
+                *system,
+                {"role": "user", "content": prompt["request"]},
+                {"role": "assistant", "content": answer},
+            ]
+            target = len(messages) - 1
+            rows.append(
+                DraftRow(
+                    key=f"{prompt['group']}:{candidate}",
+                    group=prompt["group"],
+                    candidate=candidate,
+                    messages=messages,
+                    target=target,
+                    label_id=labels.get(prompt.get("label")),
+                    metadata={"topic": prompt["topic"], "task_type": "customer support"},
+                    request=template.text,
+                    original=answer,
+                    flags=checker.check(messages, target=target, group=prompt["group"]),
+                )
+            )
+        made += len(write_drafts(job, rows))
+    GenerationJob.objects.filter(pk=job.pk).update(created_count=made, finished_at=job.created_at)

@@ -12,14 +12,21 @@ import copy
 import logging
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from curation.backends import GenerationBackend, GenerationError, default_backend
-from curation.models import Example, ExampleRevision, GenerationJob, Project
-from curation.services import content_hash, example_snapshot, search_text
+from curation.generation import ConfigError
+from curation.generation.checks import DraftChecker
+from curation.generation.jobs import (  # noqa: F401 - views and tasks import them from here too
+    generation_job_cancel,
+    generation_job_resume,
+    generation_jobs_mark_interrupted,
+)
+from curation.generation.synthetic import DraftRow, write_drafts
+from curation.models import Example, GenerationJob, Project
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +40,8 @@ INSTRUCTION = (
 )
 
 
-class AugmentError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+# Augmentation's settings errors are the generation package's: one class for views to catch.
+AugmentError = ConfigError
 
 
 def _first_user(messages: list[dict[str, Any]]) -> int | None:
@@ -113,38 +117,22 @@ def augment_start(
     return job
 
 
-def _draft(job: GenerationJob, source: Example, key: str, rewrite: str, index: int) -> bool:
-    """Write one draft unless the job already has it. True if written."""
+def _draft_row(source: Example, key: str, rewrite: str, index: int, checker: DraftChecker) -> DraftRow:
     messages = copy.deepcopy(source.messages)
     messages[index]["content"] = rewrite
-    try:
-        with transaction.atomic():
-            draft = Example.objects.create(
-                project_id=job.project_id,
-                messages=messages,
-                label_id=source.label_id,
-                source=Example.Source.AUGMENTED,
-                status=Example.Status.DRAFT,
-                split=Example.Split.UNASSIGNED,
-                metadata={"augmented_from": source.pk, "backend": job.backend},
-                content_hash=content_hash(messages),
-                search_text=search_text(messages),
-                generation_job=job,
-                generation_key=key,
-                created_by_id=job.created_by_id,
-            )
-            ExampleRevision.objects.create(
-                example=draft,
-                project_id=job.project_id,
-                user_id=job.created_by_id,
-                action=ExampleRevision.Action.CREATE,
-                version=draft.version,
-                before=None,
-                after=example_snapshot(draft),
-            )
-    except IntegrityError:
-        return False  # made by an earlier delivery of this job
-    return True
+    return DraftRow(
+        key=key,
+        group=key,
+        candidate=0,
+        messages=messages,
+        target=index,
+        label_id=source.label_id,
+        source=Example.Source.AUGMENTED,
+        metadata={"augmented_from": source.pk},
+        request=source.messages[index]["content"],
+        original=rewrite,
+        flags=checker.check(messages, target=index, group=key),
+    )
 
 
 def augment_execute(*, job: GenerationJob, backend: GenerationBackend | None = None) -> GenerationJob:
@@ -161,6 +149,8 @@ def augment_execute(*, job: GenerationJob, backend: GenerationBackend | None = N
     errors: list[dict[str, Any]] = list(job.errors)
     try:
         backend = backend or default_backend()
+        checker = DraftChecker(job.project, job_id=job.pk)
+        checker.load_own()
         for start in range(0, len(work), BATCH):
             if GenerationJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
                 GenerationJob.objects.filter(pk=job.pk).update(
@@ -190,8 +180,11 @@ def augment_execute(*, job: GenerationJob, backend: GenerationBackend | None = N
                 problem = paraphrase_problem(rewrite, src.messages[index]["content"])
                 if problem:
                     errors.append({"source": src.pk, "key": key, "error": problem})
-                elif _draft(job, src, key, rewrite, index):
-                    created += 1
+                else:
+                    row = _draft_row(src, key, rewrite, index, checker)
+                    for example in write_drafts(job, [row]):
+                        checker.remember(example.pk, row.group, row.messages)
+                        created += 1
             GenerationJob.objects.filter(pk=job.pk).update(
                 processed=min(start + BATCH, len(work)), created_count=F("created_count") + created, errors=errors
             )
@@ -217,34 +210,3 @@ def _fail(job: GenerationJob, message: str, errors: list[dict[str, Any]]) -> Non
 def _reloaded(job: GenerationJob) -> GenerationJob:
     job.refresh_from_db()
     return job
-
-
-def generation_job_cancel(*, job: GenerationJob) -> None:
-    """Ask the job to stop before its next batch; the drafts it made stay."""
-    GenerationJob.objects.filter(pk=job.pk).update(cancel_requested=True)
-    GenerationJob.objects.filter(pk=job.pk, status=GenerationJob.Status.QUEUED).update(
-        status=GenerationJob.Status.CANCELLED, finished_at=timezone.now()
-    )
-
-
-def generation_jobs_mark_interrupted() -> int:
-    return GenerationJob.objects.filter(status=GenerationJob.Status.RUNNING).update(
-        status=GenerationJob.Status.INTERRUPTED,
-        error=_("The worker stopped during this job; the drafts it finished are kept. Start it again for the rest."),
-        finished_at=timezone.now(),
-    )
-
-
-@transaction.atomic
-def generation_job_resume(*, job: GenerationJob) -> GenerationJob:
-    """Run an interrupted, failed or cancelled job again: it makes only the drafts it lacks."""
-    from curation.tasks import generation_job_task
-
-    resumable = [GenerationJob.Status.INTERRUPTED, GenerationJob.Status.FAILED, GenerationJob.Status.CANCELLED]
-    updated = GenerationJob.objects.filter(pk=job.pk, status__in=resumable).update(
-        status=GenerationJob.Status.QUEUED, cancel_requested=False, error="", finished_at=None
-    )
-    if not updated:
-        raise AugmentError("status", _("Only a stopped job can be started again."))
-    transaction.on_commit(lambda: generation_job_task(job.pk))
-    return _reloaded(job)

@@ -337,10 +337,7 @@ def find_pairs(
 
 def _band_candidates(band: np.ndarray, n: int) -> np.ndarray:
     """Candidate pairs, coded ``a * n + b`` with a < b, of the rows sharing this band."""
-    key = np.full(len(band), _MIX_SEED, dtype=_U64)
-    for column in band.T:
-        key = (key ^ column.astype(_U64)) * _MIX_PRIME
-    key = _fmix64(key)
+    key = _band_keys(band)
     order = np.argsort(key, kind="stable")  # stable: members of a bucket stay in index order
     key = key[order]
     boundary = np.flatnonzero(np.diff(key)) + 1
@@ -427,3 +424,69 @@ def semantic_pairs(vectors: np.ndarray, *, threshold: float = 0.95, block: int =
         order = np.lexsort((b, a))
         pairs.extend(Pair(int(a[k]), int(b[k]), round(min(float(s[k]), 1.0), 4)) for k in order)
     return pairs
+
+
+class NearIndex:
+    """Texts to look new texts up in: which of them is a near duplicate of a query.
+
+    Built once (the same shingles, signatures and bands as `find_pairs`); each band's keys are
+    kept sorted, so a query is a binary search per band and an exact Jaccard check of the
+    candidates it finds. Generation jobs build one over a project's examples and check every
+    draft against it.
+    """
+
+    def __init__(self, texts: Sequence[str], *, threshold: float = 0.8, num_perm: int = 128, ngram: int = 3) -> None:
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        self.threshold = threshold
+        self.num_perm = num_perm
+        self.ngram = ngram
+        self.bands, self.rows = lsh_params(threshold, num_perm)
+        self.size = n = len(texts)
+        self._keys: list[np.ndarray] = []
+        self._order: list[np.ndarray] = []
+        signed = np.empty((n, num_perm), dtype=_U32)
+        flats, offsets = [np.empty(0, dtype=_U32)], [np.zeros(1, dtype=np.int64)]
+        for lo in range(0, n, _CHUNK_DOCS):
+            flat, chunk_offsets = _shingle_sets(_normalise_many(texts[lo : lo + _CHUNK_DOCS]), ngram=ngram)
+            signed[lo : lo + _CHUNK_DOCS] = _signatures(flat, chunk_offsets, num_perm=num_perm, seed=1)
+            flats.append(flat)
+            offsets.append(chunk_offsets[1:] + offsets[-1][-1])
+        self._flat, self._offsets = np.concatenate(flats), np.concatenate(offsets)
+        if not n:
+            return
+        for band in range(self.bands):
+            keys = _band_keys(signed[:, band * self.rows : (band + 1) * self.rows])
+            order = np.argsort(keys, kind="stable")
+            self._keys.append(keys[order])
+            self._order.append(order)
+
+    def query(self, text: str) -> list[tuple[int, float]]:
+        """(index, Jaccard similarity) of the indexed texts at or above the threshold, best first."""
+        if not self.size:
+            return []
+        mine = np.unique(shingle_hashes(text, ngram=self.ngram))
+        offsets = np.array([0, len(mine)], dtype=np.int64)
+        signed = _signatures(mine.astype(_U32), offsets, num_perm=self.num_perm, seed=1)
+        found: set[int] = set()
+        for band in range(self.bands):
+            key = _band_keys(signed[:, band * self.rows : (band + 1) * self.rows])[0]
+            keys = self._keys[band]
+            lo, hi = np.searchsorted(keys, key, side="left"), np.searchsorted(keys, key, side="right")
+            found.update(int(i) for i in self._order[band][lo:hi])
+        hits = []
+        for index in found:
+            other = self._flat[self._offsets[index] : self._offsets[index + 1]]
+            union = len(np.union1d(mine, other))
+            similarity = len(np.intersect1d(mine, other, assume_unique=True)) / union if union else 1.0
+            if similarity >= self.threshold:
+                hits.append((index, round(similarity, 4)))
+        return sorted(hits, key=lambda hit: (-hit[1], hit[0]))
+
+
+def _band_keys(band: np.ndarray) -> np.ndarray:
+    """One 64-bit key per row of a band, as `_band_candidates` computes it."""
+    key = np.full(len(band), _MIX_SEED, dtype=_U64)
+    for column in band.T:
+        key = (key ^ column.astype(_U64)) * _MIX_PRIME
+    return _fmix64(key)

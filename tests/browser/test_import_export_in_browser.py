@@ -18,11 +18,11 @@ def test_an_admin_browses_imports_and_exports_the_demo_project(page, live_server
     base = live_server.url
     sign_in(page, base, "demo-admin")
     page.click("text=Kumo Coffee support assistant")
-    page.click("text=Browse 42 examples")
-    assert page.locator("#example-table").inner_text().startswith("42 examples")
+    page.click("text=Browse 46 examples")
+    assert page.locator("#example-table").inner_text().startswith("46 examples")
 
     page.select_option("select[name=label]", "billing")
-    page.wait_for_function("document.querySelector('#example-table p').textContent.trim() !== '42 examples'")
+    page.wait_for_function("document.querySelector('#example-table p').textContent.trim() !== '46 examples'")
     billing = Example.objects.filter(project__slug="kumo-support", label__name="billing").count()
     assert page.locator("#example-table p").inner_text() == f"{billing} examples"
     assert "label=billing" in page.url  # the filter is in the address, so reload and back work
@@ -64,6 +64,6 @@ def test_an_annotator_sees_no_import_and_is_refused_if_they_try(page, live_serve
     sign_in(page, live_server.url, "demo-annotator")
     page.goto(live_server.url + "/p/kumo-support/")
     assert page.get_by_role("link", name="Import", exact=True).count() == 0
-    assert page.get_by_role("link", name="Browse 42 examples").count() == 1
+    assert page.get_by_role("link", name="Browse 46 examples").count() == 1
     response = page.goto(live_server.url + "/p/kumo-support/import/")
     assert response.status == 403

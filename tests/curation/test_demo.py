@@ -2,7 +2,7 @@ import json
 
 from django.core.management import call_command
 
-from curation.models import Example, Membership, Project
+from curation.models import Draft, Example, Membership, Project
 from curation.services import example_update
 
 
@@ -10,7 +10,11 @@ def test_the_demo_loads_once_however_often_it_runs(db):
     call_command("load_demo")
     call_command("load_demo")
     project = Project.objects.get(slug="kumo-support")
-    assert Example.objects.filter(project=project).count() == 42
+    assert Example.objects.filter(project=project).count() == 42 + 4  # and four drafts to review
+    drafts = Draft.objects.filter(project=project).select_related("example")
+    assert sorted(d.group for d in drafts) == ["p0", "p0", "p1", "p2"]
+    assert all(d.example.status == Example.Status.DRAFT and d.decision == "pending" for d in drafts)
+    assert project.generation_jobs.get().status == "done"
     roles = dict(Membership.objects.filter(project=project).values_list("user__username", "role"))
     assert roles == {"demo-admin": "admin", "demo-reviewer": "reviewer", "demo-annotator": "annotator"}
     assert set(project.labels.values_list("name", flat=True)) == {
@@ -31,7 +35,7 @@ def test_the_demo_keeps_what_people_changed(db):
     call_command("load_demo")
     example.refresh_from_db()
     assert example.messages[-1]["content"] == "one more thing"
-    assert Example.objects.filter(project__slug="kumo-support").count() == 41
+    assert Example.objects.filter(project__slug="kumo-support").count() == 41 + 4
 
 
 def test_the_demo_json_answers_parse(db):

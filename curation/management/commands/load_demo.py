@@ -11,4 +11,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         password = os.getenv("DEMO_PASSWORD", "shikomi-demo")
         project, added = demo_load(password=password)
-        self.stdout.write(f"Demo project {project.slug!r}: {added} examples added, {project.examples.count()} in all.")
+        waiting = project.drafts.filter(decision="pending").count()
+        self.stdout.write(
+            f"Demo project {project.slug!r}: {added} examples added, {project.examples.count()} in all "
+            f"({waiting} synthetic drafts waiting for review)."
+        )

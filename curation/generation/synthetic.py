@@ -1,0 +1,436 @@
+"""Synthetic generation jobs: a template asks the model for user requests, the model answers
+each request (one or several candidates), optionally critiques and rewrites its answer, and
+every answer becomes a draft (an example with status draft and a `Draft` row) for review.
+
+Drafts are written per prompt, all candidates of a prompt in one transaction, each with a key
+unique within its job: a failed or cancelled job keeps what it finished, and a job run again
+(after a crash or a resume) makes only the prompts it lacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from curation.backends import (
+    BackendChoiceError,
+    Generation,
+    GenerationBackend,
+    GenerationError,
+    backend_from_spec,
+    backend_spec_clean,
+    generate_detailed,
+)
+from curation.generation import ConfigError
+from curation.generation.checks import DraftChecker
+from curation.generation.templates import TASK_TYPES, few_shot_block, few_shot_pool, render, uses
+from curation.models import Draft, Example, ExampleRevision, GenerationJob, Project, PromptTemplate
+from curation.services import content_hash, example_snapshot, search_text
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPTS = 1000
+MAX_CANDIDATES = 5
+MAX_TOPICS = 200
+BATCH = 8
+
+CRITIQUE = (
+    "Here is a request and a draft answer.\n\n"
+    "Request:\n{request}\n\n"
+    "Draft answer:\n{answer}\n\n"
+    "First say briefly what is wrong or missing in the draft answer. Then write a better answer. "
+    "Use exactly this form:\n"
+    "Critique: <what to improve>\n"
+    "Improved answer: <the better answer>"
+)
+_IMPROVED = re.compile(r"improved answer\s*:\s*", re.IGNORECASE)
+_CRITIQUE = re.compile(r"^\s*critique\s*:\s*", re.IGNORECASE)
+_QUOTES = {'"': '"', "'": "'", "“": "”", "「": "」", "『": "』"}
+_LEADS = ("user's message:", "user message:", "message:", "user:", "request:")
+
+
+@dataclass
+class DraftRow:
+    """One draft to write: the example's content and its review record."""
+
+    key: str
+    group: str
+    candidate: int
+    messages: list[dict[str, Any]]
+    target: int
+    label_id: int | None = None
+    source: str = Example.Source.SYNTHETIC
+    metadata: dict[str, Any] = field(default_factory=dict)
+    request: str = ""
+    original: str = ""
+    first_answer: str = ""
+    critique: str = ""
+    flags: list[dict[str, Any]] = field(default_factory=list)
+
+
+def write_drafts(job: GenerationJob, rows: list[DraftRow]) -> list[Example]:
+    """Write the drafts of one prompt together, or none of them if the job already has them."""
+    made: list[Example] = []
+    try:
+        with transaction.atomic():
+            for row in rows:
+                example = Example.objects.create(
+                    project_id=job.project_id,
+                    messages=row.messages,
+                    label_id=row.label_id,
+                    source=row.source,
+                    status=Example.Status.DRAFT,
+                    split=Example.Split.UNASSIGNED,
+                    metadata={**row.metadata, "backend": job.backend},
+                    content_hash=content_hash(row.messages),
+                    search_text=search_text(row.messages),
+                    generation_job=job,
+                    generation_key=row.key,
+                    created_by_id=job.created_by_id,
+                )
+                Draft.objects.create(
+                    example=example,
+                    project_id=job.project_id,
+                    job=job,
+                    template_id=job.template_id,
+                    group=row.group,
+                    candidate=row.candidate,
+                    target=row.target,
+                    request=row.request,
+                    original=row.original,
+                    first_answer=row.first_answer,
+                    critique=row.critique,
+                    flags=row.flags,
+                )
+                ExampleRevision.objects.create(
+                    example=example,
+                    project_id=job.project_id,
+                    user_id=job.created_by_id,
+                    action=ExampleRevision.Action.CREATE,
+                    version=example.version,
+                    before=None,
+                    after=example_snapshot(example),
+                )
+                made.append(example)
+    except IntegrityError:
+        return []  # made by an earlier delivery of this job
+    return made
+
+
+# --- starting ----------------------------------------------------------------------------
+
+
+def _clean_list(values: Any, field_name: str, limit: int) -> list[str]:
+    if isinstance(values, str):
+        values = values.splitlines()
+    cleaned = [" ".join(str(v).split()) for v in values or []]
+    cleaned = list(dict.fromkeys(v for v in cleaned if v))
+    if len(cleaned) > limit:
+        raise ConfigError(field_name, _("Give at most %(n)s entries.") % {"n": limit})
+    if any(len(v) > 300 for v in cleaned):
+        raise ConfigError(field_name, _("Each entry must be at most 300 characters."))
+    return cleaned
+
+
+@transaction.atomic
+def synthetic_start(
+    *,
+    project: Project,
+    user: Any,
+    template: PromptTemplate,
+    count: int,
+    candidates: int = 1,
+    topics: Any = (),
+    task_types: Any = (),
+    temperature: float = 0.7,
+    max_new_tokens: int = 256,
+    critique: bool = False,
+    backend: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> GenerationJob:
+    """Queue a synthetic job; ConfigError names the setting that cannot work."""
+    from curation.tasks import generation_job_task
+
+    if template.project_id != project.pk:
+        raise ConfigError("template", _("That template belongs to another project."))
+    if not 1 <= count <= MAX_PROMPTS:
+        raise ConfigError("count", _("Choose 1 to %(n)s prompts.") % {"n": MAX_PROMPTS})
+    if not 1 <= candidates <= MAX_CANDIDATES:
+        raise ConfigError("candidates", _("Choose 1 to %(n)s candidates per prompt.") % {"n": MAX_CANDIDATES})
+    if not 0.0 <= temperature <= 2.0:
+        raise ConfigError("temperature", _("Temperature must be between 0 and 2."))
+    if candidates > 1 and temperature == 0:
+        raise ConfigError(
+            "temperature", _("Several candidates for one prompt need a temperature above 0, or they come out the same.")
+        )
+    if not 16 <= max_new_tokens <= 4096:
+        raise ConfigError("max_new_tokens", _("Maximum tokens must be between 16 and 4096."))
+    topics = _clean_list(topics, "topics", MAX_TOPICS)
+    task_types = _clean_list(task_types, "task_types", len(TASK_TYPES) + MAX_TOPICS)
+    try:
+        spec = backend_spec_clean(backend or {})
+        name = backend_from_spec(spec).name
+    except BackendChoiceError as error:
+        raise ConfigError(f"backend_{error.field}", error.message) from None
+    job = GenerationJob.objects.create(
+        project=project,
+        kind=GenerationJob.Kind.SYNTHETIC,
+        template=template,
+        backend=name,
+        config={
+            "count": count,
+            "candidates": candidates,
+            "topics": topics,
+            "task_types": task_types,
+            "temperature": temperature,
+            "max_new_tokens": max_new_tokens,
+            "critique": bool(critique),
+            "seed": int(seed),
+            "backend": spec,
+        },
+        total=count,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    transaction.on_commit(lambda: generation_job_task(job.pk))
+    return job
+
+
+# --- running -----------------------------------------------------------------------------
+
+
+def clean_request(text: str) -> str:
+    """Small models announce the message or wrap it in quotes; take that off."""
+    text = text.strip()
+    for lead in _LEADS:
+        if text.lower().startswith(lead):
+            text = text[len(lead) :].strip()
+            break
+    if len(text) >= 2 and _QUOTES.get(text[0]) == text[-1]:
+        text = text[1:-1].strip()
+    return text
+
+
+def parse_critique(text: str) -> tuple[str, str] | None:
+    """(critique, improved answer) from the critique step's reply, or None if it has no answer."""
+    parts = _IMPROVED.split(text, maxsplit=1)
+    if len(parts) != 2 or not parts[1].strip():
+        return None
+    return _CRITIQUE.sub("", parts[0]).strip(), parts[1].strip()
+
+
+@dataclass
+class _Unit:
+    number: int
+    request: str
+    label_id: int | None
+    topic: str
+    task_type: str
+    prompts: list[str] = field(default_factory=list)
+    prompt_generations: list[Generation] = field(default_factory=list)
+
+
+def _unit_values(job: GenerationJob, number: int, labels: list[tuple[int, str]]) -> tuple[str, str, int | None, str]:
+    cfg = job.config
+    topics, task_types = cfg.get("topics") or [""], cfg.get("task_types") or [""]
+    # Every topic with every task type before any pair repeats.
+    topic = topics[number % len(topics)]
+    task_type = task_types[(number // len(topics)) % len(task_types)]
+    label_id, label = (None, "")
+    if labels and job.template and uses(job.template.text, "label"):
+        label_id, label = labels[number % len(labels)]
+    return topic, task_type, label_id, label
+
+
+def synthetic_execute(*, job: GenerationJob, backend: GenerationBackend | None = None) -> GenerationJob:
+    claimed = GenerationJob.objects.filter(pk=job.pk, status=GenerationJob.Status.QUEUED).update(
+        status=GenerationJob.Status.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return _reloaded(job)
+    job = GenerationJob.objects.select_related("project", "template").get(pk=job.pk)
+    project, cfg = job.project, job.config
+    errors: list[dict[str, Any]] = list(job.errors)
+    done = set(Draft.objects.filter(job=job).values_list("group", flat=True))
+    classification = project.kind == Project.Kind.CLASSIFICATION
+    try:
+        backend = backend or backend_from_spec(cfg.get("backend"))
+        checker = DraftChecker(project, job_id=job.pk)
+        checker.load_own()
+        pool = few_shot_pool(project)
+        labels = list(project.labels.order_by("name").values_list("id", "name"))
+        template = job.template
+        for start in range(0, cfg["count"], BATCH):
+            if GenerationJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
+                GenerationJob.objects.filter(pk=job.pk).update(
+                    status=GenerationJob.Status.CANCELLED, finished_at=timezone.now(), errors=errors
+                )
+                return _reloaded(job)
+            units = []
+            for number in range(start, min(start + BATCH, cfg["count"])):
+                if f"p{number}" in done:
+                    continue
+                topic, task_type, label_id, label = _unit_values(job, number, labels)
+                rng = random.Random(f"{cfg.get('seed', 0)}:{number}")
+                values = {
+                    "topic": topic,
+                    "task_type": task_type,
+                    "label": label,
+                    "examples": few_shot_block(pool, template.few_shot if template else 0, rng),
+                    "system_prompt": project.system_prompt,
+                    "guidelines": project.guidelines,
+                }
+                units.append(
+                    _Unit(number, render(template.text if template else "", values), label_id, topic, task_type)
+                )
+            if units:
+                created = _run_units(job, units, backend, checker, errors, classification)
+            else:
+                created = 0
+            GenerationJob.objects.filter(pk=job.pk).update(
+                processed=min(start + BATCH, cfg["count"]), created_count=F("created_count") + created, errors=errors
+            )
+    except GenerationError as exc:
+        _fail(job, str(exc), errors)
+        return _reloaded(job)
+    except Exception as exc:
+        log.exception("generation job %s failed", job.pk)
+        _fail(job, f"{type(exc).__name__}: {exc}", errors)
+        raise
+    GenerationJob.objects.filter(pk=job.pk).update(
+        status=GenerationJob.Status.DONE, processed=cfg["count"], finished_at=timezone.now(), errors=errors
+    )
+    return _reloaded(job)
+
+
+def _run_units(
+    job: GenerationJob,
+    units: list[_Unit],
+    backend: GenerationBackend,
+    checker: DraftChecker,
+    errors: list[dict[str, Any]],
+    classification: bool,
+) -> int:
+    cfg, project = job.config, job.project
+    candidates = cfg["candidates"]
+    # Step 1: the requests. A classification example is the request itself, so each candidate
+    # is a request of its own; otherwise one request per prompt and the candidates answer it.
+    asks = candidates if classification else 1
+    conversations = [[{"role": "user", "content": unit.request}] for unit in units for _k in range(asks)]
+    replies = generate_detailed(
+        backend, conversations, max_new_tokens=cfg["max_new_tokens"], temperature=cfg["temperature"]
+    )
+    for i, unit in enumerate(units):
+        chunk = replies[i * asks : (i + 1) * asks]
+        unit.prompts = [clean_request(g.text) for g in chunk]
+        unit.prompt_generations = chunk
+    system = [{"role": "system", "content": project.system_prompt}] if project.system_prompt.strip() else []
+    rows: dict[int, list[DraftRow]] = {}
+    if classification:
+        for unit in units:
+            rows[unit.number] = []
+            for k, (prompt, generation) in enumerate(zip(unit.prompts, unit.prompt_generations, strict=True)):
+                if not prompt:
+                    errors.append({"key": f"p{unit.number}:{k}", "error": _("the model wrote no request")})
+                    continue
+                messages = [*system, {"role": "user", "content": prompt}]
+                rows[unit.number].append(
+                    _row(unit, k, messages, len(messages) - 1, prompt, generation, checker, unit.request)
+                )
+    else:
+        answerable = [unit for unit in units if unit.prompts[0]]
+        for unit in units:
+            if not unit.prompts[0]:
+                errors.append({"key": f"p{unit.number}", "error": _("the model wrote no request")})
+        conversations = [
+            [*system, {"role": "user", "content": unit.prompts[0]}] for unit in answerable for _k in range(candidates)
+        ]
+        answers = generate_detailed(
+            backend, conversations, max_new_tokens=cfg["max_new_tokens"], temperature=cfg["temperature"]
+        )
+        critiques: list[Generation | None] = [None] * len(answers)
+        if cfg.get("critique") and answers:
+            asks_critique = [
+                [{"role": "user", "content": CRITIQUE.format(request=conv[-1]["content"], answer=answer.text)}]
+                for conv, answer in zip(conversations, answers, strict=True)
+            ]
+            critiques = list(
+                generate_detailed(
+                    backend, asks_critique, max_new_tokens=cfg["max_new_tokens"], temperature=cfg["temperature"]
+                )
+            )
+        for u, unit in enumerate(answerable):
+            rows[unit.number] = []
+            for k in range(candidates):
+                index = u * candidates + k
+                answer, critique = answers[index], critiques[index]
+                text, first, critique_text, unparsed = answer.text, "", "", False
+                generation = answer
+                if critique is not None:
+                    parsed = parse_critique(critique.text)
+                    if parsed is None:
+                        unparsed = True
+                    else:
+                        critique_text, text = parsed
+                        first, generation = answer.text, critique
+                messages = [
+                    *system,
+                    {"role": "user", "content": unit.prompts[0]},
+                    {"role": "assistant", "content": text},
+                ]
+                row = _row(unit, k, messages, len(messages) - 1, text, generation, checker, unit.request)
+                row.first_answer, row.critique = first, critique_text
+                if unparsed:
+                    row.flags.append({"code": "critique_unparsed"})
+                rows[unit.number].append(row)
+    created = 0
+    for _number, unit_rows in sorted(rows.items()):
+        made = write_drafts(job, unit_rows)
+        for example, row in zip(made, unit_rows, strict=False):
+            checker.remember(example.pk, row.group, row.messages)
+        created += len(made)
+    return created
+
+
+def _row(
+    unit: _Unit,
+    candidate: int,
+    messages: list[dict[str, Any]],
+    target: int,
+    text: str,
+    generation: Generation,
+    checker: DraftChecker,
+    request: str,
+) -> DraftRow:
+    group = f"p{unit.number}"
+    metadata = {k: v for k, v in (("topic", unit.topic), ("task_type", unit.task_type)) if v}
+    return DraftRow(
+        key=f"{group}:{candidate}",
+        group=group,
+        candidate=candidate,
+        messages=messages,
+        target=target,
+        label_id=unit.label_id,
+        metadata=metadata,
+        request=request,
+        original=text,
+        flags=checker.check(messages, target=target, group=group, generation=generation),
+    )
+
+
+def _fail(job: GenerationJob, message: str, errors: list[dict[str, Any]]) -> None:
+    GenerationJob.objects.filter(pk=job.pk).update(
+        status=GenerationJob.Status.FAILED, error=message, errors=errors, finished_at=timezone.now()
+    )
+
+
+def _reloaded(job: GenerationJob) -> GenerationJob:
+    job.refresh_from_db()
+    return job

@@ -1,0 +1,350 @@
+"""Input and output shapes of the generation API: templates, jobs, drafts and preference pairs.
+
+Kinds, statuses and decisions are plain strings here (their values are in the help text):
+several models have a "kind" and a "status" with different choices, and an enum per field
+would make the schema's enum names collide.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext_lazy
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from curation.generation.checks import flag_message
+from curation.generation.review import REJECT_REASONS, Stats
+from curation.models import Draft, GenerationJob, PreferencePair, PromptTemplate
+from curation.serializers import MessageSerializer
+
+
+def _values(choices: Any) -> str:
+    return ", ".join(str(value) for value in choices)
+
+
+class StatsSerializer(serializers.Serializer):
+    drafts = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    approved = serializers.IntegerField()
+    edited = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    ranked_lower = serializers.IntegerField()
+    acceptance_rate = serializers.FloatField(
+        allow_null=True,
+        help_text=gettext_lazy(
+            "Approved and edited among approved, edited and rejected drafts (ranked-lower ones are not "
+            "rejections); null before any decision."
+        ),
+    )
+    mean_edit_distance = serializers.FloatField(
+        allow_null=True,
+        help_text=gettext_lazy("Mean share of the answer reviewers changed (0 unchanged, 1 rewritten)."),
+    )
+    rejection_reasons = serializers.DictField(
+        child=serializers.IntegerField(), help_text=gettext_lazy("Rejection reason code → number of drafts.")
+    )
+
+
+class TemplateRefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PromptTemplate
+        fields = ["id", "name", "version"]
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+
+    class Meta:
+        model = PromptTemplate
+        fields = ["id", "name", "version", "text", "few_shot", "created_by", "created_at"]
+
+
+class TemplateVersionSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+
+    class Meta:
+        model = PromptTemplate
+        fields = ["id", "version", "text", "few_shot", "created_by", "created_at"]
+
+
+class TemplateDetailSerializer(TemplateSerializer):
+    versions = serializers.SerializerMethodField(help_text=gettext_lazy("Every version of this name, newest first."))
+    stats = serializers.SerializerMethodField(help_text=gettext_lazy("How this version's drafts were reviewed."))
+
+    class Meta(TemplateSerializer.Meta):
+        fields = [*TemplateSerializer.Meta.fields, "versions", "stats"]
+
+    @extend_schema_field(TemplateVersionSerializer(many=True))
+    def get_versions(self, template: PromptTemplate) -> list[dict[str, Any]]:
+        return TemplateVersionSerializer(self.context["versions"], many=True).data
+
+    @extend_schema_field(StatsSerializer)
+    def get_stats(self, template: PromptTemplate) -> dict[str, Any]:
+        return self.context["stats"]
+
+
+class TemplateInputSerializer(serializers.Serializer):
+    name = serializers.CharField(allow_blank=True)
+    text = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    few_shot = serializers.IntegerField(
+        default=3, help_text=gettext_lazy("How many approved examples fill {examples} (0 to 10).")
+    )
+
+
+class JobSerializer(serializers.ModelSerializer):
+    kind = serializers.CharField(help_text=_values(GenerationJob.Kind.values))
+    status = serializers.CharField(help_text=_values(GenerationJob.Status.values))
+    template = TemplateRefSerializer(allow_null=True, help_text=gettext_lazy("Null for augmentation jobs."))
+    backend = serializers.CharField(help_text=gettext_lazy("The backend's name, such as local:… or openai:…"))
+    config = serializers.JSONField(
+        help_text=gettext_lazy(
+            "The job's settings as started. The backend part holds only the name of the variable with the API key."
+        )
+    )
+    progress = serializers.FloatField(read_only=True)
+    error_count = serializers.SerializerMethodField(help_text=gettext_lazy("How many drafts could not be made."))
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    stats = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GenerationJob
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "template",
+            "backend",
+            "config",
+            "total",
+            "processed",
+            "progress",
+            "created_count",
+            "error",
+            "error_count",
+            "cancel_requested",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "stats",
+        ]
+
+    def get_error_count(self, job: GenerationJob) -> int:
+        return len(job.errors or [])
+
+    @extend_schema_field(StatsSerializer)
+    def get_stats(self, job: GenerationJob) -> dict[str, Any]:
+        return (self.context["stats"].get(job.pk) or Stats()).as_dict()
+
+
+class JobErrorSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text=gettext_lazy("Which prompt or candidate of the job (p3, p3:1, …)."))
+    error = serializers.CharField()
+
+
+class JobDetailSerializer(JobSerializer):
+    errors = JobErrorSerializer(many=True, help_text=gettext_lazy("What went wrong, draft by draft."))
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "errors"]
+
+
+def refuse_api_key(data: object) -> None:
+    """A request that carries an API key itself is refused (and nothing of it is kept), so the
+    person sending it learns at once to name an environment variable instead."""
+    if isinstance(data, dict) and "api_key" in data:
+        raise serializers.ValidationError(
+            {
+                "api_key": [
+                    gettext_lazy(
+                        "Do not send the API key. Put it in an environment variable on the server "
+                        "(for the web server and the worker) and give that variable's name in api_key_env."
+                    )
+                ]
+            }
+        )
+
+
+class BackendInputSerializer(serializers.Serializer):
+    """Only the name of the environment variable that holds an API key is accepted; a request
+    with the key itself ("api_key") is refused and nothing of it is stored."""
+
+    def to_internal_value(self, data: object) -> object:
+        refuse_api_key(data)
+        return super().to_internal_value(data)
+
+    kind = serializers.CharField(default="local", help_text="local, openai")
+    model = serializers.CharField(
+        allow_blank=True,
+        default="",
+        help_text=gettext_lazy(
+            "local: a model folder or a cached Hugging Face id (empty for the embedded model); openai: the model name."
+        ),
+    )
+    base_url = serializers.CharField(
+        allow_blank=True, default="", help_text=gettext_lazy("openai: the server's address, such as http://…/v1.")
+    )
+    api_key_env = serializers.CharField(
+        allow_blank=True,
+        default="",
+        help_text=gettext_lazy("openai: the NAME of the environment variable that holds the API key, never the key."),
+    )
+    timeout = serializers.FloatField(default=60, help_text=gettext_lazy("openai: seconds per request (1 to 600)."))
+
+
+class JobInputSerializer(serializers.Serializer):
+    def to_internal_value(self, data: object) -> object:
+        refuse_api_key(data)
+        return super().to_internal_value(data)
+
+    template = serializers.IntegerField(
+        required=False,
+        help_text=gettext_lazy(
+            "A template version of this project; the project's first template when left out "
+            "(made from the default text if there is none)."
+        ),
+    )
+    count = serializers.IntegerField(help_text=gettext_lazy("How many prompts (1 to 1000)."))
+    candidates = serializers.IntegerField(default=1, help_text=gettext_lazy("Answers per prompt (1 to 5)."))
+    topics = serializers.ListField(child=serializers.CharField(allow_blank=True), default=list)
+    task_types = serializers.ListField(child=serializers.CharField(allow_blank=True), default=list)
+    temperature = serializers.FloatField(default=0.7, help_text=gettext_lazy("0 to 2; above 0 for several candidates."))
+    max_new_tokens = serializers.IntegerField(default=256, help_text=gettext_lazy("16 to 4096."))
+    critique = serializers.BooleanField(
+        default=False, help_text=gettext_lazy("Ask the model to critique and rewrite each answer.")
+    )
+    seed = serializers.IntegerField(default=0)
+    backend = BackendInputSerializer(required=False)
+
+
+class JobStatsSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    template = TemplateRefSerializer(allow_null=True)
+    stats = StatsSerializer()
+
+
+class TemplateStatsSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    stats = StatsSerializer()
+
+
+class GenerationStatsSerializer(serializers.Serializer):
+    jobs = JobStatsSerializer(many=True)
+    templates = TemplateStatsSerializer(many=True, help_text=gettext_lazy("Template versions that made drafts."))
+
+
+class FlagSerializer(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="empty, truncated, over_long, format, exact_duplicate, near_duplicate, same_prompt, critique_unparsed"
+    )
+    message = serializers.CharField(help_text=gettext_lazy("The finding in words, for the reviewer."))
+
+
+class DraftSerializer(serializers.Serializer):
+    """A draft as the reviewer sees it. Its id is its example's id."""
+
+    id = serializers.IntegerField(source="example_id")
+    version = serializers.IntegerField(
+        source="example.version", help_text=gettext_lazy("The example version; send it with a decision.")
+    )
+    status = serializers.CharField(source="example.status")
+    messages = MessageSerializer(many=True, source="example.messages")
+    label = serializers.CharField(source="example.label.name", allow_null=True, default=None)
+    source = serializers.CharField(source="example.source")
+    job = serializers.IntegerField(source="job_id")
+    template = TemplateRefSerializer(allow_null=True)
+    backend = serializers.CharField(source="job.backend")
+    group = serializers.CharField(help_text=gettext_lazy("The prompt this draft answers, within its job."))
+    candidate = serializers.IntegerField()
+    target = serializers.IntegerField(help_text=gettext_lazy("Index of the message the model wrote."))
+    request = serializers.CharField(help_text=gettext_lazy("What the model was asked (the filled-in template)."))
+    original = serializers.CharField(help_text=gettext_lazy("The model's text as it wrote it."))
+    first_answer = serializers.CharField()
+    critique = serializers.CharField()
+    flags = serializers.SerializerMethodField(help_text=gettext_lazy("What the checks found; shown, never hidden."))
+    decision = serializers.CharField(help_text=_values(Draft.Decision.values))
+    reasons = serializers.ListField(child=serializers.CharField())
+    note = serializers.CharField()
+    rank = serializers.IntegerField(allow_null=True)
+    edit_distance = serializers.FloatField(allow_null=True)
+    reviewed_by = serializers.CharField(source="reviewed_by.username", allow_null=True, default=None)
+    reviewed_at = serializers.DateTimeField(allow_null=True)
+    candidates = serializers.SerializerMethodField(
+        help_text=gettext_lazy("Example ids of the other drafts for the same prompt.")
+    )
+
+    @extend_schema_field(FlagSerializer(many=True))
+    def get_flags(self, draft: Draft) -> list[dict[str, Any]]:
+        return [{**flag, "message": flag_message(flag)} for flag in draft.flags or [] if isinstance(flag, dict)]
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
+    def get_candidates(self, draft: Draft) -> list[int]:
+        group = self.context["groups"].get((draft.job_id, draft.group), [])
+        return [pk for pk in group if pk != draft.example_id]
+
+
+class DecideSerializer(serializers.Serializer):
+    # A plain string, not a choice: an "action" enum would collide with the revision actions' in the schema.
+    action = serializers.CharField(help_text="approve, reject")
+    version = serializers.IntegerField(
+        min_value=1, help_text=gettext_lazy("The example version you read; a stale version is refused with 409.")
+    )
+    messages = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=gettext_lazy("approve: the conversation as you edited it; the edit makes a preference pair."),
+    )
+    label = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, default=None, help_text=gettext_lazy("approve: a label.")
+    )
+    reasons = serializers.ListField(child=serializers.CharField(), default=list, help_text=_values(REJECT_REASONS))
+    note = serializers.CharField(allow_blank=True, default="", trim_whitespace=False)
+
+    def validate_action(self, value: str) -> str:
+        if value not in ("approve", "reject"):
+            raise serializers.ValidationError(gettext_lazy("Choose approve or reject."))
+        return value
+
+
+class RankSerializer(serializers.Serializer):
+    order = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text=gettext_lazy("Example ids of every open candidate of one prompt, best first."),
+    )
+    versions = serializers.DictField(
+        child=serializers.IntegerField(min_value=1),
+        help_text=gettext_lazy("Example id → the version you read."),
+    )
+    note = serializers.CharField(allow_blank=True, default="", trim_whitespace=False)
+
+    def validate_versions(self, value: dict[str, int]) -> dict[int, int]:
+        try:
+            return {int(key): version for key, version in value.items()}
+        except ValueError:
+            raise serializers.ValidationError(gettext_lazy("The keys must be example ids.")) from None
+
+
+class RankResultSerializer(serializers.Serializer):
+    best = DraftSerializer(help_text=gettext_lazy("The best candidate, now an approved example."))
+    pairs = serializers.IntegerField(help_text=gettext_lazy("Preference pairs the ranking made."))
+
+
+class PreferencePairSerializer(serializers.ModelSerializer):
+    origin = serializers.CharField(help_text=_values(PreferencePair.Origin.values))
+    prompt = MessageSerializer(many=True, help_text=gettext_lazy("The conversation up to the answer."))
+    example = serializers.IntegerField(source="example_id", allow_null=True)
+    job = serializers.IntegerField(source="job_id", allow_null=True)
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+
+    class Meta:
+        model = PreferencePair
+        fields = ["id", "origin", "prompt", "chosen", "rejected", "example", "job", "created_by", "created_at"]
+
+
+class ConflictDetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()
