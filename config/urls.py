@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import ObtainAuthToken
 
 from curation.urls import api_urlpatterns
+from training.urls import api_urlpatterns as training_api_urlpatterns
 
 
 class TokenView(ObtainAuthToken):
@@ -30,5 +31,7 @@ urlpatterns = [
     path("api/schema/", login_not_required(SchemaView.as_view()), name="api_schema"),
     path("api/docs/", DocsView.as_view(url_name="api_schema"), name="api_docs"),
     path("api/", include(api_urlpatterns)),
+    path("api/", include(training_api_urlpatterns)),
     path("", include("curation.urls")),
+    path("", include("training.urls")),
 ]

@@ -261,7 +261,32 @@ def default_backend() -> GenerationBackend:
     return LocalBackend()
 
 
-BACKEND_KINDS = ("local", "openai")
+BACKEND_KINDS = ("local", "openai", "tuned")
+
+
+class TunedBackend(LocalBackend):
+    """A model fine-tuned by a finished training run of this app: its base model with the
+    run's adapter (or its full weights), so the next round of drafts can come from it."""
+
+    def __init__(self, output_dir: str, name: str, *, batch_size: int = 16) -> None:
+        super().__init__(output_dir, batch_size=batch_size)
+        self.name = name
+
+    def _load(self) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
+        from training.modeling import load_trained
+
+        try:
+            tokenizer, model = load_trained(Path(self.model or ""))
+        except (OSError, ValueError, RuntimeError) as error:
+            raise GenerationError(
+                _("The tuned model in %(folder)s could not be loaded: %(error)s")
+                % {"folder": self.model, "error": error}
+            ) from error
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model.eval()
+        return tokenizer, model
 
 
 class BackendChoiceError(ValueError):
@@ -273,12 +298,27 @@ class BackendChoiceError(ValueError):
         self.message = message
 
 
-def backend_spec_clean(spec: dict[str, Any]) -> dict[str, Any]:
+def backend_spec_clean(spec: dict[str, Any], project: Any = None) -> dict[str, Any]:
     """A backend choice as a job stores it, checked: {"kind": "local", "model": ""} or
-    {"kind": "openai", "base_url", "model", "api_key_env", "timeout"}. Raises BackendChoiceError.
+    {"kind": "openai", "base_url", "model", "api_key_env", "timeout"} or {"kind": "tuned", "run": id} (a
+    finished training run; of `project` when given). Raises BackendChoiceError.
 
     Only the name of the environment variable that holds an API key is ever stored."""
     kind = spec.get("kind") or "local"
+    if kind == "tuned":
+        from training.models import TrainingRun
+
+        runs = TrainingRun.objects.filter(pk=spec.get("run") if str(spec.get("run") or "").isdigit() else None)
+        if project is not None:
+            runs = runs.filter(project=project)
+        run = runs.first()
+        if run is None:
+            raise BackendChoiceError("run", _("Choose a training run of this project."))
+        if run.status != TrainingRun.Status.DONE or not run.output_dir or not Path(run.output_dir).is_dir():
+            raise BackendChoiceError(
+                "run", _("Run %(n)s has no trained model yet: only finished runs can generate.") % {"n": run.number}
+            )
+        return {"kind": "tuned", "run": run.pk}
     if kind == "local":
         model = str(spec.get("model") or "").strip()
         return {"kind": "local", "model": model}
@@ -322,6 +362,11 @@ def backend_spec_clean(spec: dict[str, Any]) -> dict[str, Any]:
 def backend_from_spec(spec: dict[str, Any] | None) -> GenerationBackend:
     """The backend a job's stored choice names (the embedded model when there is none)."""
     spec = backend_spec_clean(spec or {})
+    if spec["kind"] == "tuned":
+        from training.models import TrainingRun
+
+        run = TrainingRun.objects.select_related("project").get(pk=spec["run"])
+        return TunedBackend(run.output_dir, f"tuned:{run.project.slug} run {run.number}")
     if spec["kind"] == "openai":
         from curation.openai_backend import OpenAICompatibleBackend
 

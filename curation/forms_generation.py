@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from curation.generation.synthetic import MAX_CANDIDATES, MAX_PROMPTS
@@ -39,6 +40,7 @@ BACKEND_CHOICES = [
         "openai",
         gettext_lazy("An OpenAI-compatible server: vLLM, llama.cpp server, Ollama, or a hosted API"),
     ),
+    ("tuned", gettext_lazy("A model tuned by one of this project's finished training runs")),
 ]
 
 
@@ -176,7 +178,11 @@ class JobForm(forms.Form):
             "Leave empty for a server that needs no key."
         ),
     )
-
+    backend_run = forms.ChoiceField(
+        label=gettext_lazy("Training run"),
+        required=False,
+        help_text=gettext_lazy("For a tuned model: the finished run whose model writes the drafts."),
+    )
     backend_timeout = forms.FloatField(
         label=gettext_lazy("Timeout (seconds)"),
         required=False,
@@ -186,10 +192,13 @@ class JobForm(forms.Form):
         help_text=gettext_lazy("How long to wait for each answer from the server; empty means 60 seconds."),
     )
 
-    def __init__(self, *args: Any, templates: list[PromptTemplate], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, templates: list[PromptTemplate], runs: Any = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.templates = {str(t.pk): t for t in templates}
         self.fields["template"].choices = [(str(t.pk), f"{t.name} (v{t.version})") for t in templates]
+        self.fields["backend_run"].choices = [("", "—")] + [
+            (str(run.pk), _("Run %(n)s (%(method)s)") % {"n": run.number, "method": run.method}) for run in runs
+        ]
 
     def clean_template(self) -> PromptTemplate:
         return self.templates[self.cleaned_data["template"]]
@@ -216,6 +225,7 @@ class JobForm(forms.Form):
                 "base_url": d["backend_base_url"],
                 "api_key_env": d["backend_api_key_env"],
                 "timeout": d["backend_timeout"],
+                "run": d["backend_run"],
             },
         }
 
@@ -236,8 +246,8 @@ class JobForm(forms.Form):
         initial["topics"] = "\n".join(cfg.get("topics") or [])
         initial["task_types"] = [t for t in cfg.get("task_types") or [] if t in TASK_TYPES]
         initial["backend_kind"] = backend.get("kind") or "local"
-        for key in ("model", "base_url", "api_key_env"):
-            initial[f"backend_{key}"] = backend.get(key) or ""
+        for key in ("model", "base_url", "api_key_env", "run"):
+            initial[f"backend_{key}"] = str(backend.get(key) or "")
         if backend.get("timeout") is not None:
             initial["backend_timeout"] = backend["timeout"]
         return initial

@@ -174,7 +174,7 @@ class BackendInputSerializer(serializers.Serializer):
         refuse_api_key(data)
         return super().to_internal_value(data)
 
-    kind = serializers.CharField(default="local", help_text="local, openai")
+    kind = serializers.CharField(default="local", help_text="local, openai, tuned")
     model = serializers.CharField(
         allow_blank=True,
         default="",
@@ -191,6 +191,9 @@ class BackendInputSerializer(serializers.Serializer):
         help_text=gettext_lazy("openai: the NAME of the environment variable that holds the API key, never the key."),
     )
     timeout = serializers.FloatField(default=60, help_text=gettext_lazy("openai: seconds per request (1 to 600)."))
+    run = serializers.IntegerField(
+        required=False, help_text=gettext_lazy("tuned: the id of a finished training run of this project.")
+    )
 
 
 class JobInputSerializer(serializers.Serializer):

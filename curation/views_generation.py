@@ -135,7 +135,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
     current = templates.templates_current(project)
     status = 200
     if request.method == "POST":
-        form = JobForm(request.POST, templates=current)
+        form = JobForm(request.POST, templates=current, runs=_finished_runs(project))
         if form.is_valid():
             try:
                 job = synthetic_start(project=project, user=request.user, **form.job_settings())
@@ -152,7 +152,7 @@ def job_new(request: HttpRequest) -> HttpResponse:
             .order_by("-id")
             .first()
         )
-        form = JobForm(initial=JobForm.initial_from(last, current), templates=current)
+        form = JobForm(initial=JobForm.initial_from(last, current), templates=current, runs=_finished_runs(project))
     return render(
         request,
         "curation/generate_job_new.html",
@@ -229,3 +229,10 @@ def job_action(request: HttpRequest, job_id: int) -> HttpResponse:
     else:
         messages.error(request, _("Choose cancel or resume."))
     return redirect("generate_job", project.slug, job.pk)
+
+
+def _finished_runs(project: Any) -> Any:
+    """Training runs whose tuned model can write drafts."""
+    from training.models import TrainingRun
+
+    return TrainingRun.objects.filter(project=project, status=TrainingRun.Status.DONE).exclude(output_dir="")

@@ -27,6 +27,7 @@ from curation.models import (
 )
 from curation.services import example_create
 from tests.conftest import PASSWORD
+from training.models import TrainingRun
 
 ROLES = ["anonymous", "outsider", "annotator", "reviewer", "admin", "superuser"]
 EXPECTED = {
@@ -116,7 +117,7 @@ def _denied(response, role: str) -> bool:
 
 
 @pytest.mark.parametrize("route,pattern,method", CASES)
-def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, project, users):
+def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, project, users, tmp_path):
     job = ImportJob.objects.create(
         project=project, format="openai", filename="a.jsonl", path="/nonexistent", status=ImportJob.Status.SUCCEEDED
     )
@@ -166,6 +167,13 @@ def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, projec
             source=Example.Source.SYNTHETIC,
         )
         Draft.objects.create(example=draft, project=project, job=synthetic, template=template, group="p0", target=1)
+        # A finished training run with an output folder, for the training routes.
+        output = tmp_path / f"run-{example.pk}"
+        output.mkdir()
+        (output / "adapter_config.json").write_text("{}")
+        training_run = TrainingRun.objects.create(
+            project=project, number=1_000_000 - example.pk, status=TrainingRun.Status.DONE, output_dir=str(output)
+        )
         generating = "generate/" in route or "generation-jobs/" in route
         url = _url(
             route,
@@ -174,9 +182,9 @@ def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, projec
                 "example_id": draft.pk if "drafts/" in route else example.pk,
                 "job_id": generation.pk if "augment/" in route else synthetic.pk if generating else job.pk,
                 "template_id": template.pk,
+                "run_id": training_run.pk if "runs/" in route and "rules/" not in route else run.pk,
                 "revision_id": example.revisions.first().pk,
                 "rule_id": rule.pk,
-                "run_id": run.pk,
                 "cluster_id": cluster.pk,
                 "number": scan.number,
             },

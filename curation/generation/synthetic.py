@@ -176,7 +176,7 @@ def synthetic_start(
     topics = _clean_list(topics, "topics", MAX_TOPICS)
     task_types = _clean_list(task_types, "task_types", len(TASK_TYPES) + MAX_TOPICS)
     try:
-        spec = backend_spec_clean(backend or {})
+        spec = backend_spec_clean(backend or {}, project)
         name = backend_from_spec(spec).name
     except BackendChoiceError as error:
         raise ConfigError(f"backend_{error.field}", error.message) from None

@@ -161,7 +161,7 @@ def test_the_queue_serves_the_candidates_of_one_prompt_at_a_time(drafts, users):
     made = drafts(count=2, candidates=2)
     first = next_group(made[0].project)
     assert [d.example_id for d in first] == [made[0].example_id, made[1].example_id]
-    skipped = next_group(made[0].project, after=made[1].example_id)
+    skipped = next_group(made[0].project, after=made[1].pk)  # the last draft of the prompt skipped
     assert [d.group for d in skipped] == ["p1", "p1"]
 
 

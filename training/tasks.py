@@ -1,0 +1,16 @@
+"""Huey tasks of the training app: thin wrappers that take ids and call a service."""
+
+from __future__ import annotations
+
+from huey.contrib.djhuey import db_task
+
+
+@db_task()
+def training_run_task(run_id: int) -> None:
+    from training.models import TrainingRun
+    from training.services import training_run_execute
+
+    run = TrainingRun.objects.filter(pk=run_id).first()
+    if run is None or run.status != TrainingRun.Status.QUEUED:
+        return  # deleted, cancelled while queued, or a duplicate delivery
+    training_run_execute(run=run)
