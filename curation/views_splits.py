@@ -71,12 +71,21 @@ def splits(request: HttpRequest) -> HttpResponse:
             ],
             "splits": (*SPLITS, "unassigned"),
             "balance_form": balance_form,
+            "trained_runs": _trained_runs(project),
             "strategy": strategy,
             "plan_rows": [
                 (k or "—", plan.before.get(k, 0), plan.after.get(k, 0), plan.weights.get(k, 1.0)) for k in keys
             ],
         },
     )
+
+
+def _trained_runs(project) -> list[str]:
+    """Numbers of the finished training runs, which froze the splits as they were."""
+    from training.models import TrainingRun
+
+    done = TrainingRun.objects.filter(project=project, status=TrainingRun.Status.DONE).order_by("number")
+    return [str(n) for n in done.values_list("number", flat=True)]
 
 
 def _preview_rows(preview: dict) -> dict:

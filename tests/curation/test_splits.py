@@ -105,3 +105,14 @@ def test_a_group_key_that_is_not_a_plain_name_is_refused(project, users, example
     with pytest.raises(InvalidExample) as raised:
         splits_preview(project=project, request=request("group", group_key='customer"]'))
     assert raised.value.field == "group_key"
+
+
+def test_the_splits_page_warns_when_finished_runs_used_the_current_splits(client, project, users):
+    from training.models import TrainingRun
+
+    client.force_login(users["admin"])
+    assert "split-freeze" not in client.get(f"/p/{project.slug}/splits/").content.decode()
+    TrainingRun.objects.create(project=project, number=3, status=TrainingRun.Status.DONE)
+    TrainingRun.objects.create(project=project, number=4, status=TrainingRun.Status.FAILED)
+    page = client.get(f"/p/{project.slug}/splits/").content.decode()
+    assert 'id="split-freeze"' in page and "Training run 3 finished on the current splits" in page
