@@ -29,6 +29,9 @@ def envint(name: str, default: str) -> int:
 
 DATA_DIR = Path(os.getenv("SHIKOMI_DATA_DIR", BASE_DIR / "var")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
+# `evaluate` copies the metric modules it loads (ours are local, training/evaluation/modules) into
+# a cache; keep it in the data folder, which the server and the worker can always write.
+os.environ.setdefault("HF_MODULES_CACHE", str(DATA_DIR / "hf-modules"))
 UPLOAD_DIR = DATA_DIR / "uploads"
 ARTIFACT_DIR = DATA_DIR / "artifacts"
 

@@ -1,0 +1,95 @@
+"""Corpus BLEU (sacrebleu), 0..100, as a local `evaluate` module.
+
+Loaded by path, so that nothing is fetched from the Hugging Face Hub:
+`evaluate.load("training/evaluation/modules/bleu", keep_in_memory=True)`. One reference per
+prediction.
+
+Tokenisation: `tokenize="auto"` (the default) uses sacrebleu's "13a" tokenizer, the WMT
+standard, unless a prediction or reference of the call holds Japanese or Chinese characters
+(kana or Han ideographs); then sacrebleu's "char" tokenizer, since those languages write no
+spaces between words and "13a" would see a whole sentence as one word. "ja-mecab" would split
+Japanese into words, but needs MeCab, which is not installed. Any tokenizer name sacrebleu knows
+can be passed instead.
+
+Effective order: n-gram orders that no prediction is long enough to have are left out of the
+geometric mean (sacrebleu's `effective_order=True`). For a corpus that has a 4-gram anywhere this
+is exactly standard corpus BLEU; without it, a corpus of answers shorter than four tokens would
+score 0 even when every answer equals its reference.
+
+`per_sample=True` adds "per_sample": sentence BLEU of each pair (effective order, exponential
+smoothing, the same tokenizer as the corpus score).
+"""
+
+import re
+
+import datasets
+import evaluate
+from sacrebleu.metrics import BLEU
+
+# Kana and Han ideographs (with the extensions and compatibility blocks), half-width katakana.
+CJK = re.compile(
+    r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]"
+)
+
+_DESCRIPTION = "Corpus BLEU computed with sacrebleu, 0..100; character tokens for Japanese and Chinese."
+_CITATION = """\
+@inproceedings{post-2018-call,
+  title = "A Call for Clarity in Reporting {BLEU} Scores",
+  author = "Post, Matt",
+  booktitle = "Proceedings of the Third Conference on Machine Translation: Research Papers",
+  year = "2018",
+  pages = "186--191",
+}
+"""
+_INPUTS = """
+Args:
+    predictions: list of generated texts.
+    references: list of reference texts, one per prediction.
+    tokenize: "auto" (default: "char" when the texts hold Japanese or Chinese, else "13a"), or a
+        sacrebleu tokenizer name.
+    per_sample: also return sentence BLEU for each pair under "per_sample".
+Returns:
+    score: corpus BLEU, 0..100; tokenize: the tokenizer used; precisions: n-gram precisions;
+    brevity_penalty; length_ratio; prediction_length; reference_length.
+"""
+
+
+def choose_tokenizer(texts):
+    """The sacrebleu tokenizer for `texts`: char when any holds Japanese or Chinese characters, else 13a."""
+    return "char" if any(CJK.search(text) for text in texts) else "13a"
+
+
+class Bleu(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_INPUTS,
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+            ),
+            codebase_urls=["https://github.com/mjpost/sacrebleu"],
+        )
+
+    def _compute(self, predictions, references, tokenize="auto", per_sample=False):
+        predictions = [text or "" for text in predictions]
+        references = [text or "" for text in references]
+        if tokenize == "auto":
+            tokenize = choose_tokenizer(predictions + references)
+        bleu = BLEU(tokenize=tokenize, effective_order=True)
+        corpus = bleu.corpus_score(predictions, [references])
+        result = {
+            "score": corpus.score,
+            "tokenize": tokenize,
+            "precisions": list(corpus.precisions),
+            "brevity_penalty": corpus.bp,
+            "length_ratio": corpus.ratio,
+            "prediction_length": corpus.sys_len,
+            "reference_length": corpus.ref_len,
+        }
+        if per_sample:
+            result["per_sample"] = [
+                bleu.sentence_score(prediction, [reference]).score
+                for prediction, reference in zip(predictions, references, strict=True)
+            ]
+        return result
