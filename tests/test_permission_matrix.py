@@ -182,7 +182,8 @@ def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, projec
                 "example_id": draft.pk if "drafts/" in route else example.pk,
                 "job_id": generation.pk if "augment/" in route else synthetic.pk if generating else job.pk,
                 "template_id": template.pk,
-                "run_id": training_run.pk if "runs/" in route and "rules/" not in route else run.pk,
+                # Training routes have a "runs" segment; rule runs live under "rules/runs/" and "rule-runs/".
+                "run_id": training_run.pk if "runs" in route.split("/") and "rules" not in route else run.pk,
                 "revision_id": example.revisions.first().pk,
                 "rule_id": rule.pk,
                 "cluster_id": cluster.pk,

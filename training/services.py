@@ -310,8 +310,24 @@ def training_run_execute(*, run: TrainingRun) -> TrainingRun:
     callbacks.on_message(
         f"finished: {result.status} after {result.steps} of {result.total_steps} steps on {result.device}"
     )
+    if status == TrainingRun.Status.DONE:
+        run.refresh_from_db()
+        _evaluate_when_possible(run, callbacks)
     run.refresh_from_db()
     return run
+
+
+def _evaluate_when_possible(run: TrainingRun, callbacks: DatabaseCallbacks) -> None:
+    """A finished run is evaluated on the test split at once, unless it cannot be (no test split,
+    a leak): then the log says why, and the run stays done."""
+    from training.evaluations import evaluation_start
+
+    try:
+        evaluation = evaluation_start(run=run, user=run.created_by)
+    except TrainingRefused as refusal:
+        callbacks.on_message(f"not evaluated: {refusal.message}")
+    else:
+        callbacks.on_message(f"evaluation {evaluation.pk} queued on {evaluation.total} test examples")
 
 
 def dpo_validation_size(pairs: int) -> int:

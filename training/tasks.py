@@ -14,3 +14,14 @@ def training_run_task(run_id: int) -> None:
     if run is None or run.status != TrainingRun.Status.QUEUED:
         return  # deleted, cancelled while queued, or a duplicate delivery
     training_run_execute(run=run)
+
+
+@db_task()
+def evaluation_task(evaluation_id: int) -> None:
+    from training.evaluations import evaluation_execute
+    from training.models import Evaluation
+
+    evaluation = Evaluation.objects.filter(pk=evaluation_id).select_related("run__project").first()
+    if evaluation is None or evaluation.status != Evaluation.Status.QUEUED:
+        return
+    evaluation_execute(evaluation=evaluation)
