@@ -29,37 +29,6 @@ def chat(i: int) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised two-layer Llama with the embedded SmolLM2 tokenizer (as in
-    tests/training/conftest.py, which does not apply here)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from training.modeling import load_tokenizer
-
-    tokenizer = load_tokenizer("")
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=1024,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="session")
 def run_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real LoRA adapter output folder: the tiny model trained one step."""
     import torch

@@ -430,26 +430,11 @@ def test_structured_metrics_of_nothing_and_unknown_formats():
 
 
 @pytest.fixture(scope="module")
-def tiny_model():
-    """A randomly initialised two-layer Llama with the embedded SmolLM2 tokenizer."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+def tiny_model(tiny_model_dir):
+    """The session's tiny random Llama (tests/conftest.py) with the embedded SmolLM2 tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from training.modeling import load_tokenizer
-
-    tokenizer = load_tokenizer("")
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    return LlamaForCausalLM(config), tokenizer
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir), AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
 def _conversation(question: str, answer: str) -> list[dict[str, str]]:
