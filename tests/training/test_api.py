@@ -8,13 +8,12 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
 
-from curation.models import Example, Project
-from curation.services import example_create
+from curation.models import Project
+from tests.training.conftest import add, make_run
 from training.config import PRESETS, TrainConfig
 from training.models import TrainingPoint, TrainingRun
 
@@ -42,40 +41,6 @@ def adam(users) -> APIClient:
 
 def base(project: Project) -> str:
     return f"/api/projects/{project.slug}/"
-
-
-def add(project: Project, user, text: str, split: str) -> Example:
-    return example_create(
-        project=project,
-        user=user,
-        messages=[{"role": "user", "content": text}, {"role": "assistant", "content": f"About {text}: yes."}],
-        split=split,
-    )
-
-
-@pytest.fixture
-def data(project, users) -> list[Example]:
-    admin = users["admin"]
-    return [
-        add(project, admin, "Where is my parcel?", "train"),
-        add(project, admin, "Can I pay by card?", "train"),
-        add(project, admin, "Do you ship abroad?", "validation"),
-    ]
-
-
-def make_run(project: Project, user, number: int = 1, **fields: Any) -> TrainingRun:
-    config = TrainConfig(**fields.pop("config", {})).as_dict()
-    values: dict[str, Any] = {
-        "status": TrainingRun.Status.DONE,
-        "method": config["method"],
-        "config": config,
-        "snapshot": {"train": [[1, "abc"]], "validation": []},
-        "train_count": 12,
-        "validation_count": 3,
-        "created_by": user,
-    }
-    values.update(fields)
-    return TrainingRun.objects.create(project=project, number=number, **values)
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import pytest
 from django.urls import reverse
 
 from curation.models import Example, Project
-from curation.services import example_create
-from training.config import PRESETS, TrainConfig
+from tests.training.conftest import add, make_run
+from training.config import PRESETS
 from training.models import TrainingPoint, TrainingRun
 
 HOSTILE_LOG = "step 3 done\n<script>alert(1)</script>"
@@ -34,40 +34,6 @@ def _no_cuda(monkeypatch) -> None:
 
 def url(project: Project, name: str, *args: Any) -> str:
     return reverse(name, args=[project.slug, *args])
-
-
-def add(project: Project, user, text: str, split: str) -> Example:
-    return example_create(
-        project=project,
-        user=user,
-        messages=[{"role": "user", "content": text}, {"role": "assistant", "content": f"About {text}: yes."}],
-        split=split,
-    )
-
-
-@pytest.fixture
-def data(project, users) -> list[Example]:
-    admin = users["admin"]
-    return [
-        add(project, admin, "Where is my parcel?", "train"),
-        add(project, admin, "Can I pay by card?", "train"),
-        add(project, admin, "Do you ship abroad?", "validation"),
-    ]
-
-
-def make_run(project: Project, user, number: int = 1, **fields: Any) -> TrainingRun:
-    config = TrainConfig(**fields.pop("config", {})).as_dict()
-    values: dict[str, Any] = {
-        "status": TrainingRun.Status.DONE,
-        "method": config["method"],
-        "base_model": config["base_model"],
-        "config": config,
-        "train_count": 12,
-        "validation_count": 3,
-        "created_by": user,
-    }
-    values.update(fields)
-    return TrainingRun.objects.create(project=project, number=number, **values)
 
 
 def form_data(response) -> dict[str, Any]:
