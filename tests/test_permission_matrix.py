@@ -27,7 +27,7 @@ from curation.models import (
 )
 from curation.services import example_create
 from tests.conftest import PASSWORD
-from training.models import TrainingRun
+from training.models import Comparison, EvalSample, Evaluation, TrainingRun
 
 ROLES = ["anonymous", "outsider", "annotator", "reviewer", "admin", "superuser"]
 EXPECTED = {
@@ -97,7 +97,8 @@ CASES = [
 def _url(route: str, objects: dict[str, int | str]) -> str:
     url = "/" + route
     for key, value in objects.items():
-        url = url.replace(f"<slug:{key}>", str(value)).replace(f"<int:{key}>", str(value))
+        for converter in ("slug", "int", "str"):
+            url = url.replace(f"<{converter}:{key}>", str(value))
     assert "<" not in url, f"no test object for {url}"
     return url
 
@@ -174,6 +175,12 @@ def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, projec
         training_run = TrainingRun.objects.create(
             project=project, number=1_000_000 - example.pk, status=TrainingRun.Status.DONE, output_dir=str(output)
         )
+        # Its finished evaluation, with one pair to judge.
+        evaluation = Evaluation.objects.create(run=training_run, status=Evaluation.Status.DONE, total=1, processed=1)
+        sample = EvalSample.objects.create(
+            evaluation=evaluation, prompt="Q?", reference="A", outputs={"base": "B", "few_shot": "F", "tuned": "T"}
+        )
+        comparison = Comparison.objects.create(evaluation=evaluation, sample=sample, opponent="base")
         generating = "generate/" in route or "generation-jobs/" in route
         url = _url(
             route,
@@ -188,6 +195,8 @@ def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, projec
                 "rule_id": rule.pk,
                 "cluster_id": cluster.pk,
                 "number": scan.number,
+                "evaluation_id": evaluation.pk,
+                "key": comparison.key,
             },
         )
         client = _client(users, role)

@@ -134,6 +134,9 @@ def evaluation_execute(*, evaluation: Evaluation) -> Evaluation:
                 by_source=_plain(report.by_source),
                 finished_at=timezone.now(),
             )
+            from training.judging import comparisons_prepare
+
+            comparisons_prepare(evaluation)
     except Exception as exc:  # noqa: BLE001 - every failure ends the evaluation with its reason
         log.exception("evaluation %s failed", evaluation.pk)
         Evaluation.objects.filter(pk=evaluation.pk).update(

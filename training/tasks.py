@@ -25,3 +25,14 @@ def evaluation_task(evaluation_id: int) -> None:
     if evaluation is None or evaluation.status != Evaluation.Status.QUEUED:
         return
     evaluation_execute(evaluation=evaluation)
+
+
+@db_task()
+def judge_job_task(job_id: int) -> None:
+    from training.judge_llm import judge_job_execute
+    from training.models import JudgeJob
+
+    job = JudgeJob.objects.filter(pk=job_id).select_related("evaluation").first()
+    if job is None or job.status != JudgeJob.Status.QUEUED:
+        return
+    judge_job_execute(job=job)

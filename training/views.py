@@ -276,6 +276,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "config": config_rows(run),
             "points": [(p.step, f"{p.epoch:.2f}", loss_text(p.train_loss), loss_text(p.val_loss)) for p in points],
             "row": run_row(run),
+            "evaluations": run.evaluations.all()[:5],
         }
     )
     return render(request, "training/run_detail.html", ctx)

@@ -204,6 +204,9 @@ def test_classification_records_parsed_labels(run_dir: Path):
         classification = report.overall[system]["classification"]
         assert classification["count"] == 1
         assert classification["accuracy"] == (1.0 if sample["parsed"][system] == "positive" else 0.0)
+        # Per sample too, for the side-by-side page and the regressions between runs.
+        assert sample["metrics"][system]["label"] == sample["parsed"][system]
+        assert sample["metrics"][system]["correct"] == (sample["parsed"][system] == "positive")
     assert "accuracy" in report.by_label["positive"]["tuned"]
 
 
@@ -213,6 +216,8 @@ def test_structured_and_unknown_kind(run_dir: Path):
         output_dir=run_dir, items=[item], shots=[], decoding=Decoding(max_new_tokens=2), kind="structured"
     )
     assert report.overall["tuned"]["structured"]["count"] == 1
+    valid = report.overall["tuned"]["structured"]["valid_rate"] == 1.0
+    assert report.samples[0]["metrics"]["tuned"]["valid"] is valid
     assert report.by_label == {} and report.by_source == {}
     with pytest.raises(ValueError):
         evaluate_run(output_dir=run_dir, items=[item], shots=[], decoding=Decoding(), kind="poetry")
@@ -236,3 +241,13 @@ def test_full_fine_tune_loads_the_base_beside_it(tiny_model_dir: Path, tmp_path:
     )
     assert len(report.samples) == 2
     assert report.overall["base"]["perplexity"] != report.overall["tuned"]["perplexity"]
+
+
+def test_a_structured_sample_records_validity_and_exact_match_per_system():
+    from training.evaluation.evaluator import _sample
+
+    item = EvalItem(id=1, messages=[{"role": "user", "content": "?"}, {"role": "assistant", "content": '{"a": 1}'}])
+    outputs = {"base": '{"a": 1', "few_shot": '{"b": 2}', "tuned": '{ "a": 1 }'}
+    sample = _sample(item, outputs, "structured", [], "json", None)
+    got = {system: (m["valid"], m["exact"]) for system, m in sample["metrics"].items()}
+    assert got == {"base": (False, False), "few_shot": (True, False), "tuned": (True, True)}

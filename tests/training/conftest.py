@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+# The loopback chat-completions server, for the LLM judge.
+from tests.curation.test_openai_backend import _no_proxy, server, sleeps  # noqa: F401
+
 
 def chat(i: int) -> list[dict[str, str]]:
     """A small conversation, a little longer for larger `i`, for `TrainExample(messages=chat(i))`."""

@@ -1,5 +1,6 @@
 """Training runs on real components: the embedded SmolLM2 trained with LoRA through a real Huey
-consumer, and a worker killed mid-run whose run ends interrupted and resumes from its checkpoint."""
+consumer, then evaluated there on the test split and judged blind by a reviewer in the browser's
+pages; and a worker killed mid-run whose run ends interrupted and resumes from its checkpoint."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import math
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 
 from curation.models import Example
 from curation.services import example_create
 from tests.conftest import wait_for
 from tests.training.conftest import chat
-from training.models import TrainingPoint, TrainingRun
+from training.judging import left_system
+from training.models import Comparison, Evaluation, TrainingPoint, TrainingRun
 from training.services import (
     training_run_create,
     training_run_execute,
@@ -23,13 +26,9 @@ from training.services import (
 
 @pytest.fixture
 def splits(project, users):
-    for i in range(10):
-        example_create(
-            project=project,
-            user=users["admin"],
-            messages=chat(i),
-            split=Example.Split.VALIDATION if i >= 8 else Example.Split.TRAIN,
-        )
+    for i in range(12):
+        split = Example.Split.TEST if i >= 10 else Example.Split.VALIDATION if i >= 8 else Example.Split.TRAIN
+        example_create(project=project, user=users["admin"], messages=chat(i), split=split)
 
 
 def finished(run_id: int) -> TrainingRun | None:
@@ -44,7 +43,9 @@ def lora_b_norm(folder: Path) -> float:
     return sum(float(t.abs().sum()) for name, t in tensors.items() if "lora_B" in name)
 
 
-def test_a_lora_run_on_the_embedded_model_through_a_real_consumer(huey_consumer, project, users, splits):
+def test_a_lora_run_on_the_embedded_model_through_a_real_consumer_is_evaluated_and_judged(
+    huey_consumer, project, users, splits, client
+):
     run = training_run_create(
         project=project,
         user=users["admin"],
@@ -69,6 +70,27 @@ def test_a_lora_run_on_the_embedded_model_through_a_real_consumer(huey_consumer,
     )
     generated = model.generate(**prompt, max_new_tokens=8, do_sample=False)
     assert generated.shape[1] > prompt["input_ids"].shape[1]
+
+    # The finished run is evaluated on the test split by the same consumer.
+    evaluation = wait_for(lambda: Evaluation.objects.filter(run=run, status__in=Evaluation.FINISHED).first(), 600, 1.0)
+    assert evaluation.status == Evaluation.Status.DONE, evaluation.error
+    samples = list(evaluation.samples.order_by("pk"))
+    assert len(samples) == 2 and all(set(s.outputs) == {"base", "few_shot", "tuned"} for s in samples)
+    assert all(s.outputs["tuned"].strip() for s in samples)
+    assert evaluation.overall["tuned"]["chrf"] is not None and evaluation.overall["base"]["perplexity"] > 0
+
+    # A reviewer judges one pair blind; the win rate on the evaluation page changes.
+    page = reverse("evaluation_detail", args=[project.slug, evaluation.pk])
+    client.force_login(users["reviewer"])
+    assert "No judged pairs yet between the tuned model and the base model." in client.get(page).content.decode()
+    comparison = Comparison.objects.filter(evaluation=evaluation, opponent="base", identical=False).first()
+    if comparison is None:
+        pytest.skip("the tuned and base answers are the same text: nothing to judge")
+    tuned_side = "a" if left_system(comparison, str(users["reviewer"].pk)) == "tuned" else "b"
+    response = client.post(reverse("judge_pair", args=[project.slug, comparison.key]), {"choice": tuned_side})
+    assert response.status_code == 302
+    html = client.get(page).content.decode()
+    assert "tuned model wins 100% [21, 100] over base model on 1 judged pair" in html
 
 
 def test_a_killed_worker_leaves_the_run_interrupted_and_it_resumes_from_its_checkpoint(

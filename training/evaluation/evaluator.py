@@ -357,7 +357,9 @@ def evaluate_run(
             few_shot = generate(base_model, models.base_tokenizer, prompted, decoding, seed=seed)
         tuned = generate(models.tuned, models.tokenizer, prompts, decoding, seed=seed)
         for item, outputs in zip(batch, zip(base, few_shot, tuned, strict=True), strict=True):
-            samples.append(_sample(item, dict(zip(SYSTEMS, outputs, strict=True)), kind, labels))
+            samples.append(
+                _sample(item, dict(zip(SYSTEMS, outputs, strict=True)), kind, labels, structured_format, schema)
+            )
         if progress is not None:
             progress(len(samples), total)
 
@@ -380,7 +382,17 @@ def evaluate_run(
     return report
 
 
-def _sample(item: EvalItem, outputs: dict[str, str], kind: str, labels: Sequence[str]) -> dict[str, Any]:
+def _sample(
+    item: EvalItem,
+    outputs: dict[str, str],
+    kind: str,
+    labels: Sequence[str],
+    structured_format: str = "json",
+    schema: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One item's prompt, reference, outputs and per-sample metrics (with, for classification,
+    each system's parsed label and whether it is right; for structured output, whether each
+    answer parses and equals the reference)."""
     reference = item.reference
     sample: dict[str, Any] = {
         "id": item.id,
@@ -394,4 +406,12 @@ def _sample(item: EvalItem, outputs: dict[str, str], kind: str, labels: Sequence
     if kind == "classification":
         sample["gold"] = item.gold_label
         sample["parsed"] = {system: metrics.parse_label(text, labels) for system, text in outputs.items()}
+        for system, parsed in sample["parsed"].items():
+            sample["metrics"][system]["label"] = parsed
+            sample["metrics"][system]["correct"] = parsed is not None and parsed == sample["gold"]
+    if kind == "structured":
+        for system, text in outputs.items():
+            scores = metrics.structured_metrics([text], [reference], format=structured_format, schema=schema)
+            sample["metrics"][system]["valid"] = bool(scores["valid_rate"])
+            sample["metrics"][system]["exact"] = bool(scores["exact_match"])
     return sample

@@ -129,28 +129,45 @@ def _percent(value: float) -> int:
     return math.floor(value * 100 + 0.5)
 
 
+def verdict_parts(wins: int, losses: int, ties: int = 0) -> dict[str, Any] | None:
+    """What a verdict says, before it is put in words (None without judged pairs): {"swapped"
+    (B is the clear winner, so B is named first), "clear" (the 95% interval of the first-named
+    leaves out 50%), "rate", "low", "high" (of the first-named, as whole percentages), "n", "ties"}."""
+    n = wins + losses + ties
+    if n == 0:
+        return None
+    result = win_rate(wins, losses, ties)
+    swapped = result["high"] < 0.5
+    if swapped:
+        result = win_rate(losses, wins, ties)
+    return {
+        "swapped": swapped,
+        "clear": result["low"] > 0.5,
+        "rate": _percent(result["rate"]),
+        "low": _percent(result["low"]),
+        "high": _percent(result["high"]),
+        "n": n,
+        "ties": ties,
+    }
+
+
 def verdict(name_a: str, name_b: str, wins: int, losses: int, ties: int = 0) -> str:
     """The result of A against B in plain English, e.g.
     "tuned wins 68% [58, 76] over few-shot base on 100 judged pairs".
 
     The winner is named first when the 95% interval leaves out 50%; otherwise the sentence starts
     with "no clear winner:" and keeps A first. Ties are counted as half a win, and said so.
+    (training/judging.py says the same in the reader's language from `verdict_parts`.)
     """
-    n = wins + losses + ties
-    if n == 0:
+    parts = verdict_parts(wins, losses, ties)
+    if parts is None:
         return f"no judged pairs between {name_a} and {name_b}"
-    result = win_rate(wins, losses, ties)
-    prefix = ""
-    if result["high"] < 0.5:
+    if parts["swapped"]:
         name_a, name_b = name_b, name_a
-        result = win_rate(losses, wins, ties)
-    elif result["low"] <= 0.5:
-        prefix = "no clear winner: "
+    prefix = "" if parts["clear"] else "no clear winner: "
+    n = parts["n"]
     pairs = "judged pair" if n == 1 else "judged pairs"
-    text = (
-        f"{prefix}{name_a} wins {_percent(result['rate'])}% "
-        f"[{_percent(result['low'])}, {_percent(result['high'])}] over {name_b} on {n} {pairs}"
-    )
+    text = f"{prefix}{name_a} wins {parts['rate']}% [{parts['low']}, {parts['high']}] over {name_b} on {n} {pairs}"
     if ties:
         text += f" ({ties} {'tie' if ties == 1 else 'ties'} counted as half a win)"
     return text

@@ -15,6 +15,7 @@ from curation.quality.services import quality_scans_mark_interrupted
 from curation.rules.services import rule_runs_mark_interrupted
 from curation.services import import_jobs_mark_interrupted
 from training.evaluations import evaluations_mark_interrupted
+from training.judge_llm import judge_jobs_mark_interrupted
 from training.services import training_runs_mark_interrupted
 
 
@@ -37,6 +38,7 @@ class Command(BaseCommand):
         generation_jobs_mark_interrupted()
         training_runs_mark_interrupted()
         evaluations_mark_interrupted()
+        judge_jobs_mark_interrupted()
         signal.signal(signal.SIGTERM, _stop)
         # Started from a script in the background, a process inherits SIGINT ignored; Ctrl-C
         # (or a test's SIGINT) must still stop the server and the worker.
