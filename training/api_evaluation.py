@@ -96,6 +96,7 @@ def _pair_data(comparison: Comparison, user) -> dict:
     return {
         "key": comparison.key,
         "prompt": comparison.sample.prompt,
+        "context": comparison.sample.context,
         "reference": comparison.sample.reference,
         "a": a,
         "b": b,

@@ -118,6 +118,7 @@ def evaluation_execute(*, evaluation: Evaluation) -> Evaluation:
                     evaluation=evaluation,
                     example_id=sample["id"] if Example.objects.filter(pk=sample["id"]).exists() else None,
                     prompt=sample.get("prompt", ""),
+                    context=_plain(sample.get("context") or []),
                     reference=sample.get("reference", "") or "",
                     label=sample.get("label") or "",
                     source=sample.get("source") or "",

@@ -41,8 +41,10 @@ def prompt(comparison: Comparison, judge_model: str) -> tuple[list[dict[str, str
     sample = comparison.sample
     criteria = "; ".join(f"{key} ({CRITERIA[key]})" for key in CRITERIA)
     system = INSTRUCTIONS.format(criteria=criteria, score_keys=", ".join(f'"{key}": ...' for key in CRITERIA))
+    earlier = "".join(f"{m.get('role')}: {m.get('content')}\n" for m in sample.context or [])
     user = (
-        f"Request:\n{sample.prompt}\n\nReference answer:\n{sample.reference or '(none)'}\n\n"
+        (f"Earlier in the conversation:\n{earlier}\n" if earlier else "")
+        + f"Request:\n{sample.prompt}\n\nReference answer:\n{sample.reference or '(none)'}\n\n"
         f"Answer A:\n{a}\n\nAnswer B:\n{b}"
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}], left

@@ -121,6 +121,9 @@ class EvalSample(models.Model):
     evaluation = models.ForeignKey(Evaluation, on_delete=models.CASCADE, related_name="samples")
     example = models.ForeignKey(Example, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     prompt = models.TextField()
+    context = models.JSONField(
+        default=list, blank=True, help_text=_("The messages before the prompt (system, earlier turns), oldest first.")
+    )
     reference = models.TextField(blank=True)
     label = models.CharField(max_length=100, blank=True)
     source = models.CharField(max_length=20, blank=True)

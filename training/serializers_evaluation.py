@@ -43,7 +43,7 @@ class EvaluationDetailSerializer(EvaluationSerializer):
 class EvalSampleSerializer(serializers.ModelSerializer):
     class Meta:
         model = EvalSample
-        fields = ["id", "example", "prompt", "reference", "label", "source", "outputs", "metrics"]
+        fields = ["id", "example", "prompt", "context", "reference", "label", "source", "outputs", "metrics"]
 
 
 class EvaluationStartSerializer(serializers.Serializer):
@@ -56,6 +56,7 @@ class PairSerializer(serializers.Serializer):
 
     key = serializers.CharField()
     prompt = serializers.CharField()
+    context = serializers.ListField(child=serializers.DictField(), help_text="The messages before the prompt.")
     reference = serializers.CharField(allow_blank=True)
     a = serializers.CharField(allow_blank=True)
     b = serializers.CharField(allow_blank=True)

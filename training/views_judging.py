@@ -220,6 +220,7 @@ def judge_pair(request: HttpRequest, key: str) -> HttpResponse:
         "project": project,
         "comparison": comparison,
         "prompt": comparison.sample.prompt,
+        "context": comparison.sample.context,
         "reference": comparison.sample.reference,
         "answer_a": a,
         "answer_b": b,

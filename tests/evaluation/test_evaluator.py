@@ -88,6 +88,10 @@ def test_items_split_prompt_and_reference():
     unanswered = EvalItem(id=2, messages=[{"role": "user", "content": "Great film!"}], label="positive")
     assert unanswered.prompt_messages == unanswered.messages
     assert unanswered.reference == "positive"
+    from training.evaluation.evaluator import _sample
+
+    sample = _sample(item, {"base": "4", "few_shot": "4", "tuned": "4"}, "chat", [])
+    assert [m["content"] for m in sample["context"]] == ["Be brief.", "Hi", "Hello"]  # what the judge reads first
 
 
 def test_few_shot_prompt_places_shots_after_the_system_message():

@@ -45,7 +45,7 @@ def test_judging_through_the_api_never_names_the_models(client, project, users, 
     client.force_login(users["reviewer"])
     response = client.get(reverse("api_judge_next", args=[project.slug]) + f"?evaluation={evaluation.pk}")
     pair = response.json()
-    assert set(pair) == {"key", "prompt", "reference", "a", "b", "criteria", "mine"}
+    assert set(pair) == {"key", "prompt", "context", "reference", "a", "b", "criteria", "mine"}
     comparison = Comparison.objects.get(key=pair["key"])
     shown = json.dumps({k: v for k, v in pair.items() if k not in ("a", "b")}).lower()
     assert not any(word in shown for word in SYSTEM_WORDS) and pair["key"] == comparison.key

@@ -224,6 +224,16 @@ def test_the_judging_page_and_its_requests_never_say_which_side_is_which(
     assert follow.status_code == 302 and "/judge/" in follow["Location"]
 
 
+def test_the_judge_sees_the_earlier_turns_of_the_conversation(client, evaluation, project, users):
+    comparison = pair(evaluation, 1)
+    EvalSample.objects.filter(pk=comparison.sample_id).update(
+        context=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "My order is <late>."}]
+    )
+    client.force_login(users["reviewer"])
+    html = client.get(reverse("judge_pair", args=[project.slug, comparison.key])).content.decode()
+    assert "Earlier in the conversation" in html and "My order is &lt;late&gt;." in html
+
+
 def test_judging_pages_check_the_role(client, evaluation, project, users):
     comparison = pair(evaluation, 1)
     for url in (
@@ -253,13 +263,19 @@ def test_the_evaluation_page_shows_metrics_and_the_verdict(client, evaluation, p
         by_label={"billing": {"tuned": {"chrf": 41.5}, "base": {"chrf": 12.25}}},
         overall={
             s: {"bleu": 10.0, "chrf": 30.0, "rouge_l": 0.25, "repetition": 0.0} for s in ("base", "few_shot", "tuned")
-        }
+        },
     )
     choose(pair(evaluation, 1), users["reviewer"], "tuned")
     client.force_login(users["annotator"])
     html = client.get(reverse("evaluation_detail", args=[project.slug, evaluation.pk])).content.decode()
     assert "tuned model wins 100%" in html and "on 1 judged pair" in html
-    assert "30.0" in html and "41.5" in html and "12.2" in html and "Judge these pairs" not in html and "Ask the LLM judge" not in html
+    assert (
+        "30.0" in html
+        and "41.5" in html
+        and "12.2" in html
+        and "Judge these pairs" not in html
+        and "Ask the LLM judge" not in html
+    )
     client.force_login(users["reviewer"])
     html = client.get(reverse("evaluation_detail", args=[project.slug, evaluation.pk])).content.decode()
     assert "Judge these pairs" in html and "Ask the LLM judge" in html

@@ -399,6 +399,7 @@ def _sample(
         "label": item.label,
         "source": item.source,
         "prompt": item.prompt_text,
+        "context": item.prompt_messages[:-1] if len(item.prompt_messages) > 1 else [],
         "reference": reference,
         "outputs": outputs,
         "metrics": {system: _sample_metrics(text, reference) for system, text in outputs.items()},
