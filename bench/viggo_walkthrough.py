@@ -221,8 +221,9 @@ def walkthrough(args: argparse.Namespace, data_dir: Path, password: str) -> dict
         raise SystemExit(f"the run ended {run.status}: {run.error}\n{run.log[-3000:]}")
     print(f"trained in {train_wall:.0f} s: {run.result}", flush=True)
 
-    # A finished run queues an evaluation of its own (default settings) for the worker; no worker
-    # serves this data folder, so that one stays queued and this one, with the settings below, runs.
+    # A finished run queues an evaluation of its own (default settings) for the worker. No worker
+    # serves this data folder: that one is dropped, and this one, with the settings below, runs here.
+    Evaluation.objects.filter(run=run, status=Evaluation.Status.QUEUED).delete()
     evaluation = evaluation_start(run=run, user=user, max_new_tokens=MAX_NEW_TOKENS, few_shot=FEW_SHOT, enqueue=False)
     print(f"evaluating on {evaluation.total} test examples", flush=True)
     evaluation = evaluation_execute(evaluation=evaluation)

@@ -315,8 +315,6 @@ def latest_evaluations(project: Project) -> dict[int, Evaluation]:
 
 def _chosen_run(request: HttpRequest, param: str, latest: dict[int, Evaluation]) -> Evaluation:
     raw = request.GET.get(param, "")
-    if not raw:
-        raise BadParameter(param, _("Give both a and b: the ids of the two runs to compare."))
     if not raw.isdigit():
         raise BadParameter(param, _("The parameter %(param)s must be a run id (a whole number).") % {"param": param})
     evaluation = latest.get(int(raw))
@@ -381,6 +379,9 @@ def evaluation_compare(request: HttpRequest) -> HttpResponse:
     if not request.GET.get("a") and not request.GET.get("b"):
         return render(request, "training/evaluation_compare.html", ctx)
     try:
+        missing = [name for name in ("a", "b") if not request.GET.get(name)]
+        if missing:  # said first: the one given may be fine
+            raise BadParameter(missing[0], _("Give both a and b: the ids of the two runs to compare."))
         a, b = _chosen_run(request, "a", latest), _chosen_run(request, "b", latest)
         if a.run_id == b.run_id:
             raise BadParameter("b", _("The parameters a and b name the same run; choose two different runs."))
