@@ -25,6 +25,8 @@ from django.utils.translation import ngettext
 from jsonschema.validators import validator_for
 from referencing.exceptions import Unresolvable
 
+from curation.quality.sql_scan import unclosed
+
 Conversation = list[dict[str, Any]]
 
 FORMATS = ("json", "sql")
@@ -155,51 +157,19 @@ def _check_sql(number: int, text: str) -> list[str]:
 
 
 def _unbalanced(sql: str) -> str:
-    """What is left open in `sql`: a parenthesis, a quote or a comment; "" when all are closed.
-
-    sqlparse parses almost anything, an unclosed quote included, so this walks the text itself,
-    skipping strings, quoted names and comments, where parentheses and other quotes don't count.
-    """
-    depth = 0
-    index = 0
-    closing = {"'": "'", '"': '"', "`": "`"}
-    while index < len(sql):
-        char = sql[index]
-        if char in "'\"`":
-            end = index + 1
-            while True:
-                end = sql.find(closing[char], end)
-                if end == -1:
-                    return _("a %(quote)s quote is never closed") % {"quote": char}
-                # A doubled quote inside a string stands for the quote itself.
-                if sql.startswith(char * 2, end):
-                    end += 2
-                    continue
-                break
-            index = end + 1
-            continue
-        if sql.startswith("--", index):
-            newline = sql.find("\n", index)
-            index = len(sql) if newline == -1 else newline + 1
-            continue
-        if sql.startswith("/*", index):
-            end = sql.find("*/", index + 2)
-            if end == -1:
-                return _("a /* comment is never closed")
-            index = end + 2
-            continue
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth < 0:
-                return _("a ) closes a parenthesis that was never opened")
-        index += 1
-    if depth:
-        return ngettext("%(count)d parenthesis is never closed", "%(count)d parentheses are never closed", depth) % {
-            "count": depth
-        }
-    return ""
+    """What is left open in `sql`, in words; "" when all is closed."""
+    found = unclosed(sql)
+    if found is None:
+        return ""
+    if found.kind == "quote":
+        return _("a %(quote)s quote is never closed") % {"quote": found.detail}
+    if found.kind == "comment":
+        return _("a /* comment is never closed")
+    if found.kind == "extra_close":
+        return _("a ) closes a parenthesis that was never opened")
+    return ngettext("%(count)d parenthesis is never closed", "%(count)d parentheses are never closed", found.detail) % {
+        "count": found.detail
+    }
 
 
 def check_schema(schema: Any) -> list[str]:

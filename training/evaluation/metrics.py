@@ -345,45 +345,6 @@ def _fits(validator: Any, value: Any) -> bool:
         return False
 
 
-def _unbalanced(sql: str) -> bool:
-    """Whether a parenthesis, a quote or a comment is left open (strings, quoted names and
-    comments are skipped: parentheses and other quotes inside them do not count)."""
-    depth = 0
-    index = 0
-    while index < len(sql):
-        char = sql[index]
-        if char in "'\"`":
-            end = index + 1
-            while True:
-                end = sql.find(char, end)
-                if end == -1:
-                    return True
-                if sql.startswith(char * 2, end):  # a doubled quote stands for the quote itself
-                    end += 2
-                    continue
-                break
-            index = end + 1
-            continue
-        if sql.startswith("--", index):
-            newline = sql.find("\n", index)
-            index = len(sql) if newline == -1 else newline + 1
-            continue
-        if sql.startswith("/*", index):
-            end = sql.find("*/", index + 2)
-            if end == -1:
-                return True
-            index = end + 2
-            continue
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth < 0:
-                return True
-        index += 1
-    return depth != 0
-
-
 def sql_valid(text: str | None) -> bool:
     """Whether the answer is SQL: at least one statement, each of a kind sqlparse knows (or one of
     the few it calls UNKNOWN: EXPLAIN, PRAGMA, SET...), with every parenthesis, quote and comment
@@ -399,7 +360,9 @@ def sql_valid(text: str | None) -> bool:
         keyword = first.normalized.upper() if first is not None else ""
         if statement.get_type() == "UNKNOWN" and keyword not in _OTHER_SQL_STATEMENTS:
             return False
-    return not _unbalanced(body)
+    from curation.quality.sql_scan import unclosed
+
+    return unclosed(body) is None
 
 
 def normalise_sql(text: str | None) -> str:
