@@ -8,7 +8,6 @@ the answer names the models (the server decides the sides, as on the judging pag
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
@@ -19,7 +18,16 @@ from training import serializers_evaluation as s
 from training.api import TrainingAPIView
 from training.evaluations import evaluation_start
 from training.judge_llm import judge_job_start
-from training.judging import CRITERIA, JudgingError, judgeable, judgment_save, my_judgment, next_comparison, sides
+from training.judging import (
+    CRITERIA,
+    JudgingError,
+    finished_evaluation,
+    judgeable,
+    judgment_save,
+    my_judgment,
+    next_comparison,
+    sides,
+)
 from training.models import Comparison, EvalSample, Evaluation
 
 
@@ -114,16 +122,8 @@ class JudgeNext(EvaluationAPIView):
         description="The next pair you have not judged (204 when there is none).",
     )
     def get(self, request: Request, slug: str) -> Response:
-        evaluation = None
-        if raw := request.query_params.get("evaluation"):
-            evaluation = (
-                Evaluation.objects.filter(pk=raw, run__project=self.project, status=Evaluation.Status.DONE).first()
-                if raw.isdigit()
-                else None
-            )
-            if evaluation is None:
-                message = _("There is no finished evaluation %(id)s in this project.") % {"id": raw}
-                return Response({"evaluation": [message]}, status=status.HTTP_400_BAD_REQUEST)
+        raw = request.query_params.get("evaluation", "")
+        evaluation = finished_evaluation(self.project, raw) if raw else None  # JudgingError: 400
         comparison = next_comparison(self.project, request.user, evaluation)
         if comparison is None:
             return Response(status=status.HTTP_204_NO_CONTENT)

@@ -115,6 +115,19 @@ def evaluations_to_judge(project: Any, user: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def finished_evaluation(project: Any, raw: str) -> Evaluation:
+    """The finished evaluation of the project that a request's `evaluation` parameter names;
+    JudgingError on field "evaluation" when it names none."""
+    evaluation = (
+        Evaluation.objects.filter(pk=raw, run__project=project, status=Evaluation.Status.DONE).first()
+        if raw.isdigit()
+        else None
+    )
+    if evaluation is None:
+        raise JudgingError("evaluation", _("There is no finished evaluation %(id)s in this project.") % {"id": raw})
+    return evaluation
+
+
 def next_comparison(
     project: Any, user: Any, evaluation: Evaluation | None = None, after: str | None = None
 ) -> Comparison | None:

@@ -25,6 +25,7 @@ from training.judging import (
     SCORES,
     JudgingError,
     evaluations_to_judge,
+    finished_evaluation,
     judgeable,
     judging_results,
     judgment_save,
@@ -148,28 +149,16 @@ def judge_home(request: HttpRequest) -> HttpResponse:
     return render(request, "training/judge_home.html", {"project": project, "rows": rows, "title": _("Judge")})
 
 
-def _evaluation_param(request: HttpRequest, project: Any) -> tuple[Evaluation | None, str]:
-    raw = request.GET.get("evaluation", "")
-    if not raw:
-        return None, ""
-    evaluation = (
-        Evaluation.objects.filter(pk=raw, run__project=project, status=Evaluation.Status.DONE).first()
-        if raw.isdigit()
-        else None
-    )
-    if evaluation is None:
-        return None, _("evaluation: there is no finished evaluation %(id)s in this project.") % {"id": raw}
-    return evaluation, ""
-
-
 @require_GET
 @project_view(Action.REVIEW)
 def judge_next(request: HttpRequest) -> HttpResponse:
     """Go to the next pair this reviewer has not judged (?evaluation= keeps to one evaluation)."""
     project = request.project  # type: ignore[attr-defined]
-    evaluation, error = _evaluation_param(request, project)
-    if error:
-        ctx = {"project": project, "rows": evaluations_to_judge(project, request.user), "error": error}
+    try:
+        raw = request.GET.get("evaluation", "")
+        evaluation = finished_evaluation(project, raw) if raw else None
+    except JudgingError as error:
+        ctx = {"project": project, "rows": evaluations_to_judge(project, request.user), "error": error.message}
         return render(request, "training/judge_home.html", ctx | {"title": _("Judge")}, status=400)
     comparison = next_comparison(project, request.user, evaluation, after=request.GET.get("after") or None)
     if comparison is None:

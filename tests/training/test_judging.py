@@ -247,7 +247,11 @@ def test_judging_pages_check_the_role(client, evaluation, project, users):
         assert client.get(url).status_code == 404
     client.force_login(users["reviewer"])
     assert client.get(reverse("judge_pair", args=[project.slug, "not-a-key"])).status_code == 404
-    assert client.get(reverse("judge_next", args=[project.slug]) + "?evaluation=x").status_code == 400
+    response = client.get(reverse("judge_next", args=[project.slug]) + "?evaluation=x")
+    assert (
+        response.status_code == 400
+        and "There is no finished evaluation x in this project." in response.content.decode()
+    )
 
 
 def test_a_bad_post_keeps_what_was_typed_and_says_what_is_wrong(client, evaluation, project, users):
