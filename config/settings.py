@@ -218,3 +218,13 @@ else:
             "LOCATION": str(DATA_DIR / "cache"),
         }
     }
+
+# --- Trust: connections, secrets and model folders (docs/security.md) ---
+
+# --- Trust: outbound requests (docs/security.md) ---
+
+# --- Trust: limits on any single request (docs/security.md) ---
+
+# --- Accounts: sign-in throttling and API tokens (docs/security.md) ---
+
+# --- Deployment: HTTPS, cookies and Content-Security-Policy (docs/security.md) ---
