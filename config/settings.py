@@ -67,6 +67,9 @@ INSTALLED_APPS = [
     "js_lib_htmx",
     "template_partials",
     "huey.contrib.djhuey",
+    "axes",
+    "knox",
+    "csp",
     "curation",
     "training",
 ]
@@ -84,6 +87,15 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it answers a locked-out sign-in after the others have run.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out user is refused before the password is checked.
+    "config.auth.RequestThrottledBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "config.urls"
