@@ -2,6 +2,7 @@
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -60,7 +61,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "csp",
     "curation",
     "training",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -184,7 +185,8 @@ else:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an unauthenticated API call gets 401 with WWW-Authenticate.
-        "rest_framework.authentication.TokenAuthentication",
+        # django-rest-knox's tokens (hashed at rest), named and tied to the password.
+        "accounts.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -208,6 +210,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RuleKindEnum": "curation.models.LabelingRule.Kind",
         "RuleRunStatusEnum": "curation.models.RuleRun.Status",
+        # Unnamed, these collide too, and `check --deploy` (tests/test_deploy.py) reports it.
+        "ExampleStatusEnum": "curation.models.Example.Status",
+        "CheckStatusEnum": ["pass", "warn", "fail"],
+        "ScoreEnum": [(score, score) for score in range(1, 6)],  # training.judging.SCORES
     },
 }
 
@@ -232,11 +238,116 @@ else:
     }
 
 # --- Trust: connections, secrets and model folders (docs/security.md) ---
+# The secrets a connection may send are exactly the environment variables whose names start
+# with this prefix: an admin picks one by name, nobody can name DATABASE_URL or SECRET_KEY.
+SHIKOMI_SECRET_PREFIX = os.getenv("SHIKOMI_SECRET_PREFIX", "SHIKOMI_SECRET_")
+if not SHIKOMI_SECRET_PREFIX.strip():
+    raise ImproperlyConfigured("SHIKOMI_SECRET_PREFIX must not be empty: it would allow every environment variable")
+# Model folders of "folder" connections are paths relative to this directory, and only inside it.
+SHIKOMI_MODELS_DIR = Path(os.getenv("SHIKOMI_MODELS_DIR", DATA_DIR / "models")).resolve()
 
 # --- Trust: outbound requests (docs/security.md) ---
+# Networks (10.0.0.0/8, ::1) and host names that connections may reach although they are not
+# public: loopback, private and internal addresses are refused otherwise (curation/outbound.py).
+# Link-local and cloud metadata addresses are refused whatever this says. On a single machine
+# (no Redis) the default allows loopback, where a local model server usually listens; set it to
+# an empty value to refuse that too.
+_OUTBOUND_ALLOW_DEFAULT = "" if REDIS_URL else "127.0.0.0/8,::1"
+SHIKOMI_OUTBOUND_ALLOW = [
+    entry.strip() for entry in os.getenv("SHIKOMI_OUTBOUND_ALLOW", _OUTBOUND_ALLOW_DEFAULT).split(",") if entry.strip()
+]
+# Parsed here too, so that an entry that is neither a network nor a host name stops the start.
+from curation.outbound import parse_allow_list  # noqa: E402
+
+parse_allow_list(SHIKOMI_OUTBOUND_ALLOW)
 
 # --- Trust: limits on any single request (docs/security.md) ---
+# Examples written through the pages and the API obey SHIKOMI_MAX_ROW_BYTES (above) as imported
+# rows do, and every example, imported or not, has at most this many messages.
+SHIKOMI_MAX_MESSAGES = envint("SHIKOMI_MAX_MESSAGES", "1000")
+# A search is one LIKE per word: bound the words and the text, so no query grows without end.
+SHIKOMI_MAX_SEARCH_WORDS = envint("SHIKOMI_MAX_SEARCH_WORDS", "20")
+SHIKOMI_MAX_SEARCH_CHARS = envint("SHIKOMI_MAX_SEARCH_CHARS", "500")
+# Ids named in one bulk request (a page of the browser sends 50; "all matching" sends none).
+SHIKOMI_MAX_BULK_IDS = envint("SHIKOMI_MAX_BULK_IDS", "10000")
+# What an uploaded Parquet file or dataset archive decodes to, whatever its size on disk.
+SHIKOMI_MAX_DECODED_BYTES = envint("SHIKOMI_MAX_DECODED_BYTES", str(8 * 1024**3))
+# Per project: unfinished generation jobs (synthetic and augmentation) and evaluations, and the
+# tokens one job may ask the model for (prompts x candidates x max_new_tokens).
+SHIKOMI_MAX_OPEN_GENERATION_JOBS = envint("SHIKOMI_MAX_OPEN_GENERATION_JOBS", "3")
+SHIKOMI_MAX_OPEN_EVALUATIONS = envint("SHIKOMI_MAX_OPEN_EVALUATIONS", "2")
+SHIKOMI_MAX_JOB_TOKENS = envint("SHIKOMI_MAX_JOB_TOKENS", "4000000")
 
 # --- Accounts: sign-in throttling and API tokens (docs/security.md) ---
+# django-axes counts failed sign-ins (the login page, the token endpoint, Django admin) per
+# username *and* address, so one person mistyping cannot lock out a colleague and a stranger
+# guessing cannot lock out the team. Unlock early: `manage.py axes_reset_username <name>`.
+AXES_FAILURE_LIMIT = envint("SHIKOMI_LOGIN_FAILURE_LIMIT", "20")
+AXES_COOLOFF_TIME = timedelta(minutes=envint("SHIKOMI_LOGIN_COOLOFF_MINUTES", "30"))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "config.auth.lockout_response"
+# Behind reverse proxies the peer address is the proxy's; with SHIKOMI_PROXY_COUNT = n the
+# client is the address the outermost of our n proxies put in X-Forwarded-For.
+SHIKOMI_PROXY_COUNT = envint("SHIKOMI_PROXY_COUNT", "0")
+AXES_CLIENT_IP_CALLABLE = "config.auth.client_ip"
+
+KNOX_TOKEN_MODEL = "accounts.APIToken"
+_token_days = envint("SHIKOMI_API_TOKEN_DAYS", "90")
+REST_KNOX = {
+    # `Authorization: Token <key>`, as with the tokens before; 0 days: tokens never expire.
+    "AUTH_HEADER_PREFIX": "Token",
+    "TOKEN_TTL": timedelta(days=_token_days) if _token_days else None,
+}
 
 # --- Deployment: HTTPS, cookies and Content-Security-Policy (docs/security.md) ---
+# Served over HTTPS (by a proxy in front, or by the WSGI server): SHIKOMI_HTTPS=true turns on
+# secure cookies, the redirect from http and HSTS together; each has its own variable to
+# override it. Off by default, because `make run` serves plain http on 127.0.0.1, where
+# secure cookies would make signing in impossible.
+SHIKOMI_HTTPS = envbool("SHIKOMI_HTTPS", "false")
+_https = "true" if SHIKOMI_HTTPS else "false"
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", _https)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", _https)
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", _https)
+# Browsers remember HSTS for this long: try a first HTTPS deployment with 3600, then a year.
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "31536000" if SHIKOMI_HTTPS else "0")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _https)
+# Consent to the browsers' preload list binds the whole domain and every subdomain to HTTPS:
+# the domain's owner decides, so it stays off unless set.
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "false")
+# Only a proxy that sets X-Forwarded-Proto itself (and drops one a client sent) may be
+# trusted with it; otherwise any client could claim https. Behind a TLS-terminating proxy
+# with SHIKOMI_HTTPS, this must be on, or every request is redirected to https forever.
+if envbool("SHIKOMI_TRUST_X_FORWARDED_PROTO", "false"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Always on (Django's defaults, stated so that nobody turns them off by accident).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+# No script reads the CSRF cookie: the token travels in hx-headers on <body> and in forms.
+CSRF_COOKIE_HTTPONLY = True
+
+# Content-Security-Policy (django-csp), in every setup, so that the browser tests see a
+# violation as soon as a template or script needs more: scripts and styles from our own
+# static files only, no inline script, no eval (htmx's is off: templates/base.html).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        # style="..." attributes carry each label's colour (style="--c: #0f766e") and a few
+        # layout details across the templates; attributes cannot load anything or hold script,
+        # and <style> elements stay refused (style-src above).
+        "style-src-attr": ["'unsafe-inline'"],
+        # Swagger UI's icons (/api/docs/) are data: URIs in its stylesheet.
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "upgrade-insecure-requests": SHIKOMI_HTTPS,
+    },
+}

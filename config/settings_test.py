@@ -19,3 +19,7 @@ from config.settings import *  # noqa: E402,F403
 # Tasks run inline unless a test starts a real consumer (the `huey_consumer` fixture).
 HUEY["immediate"] = envbool("HUEY_IMMEDIATE", "true")  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# The tests' chat-completions servers listen on loopback, also on the PostgreSQL + Redis pass,
+# where the production default allows no private address at all.
+SHIKOMI_OUTBOUND_ALLOW = ["127.0.0.0/8", "::1"]

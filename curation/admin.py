@@ -44,24 +44,33 @@ class LabelAdmin(admin.ModelAdmin):
     list_filter = ["project"]
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Shown, never written here. Examples change through curation/services.py, which checks
+    roles, keeps the content hash and search text right and leaves a revision; a form in Django
+    admin would do none of that. Change them on the example pages or through the API."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Example)
-class ExampleAdmin(admin.ModelAdmin):
+class ExampleAdmin(ReadOnlyAdmin):
     list_display = ["id", "project", "label", "source", "status", "split", "version", "updated_at"]
     list_filter = ["project", "source", "status", "split"]
     list_select_related = ["project", "label"]
-    readonly_fields = ["content_hash", "version", "import_job", "source_line", "created_by"]
-    raw_id_fields = ["import_job"]
 
 
 @admin.register(ExampleRevision)
-class ExampleRevisionAdmin(admin.ModelAdmin):
+class ExampleRevisionAdmin(ReadOnlyAdmin):  # history is append-only
     list_display = ["id", "example_id", "project", "action", "version", "user", "created_at"]
     list_filter = ["project", "action"]
     list_select_related = ["project", "user"]
-    readonly_fields = [f.name for f in ExampleRevision._meta.fields]
-
-    def has_change_permission(self, request, obj=None):  # history is append-only
-        return False
 
 
 @admin.register(ImportJob)
@@ -72,7 +81,7 @@ class ImportJobAdmin(admin.ModelAdmin):
 
 
 @admin.register(Annotation)
-class AnnotationAdmin(admin.ModelAdmin):
+class AnnotationAdmin(ReadOnlyAdmin):  # an answer is the annotator's; changing it here would change agreement
     list_display = ["id", "example_id", "annotator", "status", "label", "rating", "updated_at"]
     list_filter = ["status", "example__project"]
     list_select_related = ["annotator", "label"]

@@ -17,9 +17,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from curation import annotations, selectors, serializers, services, splits, tasks
+from curation import annotations, limits, selectors, serializers, services, splits, tasks
 from curation.dashboard import agreement_summary
-from curation.exports import example_export
+from curation.exports import FORMULAS, example_export
 from curation.forms import EXPORT_FORMATS
 from curation.imports import import_job_create
 from curation.models import Annotation, Example, ImportJob
@@ -150,6 +150,7 @@ class ExampleDetail(ProjectAPIView):
             return _conflict(stale)
         return Response(serializers.ExampleSerializer(example).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, slug: str, example_id: int) -> Response:
         services.example_delete(example=self.get_example(example_id), user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -212,7 +213,17 @@ class Export(ProjectAPIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, required=True, enum=[value for value, _ in EXPORT_FORMATS])]
-        + FILTER_PARAMS,
+        + FILTER_PARAMS
+        + [
+            OpenApiParameter(
+                "formulas",
+                str,
+                enum=list(FORMULAS),
+                description="CSV and TSV: `escaped` (default) puts a ' before cells that start with = + - @ "
+                "(a tab, a CR or a ' too), so a spreadsheet shows them as text; the CSV/TSV import removes it "
+                "again. `raw` writes the cells as stored, for programs.",
+            )
+        ],
         responses={(200, "application/octet-stream"): bytes},
     )
     def get(self, request: Request, slug: str) -> StreamingHttpResponse:
@@ -220,6 +231,7 @@ class Export(ProjectAPIView):
         content_type, filename, chunks = example_export(
             project=self.project,
             format=q.get("format", ""),
+            formulas=q.get("formulas") or None,
             **{name: q.get(name) or None for name in selectors.FILTERS},
         )
         response = StreamingHttpResponse(chunks, content_type=content_type)
@@ -233,19 +245,23 @@ class ExampleBulk(ProjectAPIView):
     @extend_schema(
         request=serializers.BulkUpdateSerializer,
         responses=serializers.BulkResultSerializer,
-        description="Set label, split or status on the examples named by `ids`, or on every example "
-        "matching `filters`. Approving and rejecting need the review permission (403 otherwise).",
+        description="Set label, split or status on the examples named by `ids` (at most "
+        "SHIKOMI_MAX_BULK_IDS), or on every example matching `filters`. Approving and rejecting need the "
+        "review permission, moving examples between splits the admin role (403 otherwise).",
     )
     def post(self, request: Request, slug: str) -> Response:
         data = serializers.BulkUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         d = data.validated_data
         if "ids" in d:
-            examples = Example.objects.filter(project=self.project, pk__in=d["ids"])
-        else:
-            examples = selectors.example_list(project=self.project, filters=d["filters"])
+            limits.bulk_ids_check(d["ids"])  # the service keeps to this project's examples
+        examples = None if "ids" in d else selectors.example_list(project=self.project, filters=d["filters"])
         changed = services.example_bulk_update(
-            project=self.project, user=request.user, examples=examples, changes={d["field"]: d["value"] or None}
+            project=self.project,
+            user=request.user,
+            examples=examples,
+            ids=d.get("ids"),
+            changes={d["field"]: d["value"] or None},
         )
         return Response({"changed": changed})
 

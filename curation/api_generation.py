@@ -3,8 +3,8 @@ the preference pairs it yields. Everything needs the review permission (reviewer
 admins), except reading and exporting preference pairs, which needs the export permission.
 
 The services in curation/generation/ do the work. A ConfigError they raise becomes a 400
-naming the field ({field: [message]}); a backend setting is named inside "backend"
-({"backend": {"base_url": [message]}}), as for any nested input. A ReviewConflict (someone
+naming the field ({field: [message]}); the model is named by "connection" or "run", never
+by an address, path or key name. A ReviewConflict (someone
 decided first, or the example changed) becomes a 409 with the reason in "detail".
 """
 
@@ -46,12 +46,8 @@ class GenerationAPIView(ProjectAPIView):
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, ConfigError):
-            if exc.field.startswith("backend_"):
-                return Response(
-                    {"backend": {exc.field.removeprefix("backend_"): [exc.message]}},
-                    status=status.HTTP_400_BAD_REQUEST,
-                )
-            return _bad(exc.field, exc.message)
+            # The backend's fields are the request's own "connection" and "run".
+            return _bad(exc.field.removeprefix("backend_"), exc.message)
         if isinstance(exc, review.ReviewConflict):
             return _conflict(exc.message)
         return super().handle_exception(exc)
@@ -135,15 +131,17 @@ class JobList(GenerationAPIView, generics.GenericAPIView):
         request=s.JobInputSerializer,
         responses={202: s.JobDetailSerializer},
         description="Start a synthetic job in the background; poll the job. A setting that cannot work is "
-        "refused with 400 naming it; backend settings are named inside `backend`. Send only the name of the "
-        "environment variable that holds an API key (`api_key_env`): a key itself is never read or stored.",
+        "refused with 400 naming it. The model is `connection` (the id or name of one of the project's "
+        "connections, the embedded model when left out) or `run` (a finished training run of this project); "
+        "an address, model path or key name is refused with 400: an admin defines connections.",
     )
     def post(self, request: Request, slug: str) -> Response:
         data = s.JobInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         settings = dict(data.validated_data)
         template_id = settings.pop("template", None)
-        backend = settings.pop("backend", None)
+        connection, run = settings.pop("connection", ""), settings.pop("run", None)
+        backend = {"kind": "tuned", "run": run} if run is not None else {"connection": connection}
         with transaction.atomic():
             if template_id is None:
                 template = templates.template_default(self.project, request.user)

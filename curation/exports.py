@@ -12,6 +12,9 @@ from curation.models import Example, Project
 from curation.services import InvalidExample
 
 CHUNK_ROWS = 2000
+# CSV and TSV cells that a spreadsheet would run as formulas: "escaped" (a leading ', the
+# default, undone by the CSV/TSV import) or "raw" (as stored, for programs that read the file).
+FORMULAS = ("escaped", "raw")
 
 
 def example_export(
@@ -22,12 +25,21 @@ def example_export(
     status: str | None = None,
     source: str | None = None,
     label: str | None = None,
+    formulas: str | None = None,
 ) -> tuple[str, str, Iterator[bytes]]:
     """(content type, download file name, byte chunks) of the project's examples.
 
     Filters left as None (or "") select everything. The chunks come from a generator:
-    the database is read while they are consumed.
+    the database is read while they are consumed. ``formulas`` (see FORMULAS) applies to
+    CSV and TSV only.
     """
+    formulas = formulas or "escaped"
+    if formulas not in FORMULAS:
+        raise InvalidExample(
+            "formulas",
+            _('unknown formulas option "%(value)s"; expected one of %(values)s')
+            % {"value": formulas, "values": ", ".join(FORMULAS)},
+        )
     writer = formats.export_format(format)
     if writer is None:
         raise InvalidExample(
@@ -72,5 +84,5 @@ def example_export(
     )
     parts = [project.slug, split or "", label or "", format]
     filename = "-".join(p for p in parts if p) + "." + writer.extension
-    chunks = writer(rows, classification=project.kind == Project.Kind.CLASSIFICATION)
+    chunks = writer(rows, classification=project.kind == Project.Kind.CLASSIFICATION, raw_formulas=formulas == "raw")
     return writer.content_type, filename, chunks

@@ -77,6 +77,15 @@ class ExportForm(forms.Form):
     status = forms.ChoiceField(label=_("Status"), required=False, choices=[("", _("Any"))] + Example.Status.choices)
     source = forms.ChoiceField(label=_("Source"), required=False, choices=[("", _("Any"))] + Example.Source.choices)
     label = forms.ChoiceField(label=_("Label"), required=False)
+    raw_formulas = forms.BooleanField(
+        label=_("Keep formulas raw"),
+        required=False,
+        help_text=_(
+            "CSV and TSV: a cell that starts with = + - or @ is written with a ' in front, so a "
+            "spreadsheet shows it as text instead of running it (importing the file removes the '). "
+            "Tick this for a program that reads the file, never for a file someone opens in a spreadsheet."
+        ),
+    )
 
     def __init__(self, *args, label_names: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from curation.connections import choice_from_spec, spec_from_choice
 from curation.generation.synthetic import MAX_CANDIDATES, MAX_PROMPTS
 from curation.generation.templates import MAX_FEW_SHOT, PLACEHOLDERS, TASK_TYPES
 from curation.models import GenerationJob, PromptTemplate
@@ -28,20 +28,6 @@ PLACEHOLDER_HELP: dict[str, Any] = {
     "system_prompt": gettext_lazy("the project's system prompt"),
     "guidelines": gettext_lazy("the project's annotation guidelines"),
 }
-
-BACKEND_CHOICES = [
-    (
-        "local",
-        gettext_lazy(
-            "On this server: the embedded SmolLM2, or a model folder or Hugging Face id already downloaded here"
-        ),
-    ),
-    (
-        "openai",
-        gettext_lazy("An OpenAI-compatible server: vLLM, llama.cpp server, Ollama, or a hosted API"),
-    ),
-    ("tuned", gettext_lazy("A model tuned by one of this project's finished training runs")),
-]
 
 
 def placeholder_help() -> list[tuple[str, Any]]:
@@ -145,60 +131,21 @@ class JobForm(forms.Form):
         initial=0,
         help_text=gettext_lazy("Picks the few-shot examples; the same seed picks the same ones again."),
     )
-    backend_kind = forms.ChoiceField(
-        label=gettext_lazy("Where the model runs"),
-        choices=BACKEND_CHOICES,
-        initial="local",
-        widget=forms.RadioSelect,
-    )
-    backend_model = forms.CharField(
-        label=gettext_lazy("Model"),
-        required=False,
-        max_length=300,
+    backend = forms.ChoiceField(
+        label=gettext_lazy("Which model writes"),
         help_text=gettext_lazy(
-            "On this server: leave empty for the embedded model, or give a model folder or a Hugging Face id "
-            "already in the local cache (nothing is downloaded). On an OpenAI-compatible server: the model "
-            "name the server serves."
+            "A connection an admin set up for this project (or for every project), or the model tuned by one of "
+            "this project's finished training runs."
         ),
-    )
-    backend_base_url = forms.CharField(
-        label=gettext_lazy("Server address"),
-        required=False,
-        max_length=500,
-        widget=forms.TextInput(attrs={"placeholder": "http://localhost:8000/v1", "inputmode": "url"}),
-        help_text=gettext_lazy("The address up to /v1, such as http://localhost:8000/v1 for vLLM."),
-    )
-    backend_api_key_env = forms.CharField(
-        label=gettext_lazy("Environment variable holding the API key"),
-        required=False,
-        max_length=100,
-        widget=forms.TextInput(attrs={"placeholder": "OPENAI_API_KEY", "autocomplete": "off"}),
-        help_text=gettext_lazy(
-            "The NAME of an environment variable on this server that holds the key, never the key itself. "
-            "Leave empty for a server that needs no key."
-        ),
-    )
-    backend_run = forms.ChoiceField(
-        label=gettext_lazy("Training run"),
-        required=False,
-        help_text=gettext_lazy("For a tuned model: the finished run whose model writes the drafts."),
-    )
-    backend_timeout = forms.FloatField(
-        label=gettext_lazy("Timeout (seconds)"),
-        required=False,
-        min_value=1,
-        max_value=600,
-        widget=forms.NumberInput(attrs={"placeholder": "60"}),
-        help_text=gettext_lazy("How long to wait for each answer from the server; empty means 60 seconds."),
     )
 
-    def __init__(self, *args: Any, templates: list[PromptTemplate], runs: Any = (), **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, templates: list[PromptTemplate], backends: list[tuple[str, str]], **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.templates = {str(t.pk): t for t in templates}
         self.fields["template"].choices = [(str(t.pk), f"{t.name} (v{t.version})") for t in templates]
-        self.fields["backend_run"].choices = [("", "—")] + [
-            (str(run.pk), _("Run %(n)s (%(method)s)") % {"n": run.number, "method": run.method}) for run in runs
-        ]
+        self.fields["backend"].choices = backends
 
     def clean_template(self) -> PromptTemplate:
         return self.templates[self.cleaned_data["template"]]
@@ -219,14 +166,7 @@ class JobForm(forms.Form):
             "max_new_tokens": d["max_new_tokens"],
             "critique": d["critique"],
             "seed": d["seed"],
-            "backend": {
-                "kind": d["backend_kind"],
-                "model": d["backend_model"],
-                "base_url": d["backend_base_url"],
-                "api_key_env": d["backend_api_key_env"],
-                "timeout": d["backend_timeout"],
-                "run": d["backend_run"],
-            },
+            "backend": spec_from_choice(d["backend"]),
         }
 
     @staticmethod
@@ -245,9 +185,6 @@ class JobForm(forms.Form):
                 initial[key] = cfg[key]
         initial["topics"] = "\n".join(cfg.get("topics") or [])
         initial["task_types"] = [t for t in cfg.get("task_types") or [] if t in TASK_TYPES]
-        initial["backend_kind"] = backend.get("kind") or "local"
-        for key in ("model", "base_url", "api_key_env", "run"):
-            initial[f"backend_{key}"] = str(backend.get(key) or "")
-        if backend.get("timeout") is not None:
-            initial["backend_timeout"] = backend["timeout"]
+        if choice := choice_from_spec(backend):
+            initial["backend"] = choice
         return initial

@@ -24,7 +24,16 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from curation import formats
-from curation.formats.reading import SPLIT_ALIASES, SPLITS, ReadOptions, Row, RowError, batched, is_known_encoding
+from curation.formats.reading import (
+    SPLIT_ALIASES,
+    SPLITS,
+    DecodedTooLarge,
+    ReadOptions,
+    Row,
+    RowError,
+    batched,
+    is_known_encoding,
+)
 from curation.formats.tabular import MAPPING_KEYS
 from curation.models import Example, ImportJob, Project
 from curation.services import InvalidExample, content_hash, search_text
@@ -227,6 +236,25 @@ def _file_too_large_message(size: int | None, limit: int) -> str:
     )
 
 
+def _decoded_too_large_message(filename: str, exc: DecodedTooLarge) -> str:
+    values = {"file": filename, "member": exc.member, "limit": _human_size(exc.limit)}
+    if exc.member:
+        return (
+            _(
+                "%(member)s in %(file)s decodes to more than %(limit)s, the limit on what an upload may "
+                "decode to (SHIKOMI_MAX_DECODED_BYTES); split the dataset into smaller files"
+            )
+            % values
+        )
+    return (
+        _(
+            "%(file)s decodes to more than %(limit)s, the limit on what an upload may decode to "
+            "(SHIKOMI_MAX_DECODED_BYTES); split it into smaller files"
+        )
+        % values
+    )
+
+
 def _human_size(size: int) -> str:
     return f"{filesizeformat(size)} ({size} bytes)".replace("\xa0", " ")
 
@@ -338,6 +366,8 @@ def _run(job: ImportJob, tally: _Tally, progress: Progress | None) -> str | None
         split=options.get("split"),
         max_row_bytes=settings.SHIKOMI_MAX_ROW_BYTES,
         classification=project.kind == Project.Kind.CLASSIFICATION,
+        max_messages=settings.SHIKOMI_MAX_MESSAGES,
+        max_decoded_bytes=settings.SHIKOMI_MAX_DECODED_BYTES,
     )
     source = formats.read(path, job.format, read_options, labels)
     tally.encoding = source.encoding
@@ -348,6 +378,11 @@ def _run(job: ImportJob, tally: _Tally, progress: Progress | None) -> str | None
                 raise _Rejected
     except _Rejected:
         tally.rows_created = 0
+    except DecodedTooLarge as exc:
+        tally.rows_created = 0
+        message = _decoded_too_large_message(job.filename, exc)
+        tally.error(RowError(0, "file_too_large", "file", message))
+        return _("Nothing was imported: %(reason)s.") % {"reason": message}
 
     if tally.rows_read == 0 and not tally.errors_total:
         tally.error(RowError(0, "empty_file", "file", _("the file has no examples")))

@@ -15,9 +15,17 @@ How it behaves, and why:
 - An answer that is not a chat completion (not JSON, no `choices[0].message.content`, content
   that is not text) fails at once: a server that sends garbage usually sends it again.
 - Redirects are not followed: urllib would turn the POST into a GET and could carry the key
-  to another host, so the error names the new address instead.
-- The API key is read from the environment at each call and kept nowhere else; answers that
-  echo it back are redacted before they reach an error message.
+  to another host, so the error names the new address (without its query) instead.
+- Before each attempt the host is resolved and checked, and the request goes to the checked
+  addresses only (curation/outbound.py): no link-local or cloud metadata address ever, no
+  loopback or private one unless the operator allowed it, no environment proxy.
+- Error messages never quote the server's answer: a base URL pointing at an internal page
+  would otherwise read that page through the worker. They give the status code, a short
+  printable reason phrase and an OpenAI-style `error.code`/`error.type` identifier; the start
+  of the body goes to the debug log, for operators.
+- The API key is given by the caller (resolved from the operator's list of secrets, never
+  from a name a user typed); this module never reads the environment. A key the server echoes
+  back is redacted from log lines and messages.
 - `timeout` bounds each socket operation (connecting, each read), not the whole answer.
 """
 
@@ -25,8 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
+import re
 import ssl
 import time
 import urllib.error
@@ -35,20 +42,26 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from email.message import Message
 from http.client import HTTPException
 from typing import IO
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from curation import outbound
 from curation.backends import Conversation, Generation, GenerationError
 
 log = logging.getLogger(__name__)
 
 # Longest wait a server may ask for with Retry-After; beyond that, failing is more useful.
 MAX_RETRY_AFTER = 30.0
-# How much of a server's answer an error message quotes.
+# How much of a server's answer the debug log quotes (users see none of it).
 EXCERPT_CHARS = 200
+# How much of a reason phrase and of a redirect's address an error message shows.
+REASON_CHARS = 40
+LOCATION_CHARS = 200
+# An OpenAI-style error code or type ("model_not_found", "invalid_request_error").
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,39}")
 
 
 class _Transient(Exception):
@@ -77,8 +90,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 class OpenAICompatibleBackend:
     """Sends each conversation to `{base_url}/chat/completions`, up to `concurrency` at a time.
 
-    `api_key_env` names the environment variable that holds the API key; leave it empty for a
-    server that wants none.
+    `api_key` is the key itself, resolved by the caller from the operator's list of secrets
+    (this module never reads the environment); `key_name` is that secret's name, used only in
+    messages. Leave both empty for a server that wants no key.
     """
 
     def __init__(
@@ -86,7 +100,8 @@ class OpenAICompatibleBackend:
         *,
         base_url: str,
         model: str,
-        api_key_env: str = "",
+        api_key: str = "",
+        key_name: str = "",
         timeout: float = 60.0,
         retries: int = 3,
         backoff: float = 1.0,
@@ -107,10 +122,7 @@ class OpenAICompatibleBackend:
             )
         if parts.username is not None or parts.password is not None:
             raise ValueError(
-                _(
-                    "base_url must not hold a user name or password; put the API key in an "
-                    "environment variable and name that variable in api_key_env."
-                )
+                _("base_url must not hold a user name or password; the API key is sent from the connection's secret.")
             )
         if parts.query or parts.fragment:
             raise ValueError(
@@ -132,7 +144,8 @@ class OpenAICompatibleBackend:
         self.base_url = base_url.strip()
         self.url = self.base_url.rstrip("/") + "/chat/completions"
         self.model = model
-        self.api_key_env = api_key_env
+        self.api_key = api_key.strip()
+        self.key_name = key_name
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -184,20 +197,20 @@ class OpenAICompatibleBackend:
 
     def _headers(self) -> tuple[dict[str, str], str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "shikomi"}
-        if not self.api_key_env:
-            return headers, ""
-        api_key = os.environ.get(self.api_key_env, "").strip()
-        if not api_key:
-            raise GenerationError(
-                _(
-                    "The API key for %(url)s is read from the environment variable %(variable)s, which "
-                    "is not set or empty. Set %(variable)s for the web server and the worker, or leave the key "
-                    "variable empty for a server that needs no key."
+        if not self.api_key:
+            if self.key_name:
+                # The connection names a secret that the operator left unset: fail before sending
+                # anything rather than ask the server without its key.
+                raise GenerationError(
+                    _(
+                        "The API key for %(url)s is the secret %(name)s, which is not set or empty. Ask the "
+                        "operator to set it for the web server and the worker."
+                    )
+                    % {"url": self.url, "name": self.key_name}
                 )
-                % {"url": self.url, "variable": self.api_key_env}
-            )
-        headers["Authorization"] = f"Bearer {api_key}"
-        return headers, api_key
+            return headers, ""
+        headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers, self.api_key
 
     def _complete(
         self,
@@ -239,7 +252,12 @@ class OpenAICompatibleBackend:
 
     def _attempt(self, body: bytes, headers: dict[str, str], api_key: str) -> Generation:
         request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        opener = urllib.request.build_opener(_NoRedirect)
+        try:
+            # Resolved and checked at each attempt, and the request goes to the checked addresses.
+            opener = outbound.pinned_opener(self.url, _NoRedirect())
+        except outbound.OutboundRefused as refusal:
+            message = _("The request to %(url)s was not sent.") % {"url": self.url}
+            raise GenerationError(f"{message} {refusal}") from None
         try:
             with opener.open(request, timeout=self.timeout) as response:
                 raw = response.read()
@@ -261,24 +279,23 @@ class OpenAICompatibleBackend:
         finally:
             error.close()
         status = error.code
-        excerpt = _excerpt(raw, api_key)
-        if excerpt:
-            problem = _("the server answered %(status)d: %(body)s") % {"status": status, "body": excerpt}
-        else:
-            problem = _("the server answered %(status)d with an empty body") % {"status": status}
+        # The body is the server's, and the server may be a page the user could not read
+        # otherwise: only a short status line reaches the user, the body only the debug log.
+        log.debug("%s answered %d: %s", self.url, status, _excerpt(raw, api_key))
+        problem = _("the server answered %(status)s") % {"status": _status_line(status, error.reason, raw, api_key)}
         if status in (408, 429) or status >= 500:
             return _Transient(problem, _retry_after(error.headers))
         hint = ""
         if 300 <= status < 400:
-            location = _redact(error.headers.get("Location") or _("nowhere"), api_key)
+            location = _location(error.headers.get("Location") or "", api_key) or _("nowhere")
             hint = _("It redirects to %(location)s; give that address (without /chat/completions) as base_url.") % {
                 "location": location
             }
         elif status in (401, 403):
-            if self.api_key_env:
-                hint = _("Check the API key in the environment variable %(variable)s.") % {"variable": self.api_key_env}
+            if self.key_name:
+                hint = _("Check the API key in the secret %(name)s.") % {"name": self.key_name}
             else:
-                hint = _("The server wants an API key: put it in an environment variable and name that variable.")
+                hint = _("The server wants an API key: choose a connection that sends one.")
         elif status == 404:
             hint = _(
                 "Check that base_url ends where the API starts (usually /v1) and that the server serves "
@@ -293,11 +310,6 @@ class OpenAICompatibleBackend:
             return _Transient(_("the server did not answer within %(seconds)s s") % {"seconds": f"{self.timeout:g}"})
         if isinstance(reason, ConnectionRefusedError):
             return _Transient(_("connection refused: is the server running?"))
-        if isinstance(reason, socket.gaierror):
-            return GenerationError(
-                _("The request to %(url)s failed: the host name could not be resolved (%(error)s); check base_url.")
-                % {"url": self.url, "error": reason}
-            )
         if isinstance(reason, ssl.SSLError):
             return GenerationError(
                 _("The request to %(url)s failed: the secure connection could not be set up (%(error)s).")
@@ -326,13 +338,15 @@ class OpenAICompatibleBackend:
         return Generation(content.strip(), truncated=None if finish is None else finish == "length")
 
     def _garbage(self, what: str, raw: bytes, api_key: str) -> GenerationError:
+        # Not quoted to the user (see _refusal); operators find the start of it in the debug log.
+        log.debug("%s answered something that is not a chat completion: %s", self.url, _excerpt(raw, api_key))
         return GenerationError(
             _(
                 "The request to %(url)s failed: the server answered with something that is not a chat "
-                "completion (%(what)s): %(body)s. Check that base_url points at an OpenAI-compatible API "
+                "completion (%(what)s). Check that base_url points at an OpenAI-compatible API "
                 "(it usually ends in /v1)."
             )
-            % {"url": self.url, "what": what, "body": _excerpt(raw, api_key) or _("an empty body")}
+            % {"url": self.url, "what": what}
         )
 
 
@@ -348,9 +362,45 @@ def _retry_after(headers: Message) -> float | None:
 
 
 def _excerpt(raw: bytes, api_key: str) -> str:
-    """The start of an answer on one line, without the API key if the server echoed it."""
+    """The start of an answer on one line, without the API key if the server echoed it (for logs)."""
     text = " ".join(raw.decode("utf-8", errors="replace").split())
     return _redact(text, api_key)[:EXCERPT_CHARS]
+
+
+def _status_line(status: int, reason: object, raw: bytes, api_key: str) -> str:
+    """`404 Not Found (model_not_found)`: the code, a short printable reason phrase, and the
+    OpenAI-style `error.code` or `error.type` when it is a short identifier; nothing else of the body.
+    """
+    line = str(status)
+    phrase = _redact(" ".join(str(reason or "").split()), api_key)
+    if phrase and all(" " <= c <= "~" for c in phrase):
+        line += " " + phrase[:REASON_CHARS]
+    if (token := _error_token(raw, api_key)) is not None:
+        line += f" ({token})"
+    return line
+
+
+def _error_token(raw: bytes, api_key: str) -> str | None:
+    try:
+        error = json.loads(raw)["error"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(error, dict):
+        return None
+    for key in ("code", "type"):
+        token = error.get(key)
+        if isinstance(token, str) and _TOKEN.fullmatch(token) and not (api_key and api_key in token):
+            return token
+    return None
+
+
+def _location(location: str, api_key: str) -> str:
+    """Where a redirect points, without its query (which may carry a token), if it is printable."""
+    parts = urlsplit(location.strip())
+    shown = _redact(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), api_key)
+    if not shown or len(shown) > LOCATION_CHARS or not all(" " < c <= "~" for c in shown):
+        return ""
+    return shown
 
 
 def _sentence(text: str) -> str:

@@ -10,8 +10,8 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
 
+from curation.limits import search_words
 from curation.models import Annotation, Example, Project
-from curation.services import fold
 
 FILTERS = ("split", "status", "source", "label")
 BROWSE_FILTERS = (*FILTERS, "q", "annotator", "disagreement", "check", "meta_key", "meta_value", "sort")
@@ -41,7 +41,8 @@ PROVENANCE_DEFER = (
 
 def example_list(*, project: Project, filters: dict[str, Any] | None = None) -> QuerySet[Example]:
     """The project's examples narrowed by the browser's filters (unknown values are ignored
-    by the caller's form; here they simply match nothing)."""
+    by the caller's form; here they simply match nothing). A search longer than the limits
+    raises LimitExceeded (an InvalidExample naming "q")."""
     filters = {k: v for k, v in (filters or {}).items() if v not in (None, "")}
     qs = Example.objects.filter(project=project).select_related("label", "weak_label__run").defer(*PROVENANCE_DEFER)
     for name in ("split", "status", "source"):
@@ -49,9 +50,8 @@ def example_list(*, project: Project, filters: dict[str, Any] | None = None) -> 
             qs = qs.filter(**{name: filters[name]})
     if "label" in filters:
         qs = qs.filter(label__isnull=True) if filters["label"] == "-" else qs.filter(label__name=filters["label"])
-    if query := fold(str(filters.get("q", ""))).strip():
-        for word in query.split():
-            qs = qs.filter(search_text__contains=word)
+    for word in search_words(str(filters.get("q", ""))):
+        qs = qs.filter(search_text__contains=word)
     if annotator := filters.get("annotator"):
         answered = Annotation.objects.filter(
             example=OuterRef("pk"), annotator__username=annotator, status=Annotation.Status.SUBMITTED

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -99,7 +99,7 @@ class JobSerializer(serializers.ModelSerializer):
     backend = serializers.CharField(help_text=gettext_lazy("The backend's name, such as local:… or openai:…"))
     config = serializers.JSONField(
         help_text=gettext_lazy(
-            "The job's settings as started. The backend part holds only the name of the variable with the API key."
+            'The job\'s settings as started; backend is {"connection": id} or {"kind": "tuned", "run": id}.'
         )
     )
     progress = serializers.FloatField(read_only=True)
@@ -152,53 +152,50 @@ class JobDetailSerializer(JobSerializer):
 
 def refuse_api_key(data: object) -> None:
     """A request that carries an API key itself is refused (and nothing of it is kept), so the
-    person sending it learns at once to name an environment variable instead."""
+    person sending it learns at once that keys are the operator's secrets, chosen by a connection."""
     if isinstance(data, dict) and "api_key" in data:
         raise serializers.ValidationError(
             {
                 "api_key": [
                     gettext_lazy(
-                        "Do not send the API key. Put it in an environment variable on the server "
-                        "(for the web server and the worker) and give that variable's name in api_key_env."
+                        "Do not send the API key. Keys are secrets the operator sets on the server; an admin "
+                        'chooses which one a connection sends. Send "connection": the name or id of one.'
                     )
                 ]
             }
         )
 
 
-class BackendInputSerializer(serializers.Serializer):
-    """Only the name of the environment variable that holds an API key is accepted; a request
-    with the key itself ("api_key") is refused and nothing of it is stored."""
-
-    def to_internal_value(self, data: object) -> object:
-        refuse_api_key(data)
-        return super().to_internal_value(data)
-
-    kind = serializers.CharField(default="local", help_text="local, openai, tuned")
-    model = serializers.CharField(
-        allow_blank=True,
-        default="",
-        help_text=gettext_lazy(
-            "local: a model folder or a cached Hugging Face id (empty for the embedded model); openai: the model name."
-        ),
-    )
-    base_url = serializers.CharField(
-        allow_blank=True, default="", help_text=gettext_lazy("openai: the server's address, such as http://…/v1.")
-    )
-    api_key_env = serializers.CharField(
-        allow_blank=True,
-        default="",
-        help_text=gettext_lazy("openai: the NAME of the environment variable that holds the API key, never the key."),
-    )
-    timeout = serializers.FloatField(default=60, help_text=gettext_lazy("openai: seconds per request (1 to 600)."))
-    run = serializers.IntegerField(
-        required=False, help_text=gettext_lazy("tuned: the id of a finished training run of this project.")
-    )
+def refuse_backend_keys(data: object) -> None:
+    """A request that still names an address, a model path, a key or a key's name (as jobs did
+    before connections) is refused with a 400 saying what to send instead; nothing of it is kept."""
+    if not isinstance(data, dict):
+        return
+    refuse_api_key(data)
+    nested = data.get("backend")
+    typed = [key for key in ("base_url", "api_key_env", "model", "timeout") if key in data]
+    if isinstance(nested, dict):
+        typed += [
+            f"backend.{key}" for key in ("base_url", "api_key_env", "api_key", "model", "timeout") if key in nested
+        ]
+    if typed or "backend" in data:
+        raise serializers.ValidationError(
+            {
+                "connection": [
+                    gettext(
+                        "Addresses, model paths and key names are no longer sent with a request (you sent %(keys)s). "
+                        'Send "connection": the id or name of one of the project\'s connections; ask an admin to '
+                        "add one."
+                    )
+                    % {"keys": ", ".join(typed) or "backend"}
+                ]
+            }
+        )
 
 
 class JobInputSerializer(serializers.Serializer):
     def to_internal_value(self, data: object) -> object:
-        refuse_api_key(data)
+        refuse_backend_keys(data)
         return super().to_internal_value(data)
 
     template = serializers.IntegerField(
@@ -218,7 +215,21 @@ class JobInputSerializer(serializers.Serializer):
         default=False, help_text=gettext_lazy("Ask the model to critique and rewrite each answer.")
     )
     seed = serializers.IntegerField(default=0)
-    backend = BackendInputSerializer(required=False)
+    connection = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text=gettext_lazy(
+            "The id or name of one of the project's connections (GET /api/projects/<slug>/connections/); the "
+            "embedded model when left out."
+        ),
+    )
+    run = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=gettext_lazy("Instead of a connection: a finished training run of this project, whose model writes."),
+    )
 
 
 class JobStatsSerializer(serializers.Serializer):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from curation.models import DuplicateCluster, QualityScan
@@ -65,6 +66,7 @@ class ClusterSerializer(serializers.ModelSerializer):
         return self.context["members"].get(cluster.pk, [])
 
 
+@extend_schema_serializer(component_name="ClusterResolve")  # curation.serializers has a "Resolve" too
 class ResolveSerializer(serializers.Serializer):
     keep = serializers.IntegerField(help_text=_("The example to keep; the others are deleted."))
     mode = serializers.ChoiceField(choices=["keep", "merge"], default="keep")

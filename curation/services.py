@@ -7,6 +7,7 @@ import json
 import unicodedata
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
@@ -63,13 +64,44 @@ class InvalidExample(ValueError):
 
 
 def validate_messages(messages: Any, *, needs_reply: bool = False) -> list[dict[str, Any]]:
-    """The same checks an imported row gets (curation/formats/checks.py), one rule set."""
+    """The same checks an imported row gets (curation/formats/checks.py), one rule set, and the
+    same limits: SHIKOMI_MAX_MESSAGES and SHIKOMI_MAX_ROW_BYTES."""
     from curation.formats.checks import check_messages
 
-    errors = check_messages(messages, needs_reply=needs_reply)
+    errors = check_messages(messages, needs_reply=needs_reply, max_messages=settings.SHIKOMI_MAX_MESSAGES)
     if errors:
         raise InvalidExample(errors[0].field, errors[0].message)
+    _check_size(messages)
     return messages
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+def _check_size(messages: list[dict[str, Any]], metadata: Any = None) -> None:
+    """An example is no larger than an imported row may be (SHIKOMI_MAX_ROW_BYTES): its messages
+    and metadata as JSON. The error names the largest message, where one alone is too large."""
+    limit = settings.SHIKOMI_MAX_ROW_BYTES
+    size = _json_size(messages) + (_json_size(metadata) if metadata else 0)
+    if size <= limit:
+        return
+    sizes = [_json_size(m) for m in messages]
+    largest = max(range(len(sizes)), key=sizes.__getitem__)
+    if sizes[largest] > limit:
+        field, size = f"messages[{largest}].content", sizes[largest]
+    elif metadata and _json_size(metadata) > limit:
+        field, size = "metadata", _json_size(metadata)
+    else:
+        field = "messages"
+    raise InvalidExample(
+        field,
+        _(
+            "%(size)d bytes; an example may be at most %(limit)d bytes, as an imported row "
+            "(SHIKOMI_MAX_ROW_BYTES). Shorten it."
+        )
+        % {"size": size, "limit": limit},
+    )
 
 
 def needs_reply(project: Project) -> bool:
@@ -86,6 +118,21 @@ def _check_may_set_status(user: Any, project: Project, status: str) -> None:
 
     if status in REVIEW_STATUSES and user is not None and not can(user, project, Action.REVIEW):
         raise PermissionDenied(_("Only reviewers and admins may mark an example %(status)s.") % {"status": status})
+
+
+def _may_review(user: Any, project: Project) -> bool:
+    from curation.permissions import Action, can
+
+    return can(user, project, Action.REVIEW)
+
+
+def _check_may_set_split(user: Any, project: Project) -> None:
+    """Splits decide what a model trains and is tested on: the Splits page is for admins, and so
+    is moving examples between splits in bulk."""
+    from curation.permissions import Action, can
+
+    if user is not None and not can(user, project, Action.MANAGE_PROJECT):
+        raise PermissionDenied(_("Only admins may move examples between splits in bulk."))
 
 
 def _label_for(project: Project, name: str | None) -> Label | None:
@@ -113,6 +160,7 @@ def example_create(
     metadata: dict[str, Any] | None = None,
 ) -> Example:
     messages = validate_messages(messages, needs_reply=needs_reply(project))
+    _check_size(messages, metadata)
     _check_may_set_status(user, project, status)
     example = Example.objects.create(
         project=project,
@@ -178,6 +226,9 @@ def example_update(
         if not isinstance(changes["metadata"], dict):
             raise InvalidExample("metadata", _("must be an object."))
         fields["metadata"] = changes["metadata"]
+        _check_size(fields.get("messages", example.messages), fields["metadata"])
+    if _needs_review_again(user, example, fields):
+        fields["status"] = Example.Status.NEEDS_REVIEW
 
     updated = Example.objects.filter(pk=example.pk, version=version).update(
         version=F("version") + 1, updated_at=timezone.now(), **fields
@@ -199,6 +250,27 @@ def example_update(
         after=example_snapshot(example),
     )
     return example
+
+
+def _content_changed(example: Example, fields: dict[str, Any]) -> bool:
+    """The messages (their content hash) or the label differ from what was approved."""
+    if "content_hash" in fields and fields["content_hash"] != example.content_hash:
+        return True
+    if "label" in fields:
+        return (fields["label"].pk if fields["label"] else None) != example.label_id
+    return False
+
+
+def _needs_review_again(user: Any, example: Example, fields: dict[str, Any]) -> bool:
+    """An approval covers the content a reviewer saw: an edit of that content by someone who
+    may not approve sends the example back to review (the revision records the change)."""
+    return (
+        example.status == Example.Status.APPROVED
+        and fields.get("status", example.status) == Example.Status.APPROVED
+        and user is not None
+        and _content_changed(example, fields)
+        and not _may_review(user, example.project)
+    )
 
 
 @transaction.atomic
@@ -236,7 +308,8 @@ def example_bulk_update(
 ) -> int:
     """Set label, split or status on many examples at once (a queryset, or ids); each
     changed example gets its version bumped and a revision, as a single edit would.
-    Returns how many changed."""
+    Returns how many changed. Any number of ids is taken (the splits and the leakage fix move
+    whole splits); a request's own list is capped where it comes in (limits.bulk_ids_check)."""
     unknown = set(changes) - set(BULK_FIELDS)
     if unknown or not changes:
         raise InvalidExample(sorted(unknown)[0] if unknown else "action", _("choose label, split or status."))
@@ -253,6 +326,10 @@ def example_bulk_update(
             fields[name] = shown[name] = changes[name]
     if "status" in fields:
         _check_may_set_status(user, project, fields["status"])
+    if "split" in fields:
+        _check_may_set_split(user, project)
+    # A label set on approved examples by someone who may not approve sends them back to review.
+    demote = "label" in fields and user is not None and not _may_review(user, project)
     author = user if getattr(user, "is_authenticated", False) else None
     if ids is None:
         ids = list(examples.filter(project=project).values_list("pk", flat=True))
@@ -264,13 +341,16 @@ def example_bulk_update(
             .filter(project=project, pk__in=chunk)
             .select_related("label")
         )
-        revisions, touched = [], []
+        revisions, touched, demoted = [], [], []
         for example in rows:
             before = example_snapshot(example)
             after = {**before, **shown}
             if after == before:
                 continue
             touched.append(example.pk)
+            if demote and before["status"] == Example.Status.APPROVED and after["label"] != before["label"]:
+                after["status"] = Example.Status.NEEDS_REVIEW
+                demoted.append(example.pk)
             revisions.append(
                 ExampleRevision(
                     example=example,
@@ -283,6 +363,7 @@ def example_bulk_update(
                 )
             )
         Example.objects.filter(pk__in=touched).update(version=F("version") + 1, updated_at=timezone.now(), **fields)
+        Example.objects.filter(pk__in=demoted).update(status=Example.Status.NEEDS_REVIEW)
         ExampleRevision.objects.bulk_create(revisions)
         if "status" in fields:
             drafts_decided_outside_queue(touched, fields["status"], author)

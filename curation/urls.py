@@ -2,10 +2,12 @@ from django.urls import path
 
 from curation import (
     api,
+    api_connections,
     api_generation,
     api_quality,
     api_rules,
     views,
+    views_connections,
     views_generation,
     views_history,
     views_labeling,
@@ -70,6 +72,14 @@ urlpatterns = [
     path("p/<slug:slug>/augment/", views_quality.augment_new, name="quality_augment"),
     path("p/<slug:slug>/augment/<int:job_id>/", views_quality.augment_job, name="quality_augment_job"),
     path("p/<slug:slug>/augment/<int:job_id>/action/", views_quality.augment_job_action, name="quality_augment_action"),
+    path("p/<slug:slug>/connections/", views_connections.connection_list, name="connection_list"),
+    path("p/<slug:slug>/connections/new/", views_connections.connection_new, name="connection_new"),
+    path("p/<slug:slug>/connections/<int:connection_id>/", views_connections.connection_edit, name="connection_edit"),
+    path(
+        "p/<slug:slug>/connections/<int:connection_id>/delete/",
+        views_connections.connection_remove,
+        name="connection_delete",
+    ),
     path("p/<slug:slug>/generate/", views_generation.generate_home, name="generate_home"),
     path("p/<slug:slug>/generate/new/", views_generation.job_new, name="generate_job_new"),
     path("p/<slug:slug>/generate/templates/new/", views_generation.template_edit, name="generate_template_new"),
@@ -162,6 +172,17 @@ api_urlpatterns = [
     path("projects/<slug:slug>/quality/leakage/", api_quality.LeakList.as_view(), name="api_leakage"),
     path("projects/<slug:slug>/quality/pii/", api_quality.PiiList.as_view(), name="api_pii"),
     path("projects/<slug:slug>/quality/pii/redact/", api_quality.PiiRedact.as_view(), name="api_pii_redact"),
+    path("projects/<slug:slug>/connections/", api_connections.ConnectionList.as_view(), name="api_connections"),
+    path(
+        "projects/<slug:slug>/connections/secrets/",
+        api_connections.ConnectionSecrets.as_view(),
+        name="api_connection_secrets",
+    ),
+    path(
+        "projects/<slug:slug>/connections/<int:connection_id>/",
+        api_connections.ConnectionDetail.as_view(),
+        name="api_connection",
+    ),
     path("projects/<slug:slug>/templates/", api_generation.TemplateList.as_view(), name="api_templates"),
     path(
         "projects/<slug:slug>/templates/<int:template_id>/",

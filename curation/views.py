@@ -22,6 +22,7 @@ from curation.exports import example_export
 from curation.forms import ExportForm, ImportForm, int_or_none, messages_from_post
 from curation.history import revision_history
 from curation.imports import import_job_create
+from curation.limits import LimitExceeded, bulk_ids_check
 from curation.models import Example, ImportJob, Membership, Role, UserSettings
 from curation.permissions import Action, allowed_actions, project_view, projects_for_user, signed_in
 from curation.serializers import ExampleSerializer
@@ -91,9 +92,17 @@ def _browse_filters(request: HttpRequest) -> dict[str, str]:
 @require_GET
 @project_view(Action.VIEW)
 def example_list(request: HttpRequest) -> HttpResponse:
+    return _example_list_page(request, _browse_filters(request))
+
+
+def _example_list_page(request: HttpRequest, filters: dict[str, str], status: int = 200) -> HttpResponse:
+    """The browser; a search beyond the limits is answered 400 with the reason, no rows."""
     project = request.project  # type: ignore[attr-defined]
-    filters = _browse_filters(request)
-    qs = selectors.example_list(project=project, filters=filters)
+    try:
+        qs = selectors.example_list(project=project, filters=filters)
+    except InvalidExample as exc:
+        messages.error(request, f"{exc.field}: {exc.message}")
+        qs, status = Example.objects.none(), 400
     # Page through ids alone, then load the page's rows: a late page's OFFSET then skips
     # index entries, not rows joined to their labels.
     page = Paginator(qs.values_list("pk", flat=True), PAGE_SIZE).get_page(request.GET.get("page"))
@@ -118,7 +127,7 @@ def example_list(request: HttpRequest) -> HttpResponse:
     template = "curation/example_list.html"
     if request.htmx and request.htmx.target == "example-table":
         template += "#example-table"
-    return render(request, template, ctx)
+    return render(request, template, ctx, status=status)
 
 
 CHECK_CHOICES = [
@@ -147,17 +156,21 @@ def example_bulk(request: HttpRequest) -> HttpResponse:
     """Set label, split or status on the selected examples, or on all that match the filters."""
     project = request.project  # type: ignore[attr-defined]
     field, value = request.POST.get("field", ""), request.POST.get("value", "")
-    if request.POST.get("scope") == "filtered":
-        filters = {name: request.POST.get(name, "") for name in selectors.BROWSE_FILTERS}
-        examples = selectors.example_list(project=project, filters=filters)
-    else:
-        ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
-        examples = Example.objects.filter(project=project, pk__in=ids)
-        filters = {name: request.POST.get(name, "") for name in selectors.BROWSE_FILTERS}
+    filters = {name: request.POST.get(name, "") for name in selectors.BROWSE_FILTERS}
+    examples, ids = None, None
     try:
+        if request.POST.get("scope") == "filtered":
+            examples = selectors.example_list(project=project, filters=filters)
+        else:
+            ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+            bulk_ids_check(ids)
         changed = example_bulk_update(
-            project=project, user=request.user, examples=examples, changes={field: value or None}
+            project=project, user=request.user, examples=examples, ids=ids, changes={field: value or None}
         )
+    except LimitExceeded as exc:
+        if exc.field != "q":  # a search beyond the limits is reported by the page itself
+            messages.error(request, f"{exc.field}: {exc.message}")
+        return _example_list_page(request, filters, status=400)
     except InvalidExample as exc:
         messages.error(request, f"{exc.field}: {exc.message}")
     else:
@@ -296,6 +309,7 @@ def export(request: HttpRequest) -> HttpResponse:
                 status=data["status"] or None,
                 source=data["source"] or None,
                 label=data["label"] or None,
+                formulas="raw" if data["raw_formulas"] else "escaped",
             )
         except InvalidExample as exc:
             messages.error(request, exc.message)

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from curation.connections import backend_choices, connection_name
 from curation.forms_generation import JobForm, TemplateForm, placeholder_help
 from curation.generation import ConfigError, jobs, review, templates
 from curation.generation.checks import flag_message
@@ -135,12 +136,13 @@ def job_new(request: HttpRequest) -> HttpResponse:
     current = templates.templates_current(project)
     status = 200
     if request.method == "POST":
-        form = JobForm(request.POST, templates=current, runs=_finished_runs(project))
+        form = JobForm(request.POST, templates=current, backends=backend_choices(project))
         if form.is_valid():
             try:
                 job = synthetic_start(project=project, user=request.user, **form.job_settings())
             except ConfigError as error:
-                form.add_error(error.field if error.field in form.fields else None, error.message)
+                field = "backend" if error.field.startswith("backend_") else error.field
+                form.add_error(field if field in form.fields else None, error.message)
             else:
                 messages.success(request, _("Generation job %(number)s queued.") % {"number": job.pk})
                 return redirect("generate_job", project.slug, job.pk)
@@ -152,7 +154,9 @@ def job_new(request: HttpRequest) -> HttpResponse:
             .order_by("-id")
             .first()
         )
-        form = JobForm(initial=JobForm.initial_from(last, current), templates=current, runs=_finished_runs(project))
+        form = JobForm(
+            initial=JobForm.initial_from(last, current), templates=current, backends=backend_choices(project)
+        )
     return render(
         request,
         "curation/generate_job_new.html",
@@ -196,7 +200,7 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
         "project": project,
         "job": job,
         "cfg": cfg,
-        "backend": cfg.get("backend") or {},
+        "connection": connection_name(cfg.get("backend")),
         "task_types": [str(templates.TASK_TYPES.get(t, t)) for t in cfg.get("task_types") or []],
         "stats": review.job_stats(project).get(job.pk),
         "rows": _draft_rows(job),
@@ -229,10 +233,3 @@ def job_action(request: HttpRequest, job_id: int) -> HttpResponse:
     else:
         messages.error(request, _("Choose cancel or resume."))
     return redirect("generate_job", project.slug, job.pk)
-
-
-def _finished_runs(project: Any) -> Any:
-    """Training runs whose tuned model can write drafts."""
-    from training.models import TrainingRun
-
-    return TrainingRun.objects.filter(project=project, status=TrainingRun.Status.DONE).exclude(output_dir="")

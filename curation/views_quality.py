@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
+from curation.connections import backend_choices, spec_from_choice
 from curation.history import text_diff
 from curation.models import DuplicateCluster, Example, ExampleCheck, GenerationJob, Project
 from curation.permissions import Action, allowed_actions, project_view
@@ -403,6 +404,14 @@ class AugmentForm(forms.Form):
     max_new_tokens = forms.IntegerField(
         label=gettext_lazy("Maximum tokens per rewrite"), min_value=16, max_value=2048, initial=128
     )
+    backend = forms.ChoiceField(
+        label=gettext_lazy("Which model rewrites"),
+        help_text=gettext_lazy("A connection an admin set up, or the model tuned by a finished training run."),
+    )
+
+    def __init__(self, *args: Any, backends: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["backend"].choices = backends
 
     def clean_ids(self) -> list[int]:
         ids = [int(part) for part in self.cleaned_data["ids"].split(",") if part.strip().isdigit()]
@@ -418,9 +427,9 @@ def augment_new(request: HttpRequest) -> HttpResponse:
     project = request.project  # type: ignore[attr-defined]
     if request.method == "POST" and "per_example" not in request.POST:
         ids = ",".join(i for i in request.POST.getlist("ids") if i.isdigit())
-        form = AugmentForm(initial={"ids": ids})
+        form = AugmentForm(initial={"ids": ids}, backends=backend_choices(project))
     else:
-        form = AugmentForm(request.POST or None)
+        form = AugmentForm(request.POST or None, backends=backend_choices(project))
     if request.method == "POST" and form.is_bound and form.is_valid():
         d = form.cleaned_data
         try:
@@ -431,9 +440,11 @@ def augment_new(request: HttpRequest) -> HttpResponse:
                 per_example=d["per_example"],
                 temperature=d["temperature"],
                 max_new_tokens=d["max_new_tokens"],
+                backend=spec_from_choice(d["backend"]),
             )
         except augment.AugmentError as exc:
-            form.add_error(None if exc.field == "ids" else exc.field, exc.message)
+            field = "backend" if exc.field.startswith("backend_") else exc.field
+            form.add_error(None if field == "ids" else field, exc.message)
         else:
             return redirect("quality_augment_job", project.slug, job.pk)
     chosen = form["ids"].value() or ""

@@ -13,7 +13,9 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from accounts.services import api_token_create
 from curation.models import (
+    Connection,
     Draft,
     DuplicateCluster,
     Example,
@@ -49,7 +51,6 @@ DJANGO_ROUTES = {
     "logout": "authenticated",
     "password_change": "authenticated",
     "password_change_done": "authenticated",
-    "api_token": "public",
 }
 SKIPPED_PREFIXES = ("admin/",)
 
@@ -181,6 +182,8 @@ def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, projec
             evaluation=evaluation, prompt="Q?", reference="A", outputs={"base": "B", "few_shot": "F", "tuned": "T"}
         )
         comparison = Comparison.objects.create(evaluation=evaluation, sample=sample, opponent="base")
+        # A connection of the project's own (one role deleting it must not hide it from the next).
+        connection = Connection.objects.create(project=project, name=f"c{example.pk}", kind=Connection.Kind.EMBEDDED)
         generating = "generate/" in route or "generation-jobs/" in route
         url = _url(
             route,
@@ -197,6 +200,11 @@ def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, projec
                 "number": scan.number,
                 "evaluation_id": evaluation.pk,
                 "key": comparison.key,
+                "connection_id": connection.pk,
+                # The requesting user's own API token (someone else's is 404 to them).
+                "token_id": api_token_create(user=users[role], name="matrix")[0].token_key
+                if role != "anonymous"
+                else "no-token",
             },
         )
         client = _client(users, role)

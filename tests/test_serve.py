@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -37,7 +38,7 @@ def alive(pid: int) -> bool:
     return not (status.exists() and "\nState:\tZ" in status.read_text())
 
 
-def test_serve_answers_prints_the_logins_and_ctrl_c_stops_both_processes(tmp_path):
+def test_serve_answers_creates_no_user_publishes_no_password_and_ctrl_c_stops_both_processes(tmp_path):
     port = free_port()
     env = dict(
         os.environ,
@@ -63,7 +64,8 @@ def test_serve_answers_prints_the_logins_and_ctrl_c_stops_both_processes(tmp_pat
         while "Press Ctrl-C" not in banner and time.monotonic() < deadline:
             banner += server.stdout.readline()
         assert f"Shikomi is running at http://127.0.0.1:{port}/" in banner
-        assert "demo-annotator" in banner and "shikomi-demo" in banner
+        # Without `load_demo` there are no demo users, so no password to print.
+        assert "shikomi-demo" not in banner and "Demo logins" not in banner
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=10) as response:
             assert response.status == 200
         children = children_of(server.pid)
@@ -78,6 +80,29 @@ def test_serve_answers_prints_the_logins_and_ctrl_c_stops_both_processes(tmp_pat
     finally:
         if server.poll() is None:
             server.kill()
+    # Neither `migrate` nor `serve` made an account: only `load_demo` (make run's demo) does.
+    with sqlite3.connect(tmp_path / "shikomi.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM auth_user").fetchone() == (0,)
+
+
+def test_serve_prints_the_demo_logins_that_still_take_the_published_password(db, capsys):
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from curation.management.commands.serve import Command
+
+    call_command("load_demo")
+    admin = get_user_model().objects.get(username="demo-admin")
+    admin.set_password("changed by the team")
+    admin.save()
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        Command()._announce_when_up(f"127.0.0.1:{listening.getsockname()[1]}", [])
+    banner = capsys.readouterr().out
+    assert "demo-annotator   shikomi-demo" in banner and "demo-reviewer    shikomi-demo" in banner
+    assert "demo-admin" not in banner
+    assert "Change these passwords, or remove these users" in banner
 
 
 def test_an_import_left_running_by_a_killed_worker_is_marked_failed(project, users):

@@ -34,7 +34,8 @@ from training.models import Comparison, EvalSample, Evaluation
 class EvaluationAPIView(TrainingAPIView):
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, JudgingError):
-            return Response({exc.field: [exc.message]}, status=status.HTTP_400_BAD_REQUEST)
+            # The judge's connection is the request's "connection" field.
+            return Response({exc.field.removeprefix("backend_"): [exc.message]}, status=status.HTTP_400_BAD_REQUEST)
         return super().handle_exception(exc)
 
     def get_evaluation(self, evaluation_id: int) -> Evaluation:
@@ -166,7 +167,8 @@ class EvaluationLLMJudge(EvaluationAPIView):
         request=s.JudgeJobStartSerializer,
         responses={202: s.JudgeJobSerializer},
         description="Ask a model behind an OpenAI-compatible server to judge the pairs (stored apart from the "
-        "people's judgments). Give the NAME of the environment variable holding the key, never the key.",
+        "people's judgments). Name one of the project's OpenAI-compatible connections by id or name; an address, "
+        "model or key name is refused with 400 (an admin defines connections).",
     )
     def post(self, request: Request, slug: str, evaluation_id: int) -> Response:
         data = s.JudgeJobStartSerializer(data=request.data)
@@ -174,6 +176,6 @@ class EvaluationLLMJudge(EvaluationAPIView):
         job = judge_job_start(
             evaluation=self.get_evaluation(evaluation_id),
             user=request.user,
-            backend={"kind": "openai", **data.validated_data},
+            backend={"connection": data.validated_data["connection"]},
         )
         return Response(s.JudgeJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

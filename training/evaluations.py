@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from curation import limits
 from curation.models import Example
 from training.models import EvalSample, Evaluation, TrainingRun
 from training.services import TrainingRefused, run_dir, training_examples
@@ -56,6 +57,10 @@ def evaluation_start(
     if leaked := sorted(pk for pk, *_rest in rows if pk in trained):
         raise TrainingRefused("leak", _leak_message(leaked))
     rows = rows[:MAX_TEST]
+    try:  # three systems answer every test example: base, few-shot base and tuned
+        limits.evaluation_budget_check(project=run.project, items=len(rows), systems=3, max_new_tokens=max_new_tokens)
+    except limits.LimitExceeded as error:
+        raise TrainingRefused(error.field, error.message) from None
     frozen = (
         json.loads((run_dir(run) / "data.json").read_text(encoding="utf-8"))
         if (run_dir(run) / "data.json").is_file()

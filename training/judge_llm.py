@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from curation.backends import BackendChoiceError, GenerationError, backend_spec_clean
+from curation.models import Connection
 from training.judging import CRITERIA, JudgingError, judgment_values, sides
 from training.models import Comparison, Evaluation, JudgeJob, Judgment
 
@@ -89,12 +90,24 @@ def judge_job_start(*, evaluation: Evaluation, user: Any, backend: dict[str, Any
     """Queue an LLM judge over the evaluation's comparisons; JudgingError names the bad field."""
     if evaluation.status != Evaluation.Status.DONE:
         raise JudgingError("evaluation", _("Only a finished evaluation can be judged."))
-    if (backend or {}).get("kind") != "openai":
-        raise JudgingError("backend_kind", _("An LLM judge runs on an OpenAI-compatible server: give its address."))
+    project = evaluation.run.project
     try:
-        spec = backend_spec_clean(backend)
+        spec = backend_spec_clean(backend, project)
     except BackendChoiceError as error:
         raise JudgingError(f"backend_{error.field}", error.message) from None
+    # The small models that run on this server do not write the rubric's JSON reliably, and
+    # judging every pair on the worker's CPU would hold up generation for hours.
+    if (
+        "connection" not in spec
+        or not Connection.objects.filter(pk=spec["connection"], kind=Connection.Kind.OPENAI).exists()
+    ):
+        raise JudgingError(
+            "backend_connection",
+            _(
+                "An LLM judge runs on an OpenAI-compatible server: choose a connection of that kind "
+                "(ask an admin to add one)."
+            ),
+        )
     if JudgeJob.objects.filter(evaluation=evaluation, status__in=[JudgeJob.Status.QUEUED, JudgeJob.Status.RUNNING]):
         raise JudgingError("evaluation", _("An LLM judge is already working on this evaluation."))
     total = Comparison.objects.filter(evaluation=evaluation, identical=False).count()
@@ -124,7 +137,7 @@ def judge_job_execute(*, job: JudgeJob) -> JudgeJob:
     if not claimed:
         return job
     try:
-        backend = backend_from_spec(job.backend)
+        backend = backend_from_spec(job.backend, job.evaluation.run.project)
         name = backend.name
         JudgeJob.objects.filter(pk=job.pk).update(judge_model=name)
         pairs = list(

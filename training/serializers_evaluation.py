@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy
 from rest_framework import serializers
 
+from curation.serializers_generation import refuse_backend_keys
 from training.judging import CRITERIA, SCORES
 from training.models import EvalSample, Evaluation, JudgeJob
 
@@ -90,7 +92,12 @@ class JudgeJobSerializer(serializers.ModelSerializer):
 
 
 class JudgeJobStartSerializer(serializers.Serializer):
-    base_url = serializers.CharField()
-    model = serializers.CharField()
-    api_key_env = serializers.CharField(required=False, allow_blank=True, default="")
-    timeout = serializers.FloatField(required=False, default=60)
+    """Only a connection's id or name: the server's address and its key are an admin's to set."""
+
+    connection = serializers.CharField(
+        help_text=gettext_lazy("The id or name of one of the project's OpenAI-compatible connections.")
+    )
+
+    def to_internal_value(self, data: object) -> object:
+        refuse_backend_keys(data)
+        return super().to_internal_value(data)

@@ -17,6 +17,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from curation.connections import backend_choices, spec_from_choice
+from curation.models import Connection
 from curation.permissions import Action, allowed_actions, project_view
 from training.evaluations import evaluation_start
 from training.judge_llm import judge_job_start
@@ -89,6 +91,7 @@ def evaluation_detail(request: HttpRequest, evaluation_id: int) -> HttpResponse:
             "loss_gap": loss_gap_text(run.result),
             "results": judging_results(evaluation) if evaluation.status == Evaluation.Status.DONE else None,
             "judge_jobs": evaluation.judge_jobs.all()[:5],
+            "judge_connections": backend_choices(project, kinds=(Connection.Kind.OPENAI,), runs=False),
             "allowed": allowed_actions(request.role),  # type: ignore[attr-defined]
             "title": _("Evaluation of run %(n)s") % {"n": run.number},
         }
@@ -122,17 +125,12 @@ def run_evaluate(request: HttpRequest, run_id: int) -> HttpResponse:
 def evaluation_llm_judge(request: HttpRequest, evaluation_id: int) -> HttpResponse:
     project = request.project  # type: ignore[attr-defined]
     evaluation = get_evaluation(project, evaluation_id)
-    backend = {
-        "kind": "openai",
-        "base_url": request.POST.get("base_url", ""),
-        "model": request.POST.get("model", ""),
-        "api_key_env": request.POST.get("api_key_env", ""),
-        "timeout": request.POST.get("timeout", ""),
-    }
+    # Only the name of a connection an admin defined is read; a posted address or key name is ignored.
+    backend = spec_from_choice(request.POST.get("connection", ""))
     try:
-        judge_job_start(evaluation=evaluation, user=request.user, backend=backend)
+        judge_job_start(evaluation=evaluation, user=request.user, backend=backend or {"connection": ""})
     except JudgingError as error:
-        messages.error(request, f"{error.field.removeprefix('backend_')}: {error.message}")
+        messages.error(request, error.message)
     else:
         messages.success(request, _("The LLM judge is queued; its verdicts appear below as they come."))
     return redirect(reverse("evaluation_detail", args=[project.slug, evaluation.pk]) + "#llm-judge")

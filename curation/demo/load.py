@@ -54,6 +54,7 @@ def demo_load(*, password: str) -> tuple[Project, int]:
 def _demo_drafts(project: Project, user: object, spec: dict) -> None:
     """A template and a finished job with pre-written drafts, so the review queue has work to
     show before anyone has run the model (one prompt has two candidates to rank)."""
+    from curation.connections import embedded_connection
     from curation.generation.checks import DraftChecker
     from curation.generation.synthetic import DraftRow, write_drafts
     from curation.generation.templates import template_save
@@ -79,7 +80,8 @@ def _demo_drafts(project: Project, user: object, spec: dict) -> None:
             "max_new_tokens": 256,
             "critique": False,
             "seed": 0,
-            "backend": {"kind": "local", "model": ""},
+            # The embedded model's connection, so "new job" from here starts on it.
+            "backend": {"connection": embedded_connection().pk},
         },
         status=GenerationJob.Status.DONE,
         total=count,
@@ -115,3 +117,11 @@ def _demo_drafts(project: Project, user: object, spec: dict) -> None:
             )
         made += len(write_drafts(job, rows))
     GenerationJob.objects.filter(pk=job.pk).update(created_count=made, finished_at=job.created_at)
+
+
+def demo_logins(*, password: str) -> list[tuple[str, str]]:
+    """(username, role) of the demo users that exist and still take the published password:
+    what `serve` may print. Only `load_demo` creates them; an instance without the demo, or
+    whose demo passwords were changed, prints none."""
+    users = {u.username: u for u in get_user_model().objects.filter(username__in=[name for name, _ in DEMO_USERS])}
+    return [(name, role) for name, role in DEMO_USERS if name in users and users[name].check_password(password)]

@@ -76,8 +76,14 @@ class ExportFormat:
     content_type: str
     extension: str
     write: Callable[..., Iterator[bytes]]
+    # Opened in spreadsheets, which run cells that start with "=" as formulas.
+    spreadsheet: bool = False
 
-    def __call__(self, rows: Iterable[ExportRow], *, classification: bool = False) -> Iterator[bytes]:
+    def __call__(
+        self, rows: Iterable[ExportRow], *, classification: bool = False, raw_formulas: bool = False
+    ) -> Iterator[bytes]:
+        if self.spreadsheet:
+            return self.write(rows, classification=classification, raw_formulas=raw_formulas)
         return self.write(rows, classification=classification)
 
 
@@ -88,8 +94,8 @@ EXPORT_FORMATS: dict[str, ExportFormat] = {
     "prompt_completion": ExportFormat(
         prompt_completion.CONTENT_TYPE, prompt_completion.EXTENSION, prompt_completion.write
     ),
-    "csv": ExportFormat(tabular.CONTENT_TYPE, "csv", tabular.write),
-    "tsv": ExportFormat(tabular.TSV_CONTENT_TYPE, "tsv", tabular.write_tsv),
+    "csv": ExportFormat(tabular.CONTENT_TYPE, "csv", tabular.write, spreadsheet=True),
+    "tsv": ExportFormat(tabular.TSV_CONTENT_TYPE, "tsv", tabular.write_tsv, spreadsheet=True),
     "parquet": ExportFormat(hf.CONTENT_TYPE, hf.EXTENSION, hf.write),
 }
 

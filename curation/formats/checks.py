@@ -18,7 +18,7 @@ _ROLES_TEXT = ", ".join(ROLES)
 def check_row(row: Row, labels: Collection[str], options: ReadOptions) -> Row:
     """Add to ``row.errors`` what is wrong, and normalise label, split and metadata."""
     if row.messages is not None or not row.errors:
-        _check_messages(row, needs_reply=row.chat and not options.classification)
+        _check_messages(row, needs_reply=row.chat and not options.classification, max_messages=options.max_messages)
     _check_label(row, labels)
     _check_split(row, options.split)
     if not isinstance(row.metadata, dict):
@@ -43,14 +43,14 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def check_messages(messages: Any, *, needs_reply: bool) -> list[RowError]:
+def check_messages(messages: Any, *, needs_reply: bool, max_messages: int | None = None) -> list[RowError]:
     """What is wrong with a list of messages, for callers outside an import."""
     row = Row(0, messages=messages)
-    _check_messages(row, needs_reply=needs_reply)
+    _check_messages(row, needs_reply=needs_reply, max_messages=max_messages)
     return row.errors
 
 
-def _check_messages(row: Row, *, needs_reply: bool) -> None:
+def _check_messages(row: Row, *, needs_reply: bool, max_messages: int | None = None) -> None:
     messages = row.messages
     if not isinstance(messages, list):
         if messages is None:
@@ -63,6 +63,15 @@ def _check_messages(row: Row, *, needs_reply: bool) -> None:
         return
     if not messages:
         row.error("empty_messages", "messages", _("the list of messages is empty"))
+        return
+    if max_messages is not None and len(messages) > max_messages:
+        # Before looking at any message: the count alone is enough to refuse.
+        row.error(
+            "too_many_messages",
+            "messages",
+            _("%(n)d messages; an example may have at most %(limit)d (SHIKOMI_MAX_MESSAGES)")
+            % {"n": len(messages), "limit": max_messages},
+        )
         return
     has_reply = False
     for i, message in enumerate(messages):

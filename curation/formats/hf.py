@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 from curation.formats import alpaca, openai, prompt_completion, sharegpt
 from curation.formats.reading import (
     SPLIT_ALIASES,
+    DecodedTooLarge,
     ExportRow,
     ReadOptions,
     Row,
@@ -112,6 +113,15 @@ class _Part:
             if self.kind == "parquet":
                 return pq.ParquetFile(f).schema_arrow
             return pa.ipc.open_stream(f).schema
+
+    def declared_size(self) -> int:
+        """What a Parquet file says its data takes uncompressed (its footer, read before any
+        row); 0 for Arrow streams, whose size is only known by reading them."""
+        if self.kind != "parquet":
+            return 0
+        with self.tree.open(self.name) as f:
+            meta = pq.ParquetFile(f).metadata
+            return sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         with self.tree.open(self.name) as f:
@@ -251,6 +261,7 @@ class HFSource(Source):
         self.total = 0
         self.done = 0
         self.current: _Part | None = None
+        self.decoded = 0  # bytes of Arrow data read so far, after decompression and decoding
 
     def progress(self) -> float:
         if not self.total:
@@ -287,6 +298,7 @@ class HFSource(Source):
             except (pa.ArrowException, OSError) as exc:
                 yield Row(line + 1, errors=[_not_a_dataset(str(exc))])
                 return
+            self._check_decoded(part, part.declared_size())
             features = part.features or _parquet_features(schema)
             convert = _shape(schema.names)
             if convert is None:
@@ -314,6 +326,7 @@ class HFSource(Source):
             }
             split_name = SPLIT_ALIASES.get(part.split.lower()) if part.split else None
             for batch in part.batches():
+                self._check_decoded(part, batch.nbytes)
                 # As Python objects a batch takes many times its Arrow size: convert a slice at a time.
                 for offset in range(0, batch.num_rows, BATCH_ROWS):
                     for record in batch.slice(offset, BATCH_ROWS).to_pylist():
@@ -321,6 +334,14 @@ class HFSource(Source):
                         yield self._row(line, record, convert, class_names, part.split, split_name)
             self.done += part.size
         self.current = None
+
+    def _check_decoded(self, part: _Part, size: int) -> None:
+        """Count what the data decodes to, not its bytes on disk: a small file of repeated or
+        well-compressed values can decode to far more than the upload limit."""
+        limit = self.options.max_decoded_bytes
+        self.decoded += size
+        if limit is not None and self.decoded > limit:
+            raise DecodedTooLarge(part.name if not part.tree.single else None, limit)
 
     def _row(
         self,

@@ -72,6 +72,20 @@ class ReadOptions:
     split: str | None = None
     max_row_bytes: int = 1024 * 1024
     classification: bool = False
+    max_messages: int | None = None
+    # What a Parquet file or dataset archive may decode to (SHIKOMI_MAX_DECODED_BYTES).
+    max_decoded_bytes: int | None = None
+
+
+class DecodedTooLarge(Exception):
+    """A file decodes to more than ReadOptions.max_decoded_bytes (a small Parquet file or
+    archive can hold far more than its size on disk). Stops the whole import: no row of the
+    file is written. ``member`` names the file inside an archive, None for the upload itself."""
+
+    def __init__(self, member: str | None, limit: int) -> None:
+        super().__init__(f"{member or 'the file'} decodes to more than {limit} bytes")
+        self.member = member
+        self.limit = limit
 
 
 class Source:

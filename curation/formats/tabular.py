@@ -179,6 +179,7 @@ class _Columns:
         self.extra = [(i, name) for i, name in enumerate(self.header) if i not in mapped]
 
     def row(self, line: int, record: list[str], options: ReadOptions) -> Row:
+        record = [unescape_formula(c) for c in record]  # the ' an export put before "=1+1"
         index = self.index
 
         def cell(key: str) -> str:
@@ -231,10 +232,34 @@ class _Columns:
         )
 
 
-def write(rows: Iterable[ExportRow], *, classification: bool = False, delimiter: str = ",") -> Iterator[bytes]:
-    """Classification: text, label, split. Otherwise the last turn, as in Alpaca."""
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV
+# Injection"). A leading quote is escaped too, so that reading strips exactly the quote
+# writing added and an export imports back to the same text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def escape_formula(cell: str) -> str:
+    """The cell with a ' in front when a spreadsheet would take it for a formula."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def unescape_formula(cell: str) -> str:
+    """The inverse of escape_formula: one leading ' dropped where escape_formula adds one."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
+
+
+def write(
+    rows: Iterable[ExportRow], *, classification: bool = False, delimiter: str = ",", raw_formulas: bool = False
+) -> Iterator[bytes]:
+    """Classification: text, label, split. Otherwise the last turn, as in Alpaca.
+
+    Cells a spreadsheet would run as formulas get a leading ' unless ``raw_formulas``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter)
+
+    def writerow(cells: list[str]) -> None:
+        writer.writerow(cells if raw_formulas else [escape_formula(c) for c in cells])
+
     buffer.write("\ufeff")  # so that Excel reads UTF-8, Japanese included
     if classification:
         writer.writerow(["text", "label", "split"])
@@ -245,12 +270,10 @@ def write(rows: Iterable[ExportRow], *, classification: bool = False, delimiter:
         split_cell = "" if split == "unassigned" else split
         if classification:
             text = next((m.get("content") or "" for m in messages if m.get("role") == "user"), "")
-            writer.writerow([text, label or "", split_cell])
+            writerow([text, label or "", split_cell])
         else:
             record = alpaca.to_record(messages)
-            writer.writerow(
-                [record.get("system", ""), record["instruction"], record["output"], label or "", split_cell]
-            )
+            writerow([record.get("system", ""), record["instruction"], record["output"], label or "", split_cell])
         count += 1
         if count % 1000 == 0:
             yield buffer.getvalue().encode("utf-8")
@@ -259,5 +282,7 @@ def write(rows: Iterable[ExportRow], *, classification: bool = False, delimiter:
     yield buffer.getvalue().encode("utf-8")
 
 
-def write_tsv(rows: Iterable[ExportRow], *, classification: bool = False) -> Iterator[bytes]:
-    return write(rows, classification=classification, delimiter="\t")
+def write_tsv(
+    rows: Iterable[ExportRow], *, classification: bool = False, raw_formulas: bool = False
+) -> Iterator[bytes]:
+    return write(rows, classification=classification, delimiter="\t", raw_formulas=raw_formulas)

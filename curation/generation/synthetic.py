@@ -173,11 +173,20 @@ def synthetic_start(
         )
     if not 16 <= max_new_tokens <= 4096:
         raise ConfigError("max_new_tokens", _("Maximum tokens must be between 16 and 4096."))
+    try:  # per-job token budget and per-project cap on unfinished jobs (curation/limits.py)
+        from curation.limits import LimitExceeded, generation_budget_check
+
+        asks = candidates * (2 if critique else 1)  # a critique asks again for each candidate
+        generation_budget_check(project=project, prompts=count, candidates=asks, max_new_tokens=max_new_tokens)
+    except LimitExceeded as error:
+        raise ConfigError(error.field, error.message) from None
     topics = _clean_list(topics, "topics", MAX_TOPICS)
     task_types = _clean_list(task_types, "task_types", len(TASK_TYPES) + MAX_TOPICS)
     try:
         spec = backend_spec_clean(backend or {}, project)
-        name = backend_from_spec(spec).name
+        name = backend_from_spec(spec, project).name
+    except GenerationError as error:  # a connection whose secret or folder is missing
+        raise ConfigError("backend_connection", str(error)) from None
     except BackendChoiceError as error:
         raise ConfigError(f"backend_{error.field}", error.message) from None
     job = GenerationJob.objects.create(
@@ -261,7 +270,7 @@ def synthetic_execute(*, job: GenerationJob, backend: GenerationBackend | None =
     done = set(Draft.objects.filter(job=job).values_list("group", flat=True))
     classification = project.kind == Project.Kind.CLASSIFICATION
     try:
-        backend = backend or backend_from_spec(cfg.get("backend"))
+        backend = backend or backend_from_spec(cfg.get("backend"), project)
         checker = DraftChecker(project, job_id=job.pk)
         checker.load_own()
         pool = few_shot_pool(project)

@@ -17,7 +17,13 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from curation.backends import GenerationBackend, GenerationError, default_backend
+from curation.backends import (
+    BackendChoiceError,
+    GenerationBackend,
+    GenerationError,
+    backend_from_spec,
+    backend_spec_clean,
+)
 from curation.generation import ConfigError
 from curation.generation.checks import DraftChecker
 from curation.generation.jobs import (  # noqa: F401 - views and tasks import them from here too
@@ -79,7 +85,10 @@ def augment_start(
     per_example: int = 1,
     temperature: float = 0.7,
     max_new_tokens: int = 128,
+    backend: dict[str, Any] | None = None,
 ) -> GenerationJob:
+    """Queue an augmentation job; `backend` is a connection or a finished run of this project
+    ({"connection": id or name} or {"kind": "tuned", "run": id}), the embedded model when left out."""
     from curation.tasks import generation_job_task
 
     if not 1 <= per_example <= MAX_PER_EXAMPLE:
@@ -95,20 +104,35 @@ def augment_start(
         raise AugmentError("ids", _("Choose at least one example."))
     if len(ids) > MAX_EXAMPLES:
         raise AugmentError("ids", _("Choose at most %(n)s examples at a time.") % {"n": MAX_EXAMPLES})
+    try:  # per-job token budget and per-project cap on unfinished jobs (curation/limits.py)
+        from curation.limits import LimitExceeded, generation_budget_check
+
+        generation_budget_check(
+            project=project, prompts=len(ids), candidates=per_example, max_new_tokens=max_new_tokens
+        )
+    except LimitExceeded as error:
+        raise AugmentError(error.field, error.message) from None
     found = set(Example.objects.filter(project=project, pk__in=ids).values_list("pk", flat=True))
     if missing := [i for i in ids if i not in found]:
         raise AugmentError("ids", _("No such examples in this project: %(ids)s") % {"ids": missing[:20]})
-    backend = default_backend()
+    try:
+        spec = backend_spec_clean(backend or {}, project)
+        name = backend_from_spec(spec, project).name
+    except GenerationError as error:  # a connection whose secret or folder is missing
+        raise AugmentError("backend_connection", str(error)) from None
+    except BackendChoiceError as error:
+        raise AugmentError(f"backend_{error.field}", error.message) from None
     job = GenerationJob.objects.create(
         project=project,
         kind=GenerationJob.Kind.AUGMENT,
-        backend=backend.name,
+        backend=name,
         config={
             "example_ids": ids,
             "per_example": per_example,
             "temperature": temperature,
             "max_new_tokens": max_new_tokens,
             "instruction": INSTRUCTION,
+            "backend": spec,
         },
         total=len(ids) * per_example,
         created_by=user if getattr(user, "is_authenticated", False) else None,
@@ -148,7 +172,8 @@ def augment_execute(*, job: GenerationJob, backend: GenerationBackend | None = N
     work = [(sources[pk], f"{pk}:{k}") for pk in cfg["example_ids"] if pk in sources for k in range(cfg["per_example"])]
     errors: list[dict[str, Any]] = list(job.errors)
     try:
-        backend = backend or default_backend()
+        # Jobs from before connections have no backend: the embedded model, as then.
+        backend = backend or backend_from_spec(cfg.get("backend"), job.project)
         checker = DraftChecker(job.project, job_id=job.pk)
         checker.load_own()
         for start in range(0, len(work), BATCH):

@@ -90,13 +90,35 @@ def _int_or_none(params: dict[str, Any], name: str) -> int | None:
     return number
 
 
+# What a list may hold before it is looked at: room for every keyword, a separator after each,
+# and some blank lines or repeats; anything larger is refused unread.
+MAX_KEYWORDS_TEXT = MAX_KEYWORDS * (MAX_KEYWORD_LENGTH + 2)
+MAX_LIST_ITEMS = MAX_KEYWORDS * 2
+
+
+def _size_check(value: Any, name: str) -> None:
+    """Refuse a list (or the text of one) that is too large before splitting or reading it."""
+    if isinstance(value, str) and len(value) > MAX_KEYWORDS_TEXT:
+        raise RuleError(
+            name,
+            _("The list is %(n)d characters long; at most %(limit)d are allowed (%(count)d entries per rule).")
+            % {"n": len(value), "limit": MAX_KEYWORDS_TEXT, "count": MAX_KEYWORDS},
+        )
+    if isinstance(value, list) and len(value) > MAX_LIST_ITEMS:
+        raise RuleError(
+            name,
+            _("The list has %(n)d entries; at most %(count)d per rule.") % {"n": len(value), "count": MAX_KEYWORDS},
+        )
+
+
 def _keywords(value: Any) -> list[str]:
+    _size_check(value, "keywords")
     if isinstance(value, str):
         # One keyword or phrase per line, or separated by commas, as typed in a form.
         value = [part for line in value.splitlines() for part in line.split(",")]
     if not isinstance(value, list):
         raise RuleError("keywords", _("Give a list of keywords."))
-    keywords: list[str] = []
+    keywords: dict[str, None] = {}  # a dict keeps the order and finds repeats at once
     for item in value:
         if not isinstance(item, str):
             raise RuleError("keywords", _("Each keyword must be text."))
@@ -105,13 +127,12 @@ def _keywords(value: Any) -> list[str]:
             continue
         if len(item) > MAX_KEYWORD_LENGTH:
             raise RuleError("keywords", _("A keyword is longer than %(n)d characters.") % {"n": MAX_KEYWORD_LENGTH})
-        if item not in keywords:
-            keywords.append(item)
+        keywords[item] = None
+        if len(keywords) > MAX_KEYWORDS:
+            raise RuleError("keywords", _("At most %(n)d keywords per rule.") % {"n": MAX_KEYWORDS})
     if not keywords:
         raise RuleError("keywords", _("Give at least one keyword."))
-    if len(keywords) > MAX_KEYWORDS:
-        raise RuleError("keywords", _("At most %(n)d keywords per rule.") % {"n": MAX_KEYWORDS})
-    return keywords
+    return list(keywords)
 
 
 def compile_pattern(pattern: str, *, case_sensitive: bool) -> re2.Pattern:  # type: ignore[name-defined]
@@ -182,6 +203,8 @@ def clean_params(kind: str, params: Any) -> dict[str, Any]:
         op = params.get("op", "equals") or "equals"
         if op not in METADATA_OPS:
             raise RuleError("op", _("Choose one of %(ops)s.") % {"ops": ", ".join(METADATA_OPS)})
+        if len(key) > MAX_KEYWORD_LENGTH:
+            raise RuleError("key", _("At most %(n)d characters.") % {"n": MAX_KEYWORD_LENGTH})
         value = params.get("value")
         if op in ("gt", "lt"):
             try:
@@ -189,17 +212,26 @@ def clean_params(kind: str, params: Any) -> dict[str, Any]:
             except (TypeError, ValueError):
                 raise RuleError("value", _("Comparing needs a number.")) from None
         elif op == "in":
+            _size_check(value, "value")
             if isinstance(value, str):
                 value = [part.strip() for part in value.split(",") if part.strip()]
             if not isinstance(value, list) or not value:
                 raise RuleError("value", _("Give a list of values."))
             value = [str(item) for item in value]
+            if len(value) > MAX_KEYWORDS or any(len(item) > MAX_KEYWORD_LENGTH for item in value):
+                raise RuleError(
+                    "value",
+                    _("Give at most %(count)d values of at most %(n)d characters each.")
+                    % {"count": MAX_KEYWORDS, "n": MAX_KEYWORD_LENGTH},
+                )
         elif op in ("exists", "missing"):
             value = None
         else:
             if value is None or (isinstance(value, (list, dict))):
                 raise RuleError("value", _("Give a value to compare with."))
             value = value if isinstance(value, str) else str(value)
+            if len(value) > MAX_PATTERN_LENGTH:
+                raise RuleError("value", _("At most %(n)d characters.") % {"n": MAX_PATTERN_LENGTH})
         return {"key": key.strip(), "op": op, "value": value}
     if kind == SIMILARITY:
         try:

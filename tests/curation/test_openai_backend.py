@@ -23,7 +23,7 @@ from curation import openai_backend
 from curation.backends import GenerationBackend, GenerationError
 from curation.openai_backend import OpenAICompatibleBackend
 
-KEY_VARIABLE = "SHIKOMI_TEST_CHAT_KEY"
+KEY_NAME = "SHIKOMI_SECRET_TEST_CHAT"
 KEY = "sk-test-0123456789abcdef"
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -58,6 +58,8 @@ class Seen:
 class FakeServer:
     url: str = ""
     respond: Callable[[int, dict[str, Any]], Answer] = echo
+    # The reason phrase on the status line; None sends the standard one.
+    reason: str | None = None
     seen: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Set at teardown, so handlers that hold an answer back (the timeout test) end promptly.
@@ -83,7 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
             fake.seen.append(Seen(self.path, dict(self.headers), body))
             number = len(fake.seen)
         status, headers, payload = fake.respond(number, body)
-        self.send_response(status)
+        self.send_response(status, fake.reason)
         headers = {"Content-Type": "application/json", **headers}
         for name, value in headers.items():
             self.send_header(name, value)
@@ -120,7 +122,8 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """urllib sends 127.0.0.1 through a proxy named in the environment unless no_proxy says otherwise."""
+    """No proxy from the machine's environment (the backend ignores them now, see test_outbound.py;
+    tests/generation/conftest.py imports this fixture too)."""
     for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
 
@@ -179,43 +182,37 @@ def test_the_request_carries_model_messages_max_tokens_and_temperature(server: F
     assert "Authorization" not in seen.headers
 
 
-def test_the_key_is_read_from_the_named_variable_when_generating(
+def test_the_key_it_is_given_is_sent_and_the_environment_is_never_read(
     server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    backend = backend_for(server.url, api_key_env=KEY_VARIABLE)
-    monkeypatch.setenv(KEY_VARIABLE, KEY)
+    # A variable named like the secret holds something else: the backend must send what it was given.
+    monkeypatch.setenv(KEY_NAME, "sk-from-the-environment")
+    backend = backend_for(server.url, api_key=KEY, key_name=KEY_NAME)
 
     assert backend.generate([conversation("Hi")]) == ["echo: Hi"]
     assert server.seen[0].headers["Authorization"] == f"Bearer {KEY}"
-    assert KEY not in repr(vars(backend))
 
 
-def test_an_unset_key_variable_is_refused_before_any_request(
-    server: FakeServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv(KEY_VARIABLE, raising=False)
-    backend = backend_for(server.url, api_key_env=KEY_VARIABLE)
+def test_an_empty_secret_is_refused_before_any_request(server: FakeServer) -> None:
+    backend = backend_for(server.url, api_key="", key_name=KEY_NAME)
 
-    with pytest.raises(GenerationError, match=f"environment variable {KEY_VARIABLE}, which is not set"):
+    with pytest.raises(GenerationError, match=f"the secret {KEY_NAME}, which is not set or empty"):
         backend.generate([conversation("Hi")])
     assert server.seen == []
 
 
-def test_a_refused_key_is_not_retried_and_never_shown(
-    server: FakeServer, monkeypatch: pytest.MonkeyPatch, sleeps: list[float]
-) -> None:
-    monkeypatch.setenv(KEY_VARIABLE, KEY)
+def test_a_refused_key_is_not_retried_and_never_shown(server: FakeServer, sleeps: list[float]) -> None:
     server.respond = lambda number, body: (401, {}, json.dumps({"error": f"Incorrect API key: {KEY}"}).encode())
-    backend = backend_for(server.url, api_key_env=KEY_VARIABLE)
+    backend = backend_for(server.url, api_key=KEY, key_name=KEY_NAME)
 
     with pytest.raises(GenerationError) as raised:
         backend.generate([conversation("Hi")])
 
     message = str(raised.value)
-    assert "answered 401" in message
-    assert f"Check the API key in the environment variable {KEY_VARIABLE}" in message
-    assert "[API key]" in message
+    assert "answered 401 Unauthorized." in message
+    assert f"Check the API key in the secret {KEY_NAME}." in message
     assert KEY not in message
+    assert "Incorrect" not in message
     assert len(server.seen) == 1
     assert sleeps == []
 
@@ -248,11 +245,12 @@ def test_a_server_that_always_fails_is_tried_retries_times_with_growing_waits(
     server.respond = lambda number, body: (500, {}, b"E" * 150 + b"F" * 150)
     backend = backend_for(server.url, retries=3)
 
-    with pytest.raises(GenerationError, match="failed after 3 attempts: the server answered 500: EEE") as raised:
+    with pytest.raises(
+        GenerationError, match=r"failed after 3 attempts: the server answered 500 Internal Server Error\.$"
+    ) as raised:
         backend.generate([conversation("Hi")])
 
-    assert "E" * 150 + "F" * 50 in str(raised.value)
-    assert "F" * 51 not in str(raised.value)
+    assert "EEE" not in str(raised.value)
     assert server.url + "/chat/completions" in str(raised.value)
     assert len(server.seen) == 3
     assert sleeps == [0.01, 0.02]
@@ -307,21 +305,76 @@ def test_an_answer_that_is_not_a_chat_completion_fails_at_once(
     with pytest.raises(GenerationError, match=f"not a chat completion \\([^)]*{what}") as raised:
         backend.generate([conversation("Hi")])
 
-    assert payload.decode()[:20] in str(raised.value)
+    # The answer itself is not quoted (an internal page must not be readable through the worker).
+    assert payload.decode()[:12] not in str(raised.value)
     assert len(server.seen) == 1
     assert sleeps == []
 
 
-def test_a_redirect_is_not_followed(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_redirect_is_not_followed(server: FakeServer) -> None:
     # urllib would follow a 302 as a GET, carrying the Authorization header along.
-    monkeypatch.setenv(KEY_VARIABLE, KEY)
     moved = server.url + "/moved"
-    server.respond = lambda number, body: (302, {"Location": moved}, b"")
-    backend = backend_for(server.url, api_key_env=KEY_VARIABLE)
+    server.respond = lambda number, body: (302, {"Location": moved + "?token=abc"}, b"")
+    backend = backend_for(server.url, api_key=KEY, key_name=KEY_NAME)
 
-    with pytest.raises(GenerationError, match=f"answered 302 with an empty body. It redirects to {moved};"):
+    with pytest.raises(GenerationError, match=f"answered 302 Found. It redirects to {moved};") as raised:
         backend.generate([conversation("Hi")])
+    assert "token=abc" not in str(raised.value)
     assert len(server.seen) == 1
+
+
+INTERNAL_PAGE = (
+    b"<html><title>Grafana</title><body>DATABASE_URL=postgres://shikomi:hunter2@db/shikomi "
+    b"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG</body></html>"
+)
+
+
+@pytest.mark.parametrize("status", [200, 400, 404, 500])
+def test_the_remote_body_is_never_echoed_in_the_error(server: FakeServer, status: int) -> None:
+    server.respond = lambda number, body: (status, {"Content-Type": "text/html"}, INTERNAL_PAGE)
+    backend = backend_for(server.url, retries=1)
+
+    with pytest.raises(GenerationError) as raised:
+        backend.generate([conversation("Hi")])
+
+    message = str(raised.value)
+    assert server.url + "/chat/completions" in message
+    for leaked in ("Grafana", "hunter2", "wJalrXUtnFEMI", "DATABASE_URL", "<html"):
+        assert leaked not in message
+
+
+def test_an_openai_error_shows_its_code_but_not_its_message(server: FakeServer) -> None:
+    error = {"message": "The model `secret-internal-model` does not exist", "type": "invalid_request_error"}
+    server.respond = lambda number, body: (404, {}, json.dumps({"error": error | {"code": "model_not_found"}}).encode())
+    backend = backend_for(server.url)
+
+    with pytest.raises(GenerationError) as raised:
+        backend.generate([conversation("Hi")])
+
+    message = str(raised.value)
+    assert "the server answered 404 Not Found (model_not_found)." in message
+    assert "Check that base_url ends where the API starts" in message
+    assert "secret-internal-model" not in message
+
+
+@pytest.mark.parametrize(
+    ("reason", "shown"),
+    [
+        ("Bad Request: token=" + "x" * 60, "400 Bad Request: token=" + "x" * 21 + "."),
+        ("Erreur \u00e9trange", "400."),
+    ],
+    ids=["long", "not-ascii"],
+)
+def test_the_reason_phrase_is_short_and_printable(server: FakeServer, reason: str, shown: str) -> None:
+    server.reason = reason
+    server.respond = lambda number, body: (400, {}, json.dumps({"error": {"code": "has spaces, not a code"}}).encode())
+    backend = backend_for(server.url)
+
+    with pytest.raises(GenerationError) as raised:
+        backend.generate([conversation("Hi")])
+
+    assert f"the server answered {shown}" in str(raised.value)
+    assert "has spaces" not in str(raised.value)
 
 
 def test_a_closed_port_asks_whether_the_server_is_running(sleeps: list[float]) -> None:

@@ -8,6 +8,7 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
+from curation.connections import embedded_connection
 from curation.generation.review import draft_approve, draft_reject, drafts_rank
 from curation.generation.templates import template_save
 from curation.models import Draft, Example, GenerationJob, Membership, PreferencePair, Project, PromptTemplate, Role
@@ -42,7 +43,6 @@ def job_settings(template: PromptTemplate, **changes) -> dict:
         "max_new_tokens": 128,
         "critique": True,
         "seed": 7,
-        "backend": {"kind": "local", "model": ""},
     }
     settings.update(changes)
     return settings
@@ -167,29 +167,37 @@ def test_another_projects_template_is_not_found(rhea, project, users):
 def test_a_request_carrying_an_api_key_is_refused_and_keeps_nothing(
     rhea, project, template, django_capture_on_commit_callbacks, where
 ):
-    backend = {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "tiny", "api_key_env": "K"}
-    body = job_settings(template, backend=backend | ({"api_key": API_KEY} if where == "backend" else {}))
+    body = job_settings(template, **({"backend": {"api_key": API_KEY}} if where == "backend" else {}))
     if where == "top":
         body["api_key"] = API_KEY
     with django_capture_on_commit_callbacks() as callbacks:
         response = rhea.post(base(project) + "generation-jobs/", body, format="json")
     assert response.status_code == 400
-    errors = response.json()["backend"] if where == "backend" else response.json()
-    assert "environment variable" in errors["api_key"][0]
+    errors = response.json()
+    if where == "backend":
+        assert "(you sent backend.api_key)" in errors["connection"][0]
+    else:
+        assert "Do not send the API key" in errors["api_key"][0]
     assert API_KEY not in response.content.decode()
     assert not GenerationJob.objects.exists() and not callbacks
 
 
 def test_a_valid_job_is_queued_once_and_never_keeps_an_api_key(
-    rhea, project, template, django_capture_on_commit_callbacks
+    rhea, project, users, template, django_capture_on_commit_callbacks, monkeypatch
 ):
-    backend = {
-        "kind": "openai",
-        "base_url": "http://127.0.0.1:9/v1",
-        "model": "tiny",
-        "api_key_env": "SHIKOMI_TEST_KEY",
-    }
-    body = job_settings(template, backend=backend)
+    from curation.connections import connection_create
+
+    monkeypatch.setenv("SHIKOMI_SECRET_TEST_KEY", API_KEY)
+    gpu = connection_create(
+        project=project,
+        user=users["admin"],
+        name="gpu",
+        kind="openai",
+        base_url="http://127.0.0.1:9/v1",
+        model="tiny",
+        secret="SHIKOMI_SECRET_TEST_KEY",
+    )
+    body = job_settings(template, connection="gpu")
 
     with django_capture_on_commit_callbacks() as callbacks:
         response = rhea.post(base(project) + "generation-jobs/", body, format="json")
@@ -199,13 +207,7 @@ def test_a_valid_job_is_queued_once_and_never_keeps_an_api_key(
     job = GenerationJob.objects.get()
     assert job.pk == response.json()["id"]
     assert (job.kind, job.status, job.template_id, job.total) == ("synthetic", "queued", template.pk, 3)
-    assert job.config["backend"] == {
-        "kind": "openai",
-        "base_url": "http://127.0.0.1:9/v1",
-        "model": "tiny",
-        "api_key_env": "SHIKOMI_TEST_KEY",
-        "timeout": 60.0,
-    }
+    assert job.config["backend"] == {"connection": gpu.pk}
     assert (job.config["candidates"], job.config["critique"], job.config["seed"]) == (2, True, 7)
     stored = json.dumps([job.config, job.backend, job.error, job.errors])
     assert API_KEY not in stored
@@ -221,7 +223,7 @@ def test_a_job_without_a_template_uses_the_projects_first(rhea, project, django_
     assert response.status_code == 202, response.content
     assert len(callbacks) == 1
     assert response.json()["template"]["name"] == "default"
-    assert response.json()["config"]["backend"] == {"kind": "local", "model": ""}
+    assert response.json()["config"]["backend"] == {"connection": embedded_connection().pk}
 
 
 @pytest.mark.parametrize(
@@ -232,20 +234,9 @@ def test_a_job_without_a_template_uses_the_projects_first(rhea, project, django_
         ({"candidates": 2, "temperature": 0}, ["temperature"]),
         ({"max_new_tokens": 5}, ["max_new_tokens"]),
         ({"count": "many"}, ["count"]),
-        ({"backend": {"kind": "openai", "base_url": "ftp://x", "model": "m"}}, ["backend", "base_url"]),
-        (
-            {
-                "backend": {
-                    "kind": "openai",
-                    "base_url": "http://localhost:8000/v1",
-                    "model": "m",
-                    "api_key_env": "BAD NAME",
-                }
-            },
-            ["backend", "api_key_env"],
-        ),
-        ({"backend": {"kind": "openai", "base_url": "http://localhost:8000/v1"}}, ["backend", "model"]),
-        ({"backend": {"kind": "telepathy"}}, ["backend", "kind"]),
+        ({"backend": {"kind": "openai", "base_url": "ftp://x", "model": "m"}}, ["connection"]),
+        ({"connection": "telepathy"}, ["connection"]),
+        ({"run": 999}, ["run"]),
     ],
 )
 def test_bad_job_settings_are_refused_naming_the_field(

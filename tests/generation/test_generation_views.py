@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
+from curation.connections import connection_create, embedded_connection
 from curation.generation import review
 from curation.generation.synthetic import synthetic_start
 from curation.generation.templates import DEFAULT_NAME, template_save
@@ -31,11 +32,7 @@ def job_form(template: PromptTemplate, **changes: Any) -> dict[str, Any]:
         "max_new_tokens": "128",
         "critique": "on",
         "seed": "7",
-        "backend_kind": "local",
-        "backend_model": "",
-        "backend_base_url": "",
-        "backend_api_key_env": "",
-        "backend_timeout": "",
+        "backend": f"connection:{embedded_connection().pk}",
     }
     data.update(changes)
     return data
@@ -197,33 +194,25 @@ def test_the_job_form_starts_a_job_with_the_settings_and_queues_one_task(
         "max_new_tokens": 128,
         "critique": True,
         "seed": 7,
-        "backend": {"kind": "local", "model": ""},
+        "backend": {"connection": embedded_connection().pk},
     }
 
 
-def test_the_job_form_stores_an_openai_server_with_the_name_of_its_key_variable(
+def test_the_job_form_stores_the_chosen_connection_and_offers_no_address_or_key_field(
     client, project, users, template, django_capture_on_commit_callbacks
 ):
-    client.force_login(users["admin"])
-    data = job_form(
-        template,
-        backend_kind="openai",
-        backend_model="qwen2.5-7b",
-        backend_base_url="http://localhost:8000/v1",
-        backend_api_key_env="VLLM_KEY",
-        backend_timeout="90",
+    gpu = connection_create(
+        project=project, user=users["admin"], name="gpu", kind="openai", base_url="http://localhost:8000/v1", model="q"
     )
+    client.force_login(users["reviewer"])
+    page = client.get(url(project, "generate_job_new")).content.decode()
+    assert f'<option value="connection:{gpu.pk}">gpu (OpenAI-compatible server)</option>' in page
+    assert 'name="backend_base_url"' not in page and 'name="backend_api_key_env"' not in page
     with django_capture_on_commit_callbacks() as callbacks:
-        assert client.post(url(project, "generate_job_new"), data).status_code == 302
+        response = client.post(url(project, "generate_job_new"), job_form(template, backend=f"connection:{gpu.pk}"))
+    assert response.status_code == 302
     assert len(callbacks) == 1
-    stored = GenerationJob.objects.get().config["backend"]
-    assert {k: stored[k] for k in ("kind", "base_url", "model", "api_key_env")} == {
-        "kind": "openai",
-        "base_url": "http://localhost:8000/v1",
-        "model": "qwen2.5-7b",
-        "api_key_env": "VLLM_KEY",
-    }
-    assert stored["timeout"] == 90
+    assert GenerationJob.objects.get().config["backend"] == {"connection": gpu.pk}
 
 
 @pytest.mark.parametrize(
@@ -231,21 +220,7 @@ def test_the_job_form_stores_an_openai_server_with_the_name_of_its_key_variable(
     [
         ({"count": "0"}, "count", "greater than or equal to 1"),
         ({"candidates": "3", "temperature": "0"}, "temperature", "need a temperature above 0"),
-        (
-            {"backend_kind": "openai", "backend_model": "m", "backend_base_url": "ftp://x"},
-            "backend_base_url",
-            "is not an http:// or https:// address",
-        ),
-        (
-            {
-                "backend_kind": "openai",
-                "backend_model": "m",
-                "backend_base_url": "http://localhost:8000/v1",
-                "backend_api_key_env": "MY KEY",
-            },
-            "backend_api_key_env",
-            "is not an environment variable name",
-        ),
+        ({"backend": "connection:99999"}, "backend", "Select a valid choice"),
     ],
 )
 def test_the_job_form_shows_each_error_on_its_field(
@@ -263,6 +238,9 @@ def test_the_job_form_shows_each_error_on_its_field(
 def test_the_job_form_is_filled_from_the_last_synthetic_job(
     client, project, users, template, django_capture_on_commit_callbacks
 ):
+    gpu = connection_create(
+        project=project, user=users["admin"], name="gpu", kind="openai", base_url="http://localhost:8000/v1", model="q"
+    )
     with django_capture_on_commit_callbacks():
         synthetic_start(
             project=project,
@@ -276,7 +254,7 @@ def test_the_job_form_is_filled_from_the_last_synthetic_job(
             max_new_tokens=300,
             critique=True,
             seed=5,
-            backend={"kind": "openai", "base_url": "http://gpu:8000/v1", "model": "llama", "api_key_env": "GPU_KEY"},
+            backend={"connection": gpu.pk},
         )
     newer = template_save(project=project, user=users["admin"], name=template.name, text=template.text + "\nBe brief.")
     client.force_login(users["reviewer"])
@@ -295,8 +273,8 @@ def test_the_job_form_is_filled_from_the_last_synthetic_job(
     assert initial["task_types"] == ["code", "summarisation"]
     page = response.content.decode()
     assert "refunds\nlate parcels</textarea>" in page
-    assert 'value="http://gpu:8000/v1"' in page and 'value="GPU_KEY"' in page and 'value="llama"' in page
-    assert 'value="openai" required id="id_backend_kind_1" checked>' in page
+    assert initial["backend"] == f"connection:{gpu.pk}"
+    assert f'<option value="connection:{gpu.pk}" selected>' in page
     assert 'value="code" id="id_task_types_2" checked>' in page
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from curation.backends import GenerationError, LocalBackend
+from curation.connections import connection_create, embedded_connection
 from curation.models import Example, GenerationJob
 from curation.quality import augment
 from tests.conftest import PASSWORD
@@ -130,7 +131,6 @@ def test_the_embedded_model_rewrites_a_prompt(project, users, sources):
 def test_reviewers_augment_from_the_example_list_and_hostile_output_stays_text(
     client, project, users, sources, monkeypatch
 ):
-    monkeypatch.setattr(augment, "default_backend", lambda: Scripted(["<script>alert(1)</script> where is it?"]))
     client.login(username=users["annotator"].username, password=PASSWORD)
     assert client.post(f"/p/{project.slug}/augment/", {"ids": [sources[0].pk]}).status_code == 403
     client.login(username=users["reviewer"].username, password=PASSWORD)
@@ -138,11 +138,18 @@ def test_reviewers_augment_from_the_example_list_and_hostile_output_stays_text(
     assert confirm.status_code == 200 and "1 example chosen" in confirm.content.decode()
     response = client.post(
         f"/p/{project.slug}/augment/",
-        {"ids": str(sources[0].pk), "per_example": "1", "temperature": "0.7", "max_new_tokens": "64"},
+        {
+            "ids": str(sources[0].pk),
+            "per_example": "1",
+            "temperature": "0.7",
+            "max_new_tokens": "64",
+            "backend": f"connection:{embedded_connection().pk}",
+        },
     )
     assert response.status_code == 302
     job = GenerationJob.objects.get()
-    augment.augment_execute(job=job, backend=augment.default_backend())
+    assert job.config["backend"] == {"connection": embedded_connection().pk}
+    augment.augment_execute(job=job, backend=Scripted(["<script>alert(1)</script> where is it?"]))
     page = client.get(response["Location"]).content.decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt; where is it?" in page and "<script>alert(1)" not in page
 
@@ -157,3 +164,23 @@ def test_a_job_left_running_by_a_dead_worker_is_marked_interrupted_and_can_resum
     assert job.status == GenerationJob.Status.QUEUED and job.error == ""
     with pytest.raises(augment.AugmentError):
         augment.generation_job_resume(job=job)  # only a stopped job
+
+
+def test_augment_offers_the_projects_connections_and_refuses_another_projects(client, project, users, sources):
+    from curation.models import Project
+
+    other = Project.objects.create(name="Other", slug="other")
+    theirs = connection_create(project=other, user=users["superuser"], name="theirs", kind="embedded")
+    mine = connection_create(project=project, user=users["admin"], name="mine", kind="embedded")
+    client.login(username=users["reviewer"].username, password=PASSWORD)
+    page = client.post(f"/p/{project.slug}/augment/", {"ids": [str(sources[0].pk)]}).content.decode()
+    assert f'value="connection:{mine.pk}"' in page and "theirs" not in page
+    body = {"ids": str(sources[0].pk), "per_example": "1", "temperature": "0.7", "max_new_tokens": "64"}
+    response = client.post(f"/p/{project.slug}/augment/", body | {"backend": f"connection:{theirs.pk}"})
+    assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
+    with pytest.raises(augment.AugmentError) as caught:
+        augment.augment_start(
+            project=project, user=users["reviewer"], example_ids=[sources[0].pk], backend={"connection": theirs.pk}
+        )
+    assert caught.value.field == "backend_connection" and caught.value.message == "Choose a connection of this project."
+    assert not GenerationJob.objects.exists()

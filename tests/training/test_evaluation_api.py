@@ -7,6 +7,7 @@ import json
 import pytest
 from django.urls import reverse
 
+from curation.connections import connection_create
 from tests.training.conftest import make_run
 from tests.training.test_judging import SYSTEM_WORDS, evaluation  # noqa: F401
 from training.models import Comparison, Evaluation, JudgeJob, Judgment
@@ -62,29 +63,43 @@ def test_judging_through_the_api_never_names_the_models(client, project, users, 
 
 
 @pytest.mark.parametrize(
-    ("payload", "field"),
+    ("payload", "words"),
     [
-        ({"base_url": "ftp://x", "model": "m"}, "backend_base_url"),
-        ({"base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": "not a name"}, "backend_api_key_env"),
+        ({"base_url": "http://169.254.169.254/v1", "model": "m"}, "ask an admin to add one"),
+        ({"connection": "judge", "api_key_env": "SECRET_KEY"}, "ask an admin to add one"),
+        ({"connection": "Embedded model"}, "runs on an OpenAI-compatible server"),
+        ({"connection": "no such connection"}, "Choose a connection of this project."),
     ],
 )
-def test_an_llm_judge_with_a_bad_server_is_refused_naming_the_field(client, project, users, evaluation, payload, field):  # noqa: F811
+def test_an_llm_judge_without_an_openai_connection_of_the_project_is_refused(
+    client,
+    project,
+    users,
+    evaluation,  # noqa: F811
+    payload,
+    words,
+):
+    connection_create(
+        project=project, user=users["admin"], name="judge", kind="openai", base_url="http://127.0.0.1:9/v1", model="j"
+    )
     client.force_login(users["reviewer"])
     response = client.post(
         reverse("api_evaluation_llm_judge", args=[project.slug, evaluation.pk]),
         payload,
         content_type="application/json",
     )
-    assert response.status_code == 400 and field in response.json() and not JudgeJob.objects.exists()
+    assert response.status_code == 400 and words in response.json()["connection"][0]
+    assert not JudgeJob.objects.exists()
 
 
 def test_an_llm_judge_is_queued(client, project, users, evaluation, django_capture_on_commit_callbacks):  # noqa: F811
+    judge = connection_create(
+        project=project, user=users["admin"], name="judge", kind="openai", base_url="http://127.0.0.1:9/v1", model="j"
+    )
     client.force_login(users["reviewer"])
     url = reverse("api_evaluation_llm_judge", args=[project.slug, evaluation.pk])
     with django_capture_on_commit_callbacks() as callbacks:
-        response = client.post(
-            url, {"base_url": "http://127.0.0.1:9/v1", "model": "judge"}, content_type="application/json"
-        )
+        response = client.post(url, {"connection": "judge"}, content_type="application/json")
     assert response.status_code == 202 and len(callbacks) == 1 and response.json()["total"] == 7
     assert client.get(url).json()[0]["status"] == "queued"
-    assert Evaluation.objects.get().judge_jobs.count() == 1
+    assert Evaluation.objects.get().judge_jobs.get().backend == {"connection": judge.pk}

@@ -321,6 +321,22 @@ def test_a_reply_without_a_verdict_is_refused(reply):
         parse_reply(reply)
 
 
+def judge_connection(evaluation, users, server) -> dict:
+    """The spec of a connection an admin made to the test's judge server."""
+    from curation.connections import connection_create
+
+    connection = connection_create(
+        project=evaluation.run.project,
+        user=users["admin"],
+        name="judge",
+        kind="openai",
+        base_url=server.url,
+        model="judge-1",
+        timeout=5,
+    )
+    return {"connection": connection.pk}
+
+
 def test_an_llm_judge_is_stored_apart_and_compared_with_the_people(
     server,
     sleeps,
@@ -339,9 +355,9 @@ def test_an_llm_judge_is_stored_apart_and_compared_with_the_people(
     choose(pair(evaluation, 1), users["reviewer"], "tuned")
     choose(pair(evaluation, 2), users["reviewer"], "opponent")
     with pytest.raises(JudgingError) as caught:
-        judge_job_start(evaluation=evaluation, user=users["reviewer"], backend={"kind": "local"})
-    assert caught.value.field == "backend_kind"
-    spec = {"kind": "openai", "base_url": server.url, "model": "judge-1", "timeout": 5}
+        judge_job_start(evaluation=evaluation, user=users["reviewer"], backend={"connection": ""})
+    assert caught.value.field == "backend_connection" and "OpenAI-compatible" in caught.value.message
+    spec = judge_connection(evaluation, users, server)
     job = judge_job_execute(
         job=judge_job_start(evaluation=evaluation, user=users["reviewer"], backend=spec, enqueue=False)
     )
@@ -362,11 +378,12 @@ def test_an_llm_judge_is_stored_apart_and_compared_with_the_people(
 
 def test_a_server_error_fails_the_llm_judge_with_its_reason(server, sleeps, evaluation, users):
     server.respond = lambda number, body: (500, {}, b"judge exploded")
-    spec = {"kind": "openai", "base_url": server.url, "model": "judge-1", "timeout": 5}
+    spec = judge_connection(evaluation, users, server)
     job = judge_job_execute(
         job=judge_job_start(evaluation=evaluation, user=users["reviewer"], backend=spec, enqueue=False)
     )
-    assert job.status == JudgeJob.Status.FAILED and "judge exploded" in job.error
+    # The reason is the status line; the remote body is not echoed (curation/openai_backend.py).
+    assert job.status == JudgeJob.Status.FAILED and "500 Internal Server Error" in job.error
     assert not Judgment.objects.exists()
 
 
@@ -377,3 +394,21 @@ def test_a_judge_job_left_running_by_a_killed_worker_is_marked_interrupted(evalu
     assert judge_jobs_mark_interrupted() == 1
     job.refresh_from_db()
     assert job.status == JudgeJob.Status.INTERRUPTED and "kept" in job.error and job.finished_at
+
+
+def test_the_llm_judge_form_offers_connections_and_ignores_a_typed_address(
+    client, server, project, evaluation, users, django_capture_on_commit_callbacks
+):
+    spec = judge_connection(evaluation, users, server)
+    client.force_login(users["reviewer"])
+    url = reverse("evaluation_llm_judge", args=[project.slug, evaluation.pk])
+    page = client.get(reverse("evaluation_detail", args=[project.slug, evaluation.pk])).content.decode()
+    assert f'<option value="connection:{spec["connection"]}">judge (OpenAI-compatible server)</option>' in page
+    assert 'name="base_url"' not in page and 'name="api_key_env"' not in page
+    typed = {"base_url": "http://169.254.169.254/v1", "model": "m", "api_key_env": "SECRET_KEY"}
+    response = client.post(url, typed, follow=True)
+    assert "runs on an OpenAI-compatible server: choose a connection" in response.content.decode()
+    assert not JudgeJob.objects.exists()
+    with django_capture_on_commit_callbacks():
+        client.post(url, {"connection": f"connection:{spec['connection']}"})
+    assert JudgeJob.objects.get().backend == spec

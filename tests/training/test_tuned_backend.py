@@ -25,7 +25,7 @@ def tuned_run(project, tiny_model_dir, tmp_path, one_thread):
 def test_a_finished_run_generates_drafts(project, tuned_run):
     spec = backend_spec_clean({"kind": "tuned", "run": tuned_run.pk}, project)
     assert spec == {"kind": "tuned", "run": tuned_run.pk}
-    backend = backend_from_spec(spec)
+    backend = backend_from_spec(spec, project)
     assert isinstance(backend, TunedBackend) and backend.name == "tuned:support run 1"
     (reply,) = backend.generate([chat(2)[:1]], max_new_tokens=4)
     assert isinstance(reply, str)

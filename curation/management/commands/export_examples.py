@@ -22,6 +22,12 @@ class Command(BaseCommand):
         parser.add_argument("--status", help="draft, needs_review, approved or rejected")
         parser.add_argument("--source", help="imported, human, rule, synthetic or augmented")
         parser.add_argument("--label", help="A label name.")
+        parser.add_argument(
+            "--raw-formulas",
+            action="store_true",
+            help="CSV and TSV: write cells that start with = + - @ as stored, without the ' that keeps "
+            "a spreadsheet from running them (for programs that read the file).",
+        )
         parser.add_argument("-o", "--output", help="File to write; standard output when left out.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -36,6 +42,7 @@ class Command(BaseCommand):
                 status=options["status"],
                 source=options["source"],
                 label=options["label"],
+                formulas="raw" if options["raw_formulas"] else "escaped",
             )
         except InvalidExample as exc:
             raise CommandError(f"{exc.field}: {exc.message}") from exc

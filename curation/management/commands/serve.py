@@ -9,7 +9,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from curation.demo.load import DEMO_USERS
+from curation.demo.load import demo_logins
 from curation.quality.augment import generation_jobs_mark_interrupted
 from curation.quality.services import quality_scans_mark_interrupted
 from curation.rules.services import rule_runs_mark_interrupted
@@ -77,9 +77,17 @@ class Command(BaseCommand):
                 break
             except OSError:
                 time.sleep(0.3)
+        # Only demo users that `load_demo` made and whose password nobody changed: an instance
+        # without the demo publishes no password.
         password = os.getenv("DEMO_PASSWORD", "shikomi-demo")
-        logins = "\n".join(f"    {name:<16} {password}   ({role})" for name, role in DEMO_USERS)
+        demo = demo_logins(password=password)
+        logins = "".join(f"    {name:<16} {password}   ({role})\n" for name, role in demo)
+        if demo:
+            logins = (
+                f"  Demo logins (user, password, role):\n{logins}"
+                "  Change these passwords, or remove these users, before anyone else can reach this instance.\n\n"
+            )
         self.stdout.write(
-            f"\n  Shikomi is running at http://{addrport}/\n\n  Demo logins (user, password, role):\n{logins}\n\n"
+            f"\n  Shikomi is running at http://{addrport}/\n\n{logins}"
             "  Press Ctrl-C to stop the web server and the worker.\n"
         )
