@@ -22,7 +22,7 @@ def test_an_admin_browses_imports_and_exports_the_demo_project(page, live_server
     assert page.locator("#example-table").inner_text().startswith("46 examples")
 
     page.select_option("select[name=label]", "billing")
-    page.wait_for_function("document.querySelector('#example-table p').textContent.trim() !== '46 examples'")
+    page.wait_for_function("() => document.querySelector('#example-table p').textContent.trim() !== '46 examples'")
     billing = Example.objects.filter(project__slug="kumo-support", label__name="billing").count()
     assert page.locator("#example-table p").inner_text() == f"{billing} examples"
     assert "label=billing" in page.url  # the filter is in the address, so reload and back work

@@ -30,7 +30,7 @@ def test_an_annotator_labels_three_examples_with_the_keyboard_and_edits_an_answe
         page.keyboard.press("3")  # "returns"
         assert page.locator("input[name=label][value=returns]").is_checked()
         page.keyboard.press("Enter")
-        page.wait_for_function(f"document.querySelector('#label-form').dataset.example !== '{example_id}'")
+        page.wait_for_function(f"() => document.querySelector('#label-form').dataset.example !== '{example_id}'")
 
     for example_id in labelled:
         assert Example.objects.get(pk=example_id).label.name == "returns"
@@ -49,7 +49,7 @@ def test_an_annotator_labels_three_examples_with_the_keyboard_and_edits_an_answe
     assert page.locator(".turn.assistant textarea").first.input_value().endswith(" Thank you for your patience.")
 
     page.keyboard.press("Control+Enter")
-    page.wait_for_function(f"document.querySelector('#label-form')?.dataset.example !== '{example_id}'")
+    page.wait_for_function(f"() => document.querySelector('#label-form')?.dataset.example !== '{example_id}'")
     first_answer = next(m for m in Example.objects.get(pk=example_id).messages if m["role"] == "assistant")
     assert first_answer["content"].endswith(" Thank you for your patience.")
 

@@ -44,5 +44,5 @@ def test_japanese_examples_display_and_search_correctly(page, live_server):
     sign_in(page, base, "demo-reviewer")
     page.goto(base + "/p/kumo-support/examples/")
     page.fill("input[name=q]", "沖縄")
-    page.wait_for_function("document.querySelector('#example-table p').textContent.trim() === '1 example'")
+    page.wait_for_function("() => document.querySelector('#example-table p').textContent.trim() === '1 example'")
     assert "沖縄" in page.locator("#example-table tbody").inner_text()

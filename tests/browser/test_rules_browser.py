@@ -66,7 +66,7 @@ def test_an_admin_applies_the_rules_and_accepts_confident_weak_labels(page, live
     assert "Label model" in page.locator("#models").inner_text()
     page.fill("input[name=threshold]", "0.5")
     # The count follows the threshold as it is typed.
-    page.wait_for_function("parseInt(document.querySelector('#accept-count').innerText) > 0", timeout=10_000)
+    page.wait_for_function("() => parseInt(document.querySelector('#accept-count').innerText) > 0", timeout=10_000)
     would = int(page.locator("#accept-count").inner_text().split()[0])
     assert 0 < would <= 10
     screenshot(page, "run")

@@ -56,6 +56,20 @@ def test_an_example_of_100000_messages_is_refused_through_the_api(project, users
     assert not Example.objects.exists()
 
 
+def test_a_json_body_over_the_upload_limit_is_refused_before_it_is_parsed(project, users, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    messages = [{"role": "user", "content": "x" * 4_000}, {"role": "assistant", "content": "y" * 4_000}] * 2
+    response = api_for("annie").post(f"/api/projects/{project.slug}/examples/", {"messages": messages}, format="json")
+    # DRF reads JSON through request.body, so Django's form limit holds for the API too.
+    assert response.status_code == 400
+    assert not Example.objects.exists()
+    # Under the limit the same endpoint still works.
+    response = api_for("annie").post(
+        f"/api/projects/{project.slug}/examples/", {"messages": messages[:2]}, format="json"
+    )
+    assert response.status_code == 201, response.content
+
+
 def test_an_edit_to_100000_messages_is_refused_through_the_api(project, example):
     messages = chat() * 50_000
     response = api_for("annie").patch(
