@@ -1,7 +1,15 @@
-from django.contrib import admin
+from typing import Any
 
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from curation.connections import ConnectionInvalid, connection_clean, connection_update, secret_names
 from curation.models import (
     Annotation,
+    Connection,
     Example,
     ExampleRevision,
     ImportJob,
@@ -91,3 +99,48 @@ class AnnotationAdmin(ReadOnlyAdmin):  # an answer is the annotator's; changing 
 @admin.register(UserSettings)
 class UserSettingsAdmin(admin.ModelAdmin):
     list_display = ["user", "language"]
+
+
+CONNECTION_FIELDS = ("name", "kind", "folder", "base_url", "model", "timeout", "secret")
+
+
+class ConnectionAdminForm(forms.ModelForm):
+    """Connections through the same checks as the Connections page: the secret from the
+    operator's list, folders inside the models directory, addresses the worker may reach."""
+
+    secret = forms.ChoiceField(required=False, label=_("Secret"))
+
+    class Meta:
+        model = Connection
+        fields = ["project", *CONNECTION_FIELDS]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["secret"].choices = [("", "—")] + [(name, name) for name in secret_names()]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        try:
+            connection_clean(
+                project=data.get("project"),
+                instance=self.instance if self.instance.pk else None,
+                **{key: data.get(key) for key in CONNECTION_FIELDS},
+            )
+        except ConnectionInvalid as error:
+            raise ValidationError({error.field if error.field in self.fields else None: error.message}) from None
+        return data
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    """Where the operator adds connections for every project (leave the project empty)."""
+
+    form = ConnectionAdminForm
+    list_display = ["name", "project", "kind", "model", "secret"]
+    list_filter = ["kind", "project"]
+    list_select_related = ["project"]
+
+    def save_model(self, request: HttpRequest, obj: Connection, form: forms.ModelForm, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        connection_update(connection=obj, **{key: form.cleaned_data.get(key) for key in CONNECTION_FIELDS})

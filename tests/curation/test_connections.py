@@ -367,3 +367,23 @@ def test_the_migration_turns_old_specs_into_connections_of_their_project(project
     assert made["again"] == made["allowed key"]  # one connection per distinct spec
     assert after["tuned"] == {"kind": "tuned", "run": 7}
     assert os.environ[SECRET] == SECRET_VALUE  # the migration reads names, never values
+
+
+def test_the_operator_adds_a_shared_connection_in_django_admin_only_with_a_listed_secret(users):
+    admin_site = signed_in(users["superuser"])
+    form = {"project": "", "name": "Team GPU", "kind": "openai", "base_url": "http://127.0.0.1:9/v1"}
+    form |= {"model": "qwen", "timeout": "30", "folder": ""}
+    refused = admin_site.post("/admin/curation/connection/add/", form | {"secret": "SHIKOMI_DATABASE_PASSWORD"})
+    assert refused.status_code == 200 and b"Select a valid choice" in refused.content
+    refused = admin_site.post("/admin/curation/connection/add/", form | {"secret": "", "folder": "../../etc"})
+    assert refused.status_code == 302  # an OpenAI connection ignores the folder field
+    shared = Connection.objects.get(name="Team GPU")
+    assert shared.project is None and shared.secret == "" and shared.folder == ""
+    response = admin_site.post(
+        "/admin/curation/connection/add/", {"project": "", "name": "Mount", "kind": "folder", "folder": "../../etc"}
+    )
+    assert response.status_code == 200 and b"is not a model folder in the models directory" in response.content
+    response = admin_site.post(f"/admin/curation/connection/{shared.pk}/change/", form | {"secret": SECRET})
+    assert response.status_code == 302
+    shared.refresh_from_db()
+    assert shared.secret == SECRET and shared.created_by == users["superuser"]
