@@ -126,13 +126,16 @@ def _may_review(user: Any, project: Project) -> bool:
     return can(user, project, Action.REVIEW)
 
 
-def _check_may_set_split(user: Any, project: Project) -> None:
+def _check_may_set_split(user: Any, project: Project, *, bulk: bool = True) -> None:
     """Splits decide what a model trains and is tested on: the Splits page is for admins, and so
-    is moving examples between splits in bulk."""
+    is moving examples between splits, in bulk or one at a time (an example moved from test to
+    train would leak into training)."""
     from curation.permissions import Action, can
 
     if user is not None and not can(user, project, Action.MANAGE_PROJECT):
-        raise PermissionDenied(_("Only admins may move examples between splits in bulk."))
+        if bulk:
+            raise PermissionDenied(_("Only admins may move examples between splits in bulk."))
+        raise PermissionDenied(_("Only admins may move an example to another split."))
 
 
 def _label_for(project: Project, name: str | None) -> Label | None:
@@ -222,6 +225,8 @@ def example_update(
             fields[name] = changes[name]
     if "status" in fields and fields["status"] != example.status:
         _check_may_set_status(user, example.project, fields["status"])
+    if "split" in fields and fields["split"] != example.split:
+        _check_may_set_split(user, example.project, bulk=False)
     if "metadata" in changes:
         if not isinstance(changes["metadata"], dict):
             raise InvalidExample("metadata", _("must be an object."))

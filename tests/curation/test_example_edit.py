@@ -10,7 +10,7 @@ def edit_form(example, answer: str, **extra) -> dict:
         "role": ["user", "assistant"],
         "content": [example.messages[0]["content"], answer],
         "label": "shipping",
-        "split": "train",
+        "split": example.split,
         "status": example.status,
         **extra,
     }
@@ -21,7 +21,7 @@ def test_an_edit_saves_with_a_revision(client, project, example):
     response = client.post(f"/p/{project.slug}/examples/{example.pk}/edit/", edit_form(example, "It ships today."))
     assert response.status_code == 302
     example.refresh_from_db()
-    assert example.messages[1]["content"] == "It ships today." and example.split == "train" and example.version == 2
+    assert example.messages[1]["content"] == "It ships today." and example.version == 2
     assert example.revisions.first().user.username == "annie"
 
 

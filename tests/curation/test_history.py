@@ -105,7 +105,7 @@ def test_an_inserted_turn_does_not_make_the_edited_one_after_it_look_replaced():
 
 
 def test_a_label_change_reads_old_to_new(example, users):
-    edit(example, users["annotator"], label="billing", split="train")
+    edit(example, users["admin"], label="billing", split="train")
     revision = example.revisions.first()
 
     changes = {c.field: c for c in revision_diff(revision.before, revision.after)}

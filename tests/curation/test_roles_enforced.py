@@ -57,6 +57,30 @@ def test_an_annotator_cannot_change_splits_of_every_matching_example(client, pro
     assert example.split == Example.Split.UNASSIGNED
 
 
+def test_an_annotator_cannot_move_one_example_to_another_split(client, project, example):
+    page = client
+    page.login(username="annie", password=PASSWORD)
+    form = {"version": 1, "role": ["user", "assistant"], "content": ["Where is my order?", "On its way."]}
+    response = page.post(f"/p/{project.slug}/examples/{example.pk}/edit/", form | {"split": "train"})
+    assert response.status_code == 403
+    response = api_for("annie").patch(
+        f"/api/projects/{project.slug}/examples/{example.pk}/", {"version": 1, "split": "train"}, format="json"
+    )
+    assert response.status_code == 403 and "Only admins may move an example" in response.json()["detail"]
+    example.refresh_from_db()
+    assert example.split == Example.Split.UNASSIGNED and example.version == 1
+    # The page offers no split to an annotator, and an edit that keeps the split still saves.
+    assert b'name="split"' not in page.get(f"/p/{project.slug}/examples/{example.pk}/").content
+    response = page.post(f"/p/{project.slug}/examples/{example.pk}/edit/", form | {"content": ["Where?", "Soon."]})
+    assert response.status_code == 302
+    response = api_for("adam").patch(
+        f"/api/projects/{project.slug}/examples/{example.pk}/", {"version": 2, "split": "test"}, format="json"
+    )
+    assert response.status_code == 200
+    example.refresh_from_db()
+    assert example.split == Example.Split.TEST
+
+
 def test_an_annotator_cannot_change_splits_through_the_bulk_api(project, example):
     for body in ({"ids": [example.pk]}, {"filters": {}}):
         response = api_for("annie").post(
