@@ -26,19 +26,6 @@ from curation.models import Connection
 from curation.permissions import Action, role_allows
 
 
-class ConnectionSerializer(serializers.ModelSerializer):
-    shared = serializers.SerializerMethodField(
-        help_text="True for the operator's connections, offered to every project."
-    )
-
-    class Meta:
-        model = Connection
-        fields = ["id", "name", "kind", "folder", "base_url", "model", "timeout", "secret", "shared", "created_at"]
-
-    def get_shared(self, connection: Connection) -> bool:
-        return connection.project_id is None
-
-
 class ConnectionPublicSerializer(serializers.ModelSerializer):
     """What a reviewer sees: enough to choose one, not where it points or what it sends."""
 
@@ -52,6 +39,13 @@ class ConnectionPublicSerializer(serializers.ModelSerializer):
 
     def get_shared(self, connection: Connection) -> bool:
         return connection.project_id is None
+
+
+class ConnectionSerializer(ConnectionPublicSerializer):
+    """What an admin sees: also where it points and which secret (by name) it sends."""
+
+    class Meta(ConnectionPublicSerializer.Meta):
+        fields = ["id", "name", "kind", "folder", "base_url", "model", "timeout", "secret", "shared", "created_at"]
 
 
 class ConnectionInputSerializer(serializers.Serializer):

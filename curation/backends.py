@@ -336,6 +336,17 @@ def backend_spec_clean(spec: dict[str, Any] | None, project: Any) -> dict[str, A
     return {"connection": connection_for(project, spec["connection"]).pk}
 
 
+def backend_choose(spec: dict[str, Any] | None, project: Any) -> tuple[dict[str, Any], str]:
+    """A job's backend choice checked at its start: the spec to store and the backend's name.
+    A connection that cannot work now (its secret unset, its folder gone) is a
+    BackendChoiceError on "connection", like a choice that was never allowed."""
+    spec = backend_spec_clean(spec, project)
+    try:
+        return spec, backend_from_spec(spec, project).name
+    except GenerationError as error:
+        raise BackendChoiceError("connection", str(error)) from None
+
+
 def backend_from_spec(spec: dict[str, Any] | None, project: Any) -> GenerationBackend:
     """The backend a job's stored choice names (the embedded model when there is none).
 

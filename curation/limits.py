@@ -77,6 +77,12 @@ def _tokens_check(tokens: int, shape: str) -> None:
         )
 
 
+def _room_check(unfinished: int, limit: int, message: str) -> None:
+    """Room for one more unfinished job; `message` takes %(n)d (unfinished) and %(limit)d."""
+    if unfinished >= limit:
+        raise LimitExceeded("budget", message % {"n": unfinished, "limit": limit})
+
+
 def generation_budget_check(*, project: Project, prompts: int, candidates: int, max_new_tokens: int) -> None:
     """A generation job (synthetic or augmentation) fits the per-job token budget, and the
     project has room for one more unfinished generation job. Call inside the start's transaction."""
@@ -88,17 +94,14 @@ def generation_budget_check(*, project: Project, prompts: int, candidates: int, 
         % {"prompts": prompts, "candidates": candidates, "tokens": max_new_tokens},
     )
     _lock(project)
-    limit = settings.SHIKOMI_MAX_OPEN_GENERATION_JOBS
-    unfinished = GenerationJob.objects.filter(project=project).exclude(status__in=GenerationJob.FINISHED).count()
-    if unfinished >= limit:
-        raise LimitExceeded(
-            "budget",
-            _(
-                "This project already has %(n)d generation jobs queued or running, the most allowed "
-                "(SHIKOMI_MAX_OPEN_GENERATION_JOBS = %(limit)d). Wait for one to finish, or cancel one."
-            )
-            % {"n": unfinished, "limit": limit},
-        )
+    _room_check(
+        GenerationJob.objects.filter(project=project).exclude(status__in=GenerationJob.FINISHED).count(),
+        settings.SHIKOMI_MAX_OPEN_GENERATION_JOBS,
+        _(
+            "This project already has %(n)d generation jobs queued or running, the most allowed "
+            "(SHIKOMI_MAX_OPEN_GENERATION_JOBS = %(limit)d). Wait for one to finish, or cancel one."
+        ),
+    )
 
 
 def evaluation_budget_check(*, project: Project, items: int, systems: int, max_new_tokens: int) -> None:
@@ -112,14 +115,11 @@ def evaluation_budget_check(*, project: Project, items: int, systems: int, max_n
         % {"items": items, "systems": systems, "tokens": max_new_tokens},
     )
     _lock(project)
-    limit = settings.SHIKOMI_MAX_OPEN_EVALUATIONS
-    unfinished = Evaluation.objects.filter(run__project=project).exclude(status__in=Evaluation.FINISHED).count()
-    if unfinished >= limit:
-        raise LimitExceeded(
-            "budget",
-            _(
-                "This project already has %(n)d evaluations queued or running, the most allowed "
-                "(SHIKOMI_MAX_OPEN_EVALUATIONS = %(limit)d). Wait for one to finish."
-            )
-            % {"n": unfinished, "limit": limit},
-        )
+    _room_check(
+        Evaluation.objects.filter(run__project=project).exclude(status__in=Evaluation.FINISHED).count(),
+        settings.SHIKOMI_MAX_OPEN_EVALUATIONS,
+        _(
+            "This project already has %(n)d evaluations queued or running, the most allowed "
+            "(SHIKOMI_MAX_OPEN_EVALUATIONS = %(limit)d). Wait for one to finish."
+        ),
+    )

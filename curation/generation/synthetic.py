@@ -25,8 +25,8 @@ from curation.backends import (
     Generation,
     GenerationBackend,
     GenerationError,
+    backend_choose,
     backend_from_spec,
-    backend_spec_clean,
     generate_detailed,
 )
 from curation.generation import ConfigError
@@ -183,10 +183,7 @@ def synthetic_start(
     topics = _clean_list(topics, "topics", MAX_TOPICS)
     task_types = _clean_list(task_types, "task_types", len(TASK_TYPES) + MAX_TOPICS)
     try:
-        spec = backend_spec_clean(backend or {}, project)
-        name = backend_from_spec(spec, project).name
-    except GenerationError as error:  # a connection whose secret or folder is missing
-        raise ConfigError("backend_connection", str(error)) from None
+        spec, name = backend_choose(backend, project)
     except BackendChoiceError as error:
         raise ConfigError(f"backend_{error.field}", error.message) from None
     job = GenerationJob.objects.create(

@@ -21,8 +21,8 @@ from curation.backends import (
     BackendChoiceError,
     GenerationBackend,
     GenerationError,
+    backend_choose,
     backend_from_spec,
-    backend_spec_clean,
 )
 from curation.generation import ConfigError
 from curation.generation.checks import DraftChecker
@@ -116,10 +116,7 @@ def augment_start(
     if missing := [i for i in ids if i not in found]:
         raise AugmentError("ids", _("No such examples in this project: %(ids)s") % {"ids": missing[:20]})
     try:
-        spec = backend_spec_clean(backend or {}, project)
-        name = backend_from_spec(spec, project).name
-    except GenerationError as error:  # a connection whose secret or folder is missing
-        raise AugmentError("backend_connection", str(error)) from None
+        spec, name = backend_choose(backend, project)
     except BackendChoiceError as error:
         raise AugmentError(f"backend_{error.field}", error.message) from None
     job = GenerationJob.objects.create(
