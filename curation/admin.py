@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from curation.connections import ConnectionInvalid, connection_clean, connection_update, secret_names
+from curation.connections import CONNECTION_FIELDS, ConnectionInvalid, connection_clean, connection_update, secret_names
 from curation.models import (
     Annotation,
     Connection,
@@ -99,9 +99,6 @@ class AnnotationAdmin(ReadOnlyAdmin):  # an answer is the annotator's; changing 
 @admin.register(UserSettings)
 class UserSettingsAdmin(admin.ModelAdmin):
     list_display = ["user", "language"]
-
-
-CONNECTION_FIELDS = ("name", "kind", "folder", "base_url", "model", "timeout", "secret")
 
 
 class ConnectionAdminForm(forms.ModelForm):

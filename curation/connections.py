@@ -24,6 +24,8 @@ from curation.backends import BackendChoiceError, GenerationBackend, GenerationE
 from curation.models import Connection, Project
 
 EMBEDDED_CONNECTION = "Embedded model"
+# What an admin sets on a connection, in every form of it (page, API, Django admin).
+CONNECTION_FIELDS = ("name", "kind", "folder", "base_url", "model", "timeout", "secret")
 MAX_TIMEOUT = 600
 
 
@@ -78,6 +80,8 @@ def model_folder_resolve(folder: str) -> Path:
 
 @dataclass(frozen=True)
 class ConnectionFields:
+    """A connection's settable fields, checked (CONNECTION_FIELDS names them)."""
+
     name: str
     kind: str
     folder: str = ""
@@ -179,9 +183,7 @@ def connection_create(*, project: Project | None, user: Any, **values: Any) -> C
 
 def connection_update(*, connection: Connection, **values: Any) -> Connection:
     """Change a connection; fields left out keep their value. Jobs that used it use the new settings."""
-    current = {
-        key: getattr(connection, key) for key in ("name", "kind", "folder", "base_url", "model", "timeout", "secret")
-    }
+    current = {key: getattr(connection, key) for key in CONNECTION_FIELDS}
     fields = connection_clean(project=connection.project, instance=connection, **(current | values))
     return _save(connection, fields)
 

@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from curation.connections import (
+    CONNECTION_FIELDS,
     ConnectionInvalid,
     connection_create,
     connection_delete,
@@ -71,10 +72,7 @@ class ConnectionForm(forms.Form):
 
     @staticmethod
     def initial_for(connection: Connection) -> dict[str, Any]:
-        return {
-            key: getattr(connection, key)
-            for key in ("name", "kind", "folder", "base_url", "model", "timeout", "secret")
-        }
+        return {key: getattr(connection, key) for key in CONNECTION_FIELDS}
 
 
 def _own(project: Any, connection_id: int) -> Connection:
