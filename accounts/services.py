@@ -11,6 +11,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.translation import gettext as _
 
 from accounts.models import APIToken
+from curation.core.errors import ServiceError
 
 NAME_MAX_LENGTH = APIToken._meta.get_field("name").max_length
 # Enough for every script and machine a person runs; a loop that makes a token per call
@@ -20,13 +21,8 @@ MAX_TOKENS_PER_USER = 100
 LAST_USED_PRECISION = timedelta(minutes=1)
 
 
-class InvalidToken(ValueError):
+class InvalidToken(ServiceError):
     """A request a person can correct; ``field`` names what to change."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 def _password_stamp(user: Any, secret: str | None = None) -> str:

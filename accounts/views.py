@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors, services
 from accounts.models import APIToken
-from curation.permissions import signed_in
+from curation.core.permissions import signed_in
 
 
 @never_cache  # the answer to the POST holds a key: no cache may keep it

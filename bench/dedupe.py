@@ -46,7 +46,6 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data"
 
 PLANTED_SHARE = 0.05
 JAPANESE_SHARE = 0.04
-CJK = re.compile("[\u3040-\u30ff\u4e00-\u9fff]")
 # Punctuation only: $ + < = > ^ ` | ~ are symbols, which normalising keeps.
 ASCII_PUNCTUATION = {ord(c): None for c in string.punctuation if unicodedata.category(c).startswith("P")}
 
@@ -73,7 +72,9 @@ def japanese_sentences(data: Path) -> list[str]:
         for record in json.loads((data / "japanese_instructions" / name).read_text(encoding="utf-8")):
             for part in (record["instruction"], record["input"], record["output"]):
                 sentences.update(s.strip() for s in re.split(r"(?<=[。！？])|\n+", part))
-    return sorted(s for s in sentences if 8 <= len(s) <= 80 and CJK.search(s))
+    from text.cjk import has_cjk
+
+    return sorted(s for s in sentences if 8 <= len(s) <= 80 and has_cjk(s))
 
 
 def base_texts(count: int, english: list[str], japanese: list[str], rng: random.Random) -> list[str]:
@@ -94,7 +95,9 @@ def base_texts(count: int, english: list[str], japanese: list[str], rng: random.
 def edited(text: str, rng: random.Random, vocabulary: list[str]) -> str:
     """The text with 0.5% to 5% of its words (characters, for Japanese) deleted, inserted,
     substituted or swapped with the next."""
-    japanese = bool(CJK.search(text))
+    from text.cjk import has_cjk
+
+    japanese = has_cjk(text)
     units = list(text) if japanese else text.split()
     for _ in range(max(1, round(rng.uniform(0.005, 0.05) * len(units)))):
         at = rng.randrange(len(units))

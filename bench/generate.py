@@ -4,7 +4,7 @@
 
 Builds N short draft-writing instructions (customer-support questions, summaries, code
 snippets, rewrites, a few in Japanese), then, in one process after a warm-up, generates a
-reply to each with ``curation.backends.LocalBackend`` (the embedded SmolLM2-135M-Instruct,
+reply to each with ``llm.local.LocalBackend`` (the embedded SmolLM2-135M-Instruct,
 greedy), first with ``batch_size=1`` and then with each batch size asked for.
 
 Generated tokens are counted exactly: the new tokens of each reply up to and including its
@@ -99,7 +99,7 @@ def main() -> None:
     django.setup()
     import torch
 
-    from curation.backends import LocalBackend
+    from llm.local import LocalBackend
 
     data = conversations(args.prompts)
     started = time.perf_counter()

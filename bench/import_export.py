@@ -69,7 +69,7 @@ def phase_import(rows: int, data_dir: Path) -> dict:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from curation.imports import example_import, import_job_create
+    from curation.io.imports import example_import, import_job_create
     from curation.models import Label, Project
 
     project = Project.objects.create(name="Bench", slug=SLUG)
@@ -88,7 +88,7 @@ def phase_import(rows: int, data_dir: Path) -> dict:
 
 
 def phase_export(rows: int, data_dir: Path, format: str) -> dict:
-    from curation.exports import example_export
+    from curation.io.exports import example_export
     from curation.models import Project
 
     project = Project.objects.get(slug=SLUG)

@@ -45,9 +45,9 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     from bench.dedupe import DEFAULT_DATA, corpus
+    from curation.core.services import content_hash, search_text
     from curation.models import DuplicateCluster, DuplicatePair, Example, ExampleCheck, Project, QualityScan
-    from curation.quality.services import quality_scan_execute
-    from curation.services import content_hash, search_text
+    from curation.quality.scanning import quality_scan_execute
 
     started = time.perf_counter()
     texts, planted = corpus(args.rows, DEFAULT_DATA)

@@ -57,8 +57,8 @@ def held_out_loss(model, tokenizer, conversations, seq: int) -> float:
     """Mean loss on the assistant tokens, the same function for both trainers' models."""
     import torch
 
-    from training.data import encode
-    from training.interface import TrainExample
+    from training.engine.data import encode
+    from training.engine.interface import TrainExample
 
     model.eval()
     total, count = 0.0, 0
@@ -80,10 +80,10 @@ def held_out_loss(model, tokenizer, conversations, seq: int) -> float:
 
 
 def run_ours(args: argparse.Namespace, out: Path) -> dict:
-    from training.config import TrainConfig
-    from training.interface import NoCallbacks, TrainExample
-    from training.modeling import load_trained
-    from training.trainer import train
+    from training.engine.config import TrainConfig
+    from training.engine.interface import NoCallbacks, TrainExample
+    from training.engine.modeling import load_trained
+    from training.engine.trainer import train
 
     marks: dict[str, float] = {}
 
@@ -131,8 +131,8 @@ def run_trl(args: argparse.Namespace, out: Path, *, checkpointing: bool = True) 
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    from training.dpo import _drop_gguf_marker
-    from training.modeling import load_base
+    from training.engine.dpo import _drop_gguf_marker
+    from training.engine.modeling import load_base
 
     tokenizer, model, device = load_base(args.base_model, method="full")
     _drop_gguf_marker(model)  # transformers' Trainer refuses a model still marked as GGUF-quantised

@@ -148,7 +148,7 @@ def create_project(password: str):
 
 
 def import_split(project, user, path: Path, split: str) -> int:
-    from curation.imports import example_import_path
+    from curation.io.imports import example_import_path
     from curation.models import ImportJob
 
     job = example_import_path(project=project, user=user, path=path, format="csv", options={"split": split})
@@ -177,9 +177,10 @@ def walkthrough(args: argparse.Namespace, data_dir: Path, password: str) -> dict
     from django.core.management import call_command
 
     from curation.quality.gates import LaunchBlocked
-    from training.evaluations import evaluation_execute, evaluation_start
+    from training.evaluation.services import evaluation_execute
+    from training.evaluation.tasks import evaluation_start
     from training.models import Evaluation, TrainingRun
-    from training.services import training_run_create, training_run_execute
+    from training.runs.tasks import training_run_create, training_run_execute
 
     call_command("migrate", verbosity=0)
     load_before = os.getloadavg()

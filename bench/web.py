@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SLUG = "bench"
 LABELS = ["billing", "shipping", "returns", "account", "other"]
 PASSWORD = "bench-password-1"
-PAGE_SIZE = 50  # curation.views.PAGE_SIZE
+PAGE_SIZE = 50  # curation.workspace.views.PAGE_SIZE
 
 EXAMPLE_RE = re.compile(r'data-example="(\d+)"')
 VERSION_RE = re.compile(r'name="version" value="(\d+)"')
@@ -68,8 +68,8 @@ def load(examples: int, clients: int) -> None:
     from django.contrib.auth.models import User
     from django.core.management import call_command
 
+    from curation.core.services import content_hash
     from curation.models import Example, Label, Membership, Project, Role
-    from curation.services import content_hash
 
     call_command("migrate", verbosity=0)
     project = Project.objects.create(name="Bench", slug=SLUG, kind=Project.Kind.CHAT, annotations_per_example=1)

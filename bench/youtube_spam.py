@@ -82,7 +82,7 @@ def main() -> None:
     from django.test import Client
     from huey.contrib.djhuey import HUEY
 
-    from curation.imports import example_import, import_job_create
+    from curation.io.imports import example_import, import_job_create
     from curation.models import Example, Label, Membership, Project, Role, WeakLabel
 
     HUEY.immediate = True  # the run executes inside the API request: one process

@@ -84,7 +84,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
-    "curation.middleware.UserLanguageMiddleware",
+    "curation.core.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -193,7 +193,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "curation.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "curation.core.errors.exception_handler",
     # ?format= names an export format here, not a DRF renderer.
     "URL_FORMAT_OVERRIDE": None,
 }
@@ -213,7 +213,7 @@ SPECTACULAR_SETTINGS = {
         # Unnamed, these collide too, and `check --deploy` (tests/test_deploy.py) reports it.
         "ExampleStatusEnum": "curation.models.Example.Status",
         "CheckStatusEnum": ["pass", "warn", "fail"],
-        "ScoreEnum": [(score, score) for score in range(1, 6)],  # training.judging.SCORES
+        "ScoreEnum": [(score, score) for score in range(1, 6)],  # training.evaluation.judging.SCORES
     },
 }
 
@@ -248,7 +248,8 @@ SHIKOMI_MODELS_DIR = Path(os.getenv("SHIKOMI_MODELS_DIR", DATA_DIR / "models")).
 
 # --- Trust: outbound requests (docs/security.md) ---
 # Networks (10.0.0.0/8, ::1) and host names that connections may reach although they are not
-# public: loopback, private and internal addresses are refused otherwise (curation/outbound.py).
+# public: loopback, private and internal addresses are refused otherwise (llm/outbound.py,
+# curation/connections/outbound.py).
 # Link-local and cloud metadata addresses are refused whatever this says. On a single machine
 # (no Redis) the default allows loopback, where a local model server usually listens; set it to
 # an empty value to refuse that too.
@@ -257,7 +258,7 @@ SHIKOMI_OUTBOUND_ALLOW = [
     entry.strip() for entry in os.getenv("SHIKOMI_OUTBOUND_ALLOW", _OUTBOUND_ALLOW_DEFAULT).split(",") if entry.strip()
 ]
 # Parsed here too, so that an entry that is neither a network nor a host name stops the start.
-from curation.outbound import parse_allow_list  # noqa: E402
+from curation.connections.outbound import parse_allow_list  # noqa: E402
 
 parse_allow_list(SHIKOMI_OUTBOUND_ALLOW)
 

@@ -6,7 +6,14 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from curation.connections import CONNECTION_FIELDS, ConnectionInvalid, connection_clean, connection_update, secret_names
+from curation.connections.services import (
+    CONNECTION_FIELDS,
+    ConnectionInvalid,
+    connection_clean,
+    connection_update,
+    secret_names,
+)
+from curation.core.services import user_language_set
 from curation.models import (
     Annotation,
     Connection,
@@ -53,7 +60,7 @@ class LabelAdmin(admin.ModelAdmin):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Shown, never written here. Examples change through curation/services.py, which checks
+    """Shown, never written here. Examples change through curation/core/services.py, which checks
     roles, keeps the content hash and search text right and leaves a revision; a form in Django
     admin would do none of that. Change them on the example pages or through the API."""
 
@@ -82,10 +89,9 @@ class ExampleRevisionAdmin(ReadOnlyAdmin):  # history is append-only
 
 
 @admin.register(ImportJob)
-class ImportJobAdmin(admin.ModelAdmin):
+class ImportJobAdmin(ReadOnlyAdmin):  # written by the import (curation/io); deleting one would unlink its examples
     list_display = ["id", "project", "filename", "format", "status", "rows_created", "created_at"]
     list_filter = ["project", "status", "format"]
-    readonly_fields = ["report"]
 
 
 @admin.register(Annotation)
@@ -99,6 +105,9 @@ class AnnotationAdmin(ReadOnlyAdmin):  # an answer is the annotator's; changing 
 @admin.register(UserSettings)
 class UserSettingsAdmin(admin.ModelAdmin):
     list_display = ["user", "language"]
+
+    def save_model(self, request: HttpRequest, obj: UserSettings, form: forms.ModelForm, change: bool) -> None:
+        user_language_set(user=obj.user, language=obj.language)
 
 
 class ConnectionAdminForm(forms.ModelForm):

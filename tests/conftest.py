@@ -12,8 +12,8 @@ from django.db import connection
 from django.utils import translation
 from huey.contrib.djhuey import HUEY
 
+from curation.core.services import example_create
 from curation.models import Example, Label, Membership, Project, Role
-from curation.services import example_create
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
@@ -125,7 +125,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from training.modeling import load_tokenizer
+    from training.engine.modeling import load_tokenizer
 
     tokenizer = load_tokenizer("")
     config = LlamaConfig(

@@ -3,7 +3,7 @@
 A route must declare what it needs (``project_view(Action.X)``, ``signed_in``, a
 ``ProjectAPIView.project_action`` or ``required_access``); a new route without one fails
 ``test_every_route_declares_who_may_use_it``. The expected matrix is written out here, not
-imported, so a change to curation/permissions.py shows up as a failing test to update on
+imported, so a change to curation/core/permissions.py shows up as a failing test to update on
 purpose, together with the documented table.
 """
 
@@ -14,6 +14,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts.services import api_token_create
+from curation.core.services import example_create
 from curation.models import (
     Connection,
     Draft,
@@ -27,7 +28,6 @@ from curation.models import (
     QualityScan,
     RuleRun,
 )
-from curation.services import example_create
 from tests.conftest import PASSWORD
 from training.models import Comparison, EvalSample, Evaluation, TrainingRun
 

@@ -1,83 +1,81 @@
-"""What the trainers (plain Python, no Django) and the Huey task that runs them exchange.
+"""What `curation` may know of `training`: the one module of this app that curation imports.
 
-The task turns the frozen snapshot into `TrainExample`s (or `PreferenceExample`s for DPO),
-calls `train()` / `train_dpo()` with a `Callbacks` object, and writes what the callbacks report
-to the database. The trainers never import Django models.
+Curation offers a finished run's model for generating drafts, lists which runs froze the
+splits, and counts unfinished evaluations against the project's limits; everything else about
+runs stays behind these functions, so training can change without curation noticing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from curation.models import Project, Work
+    from llm.interface import GenerationBackend
+    from training.models import TrainingRun
 
 
-@dataclass
-class TrainExample:
-    messages: list[dict[str, str]]  # OpenAI chat shape; loss only on assistant turns
-    weight: float = 1.0  # class weight when the balance is "class_weights"
-    label: str | None = None  # for resampling by label
+@dataclass(frozen=True)
+class RunModel:
+    """A training run as a source of a tuned model."""
+
+    pk: int
+    number: int
+    method: str
+    ready: bool  # finished, with its model folder on disk
 
 
-@dataclass
-class PreferenceExample:
-    prompt: list[dict[str, str]]  # the conversation up to the answer
-    chosen: str
-    rejected: str
+def run_model(project: Project, run_id: object) -> RunModel | None:
+    """The training run `run_id` (an id, maybe as text) of `project`, or None when it has no such run."""
+    from training.models import TrainingRun
+
+    if not str(run_id or "").isdigit():
+        return None
+    run = TrainingRun.objects.filter(project=project, pk=int(str(run_id))).first()
+    return _run_model(run) if run is not None else None
 
 
-@dataclass
-class Progress:
-    step: int  # optimiser steps done
-    total_steps: int
-    epoch: float
-    train_loss: float | None  # mean over the step's micro-batches (tokens-weighted)
-    learning_rate: float
-    tokens_per_second: float  # trained (non-padding) tokens per second, over the recent steps
-    eta_seconds: float | None
-    tokens_seen: int = 0
-    val_loss: float | None = None  # set on the steps with an evaluation
+def _run_model(run: TrainingRun) -> RunModel:
+    ready = run.status == run.Status.DONE and bool(run.output_dir) and Path(run.output_dir).is_dir()
+    return RunModel(pk=run.pk, number=run.number, method=run.method, ready=ready)
 
 
-@dataclass
-class TrainResult:
-    status: str  # "done" | "early_stopped" | "cancelled"
-    steps: int
-    total_steps: int
-    final_train_loss: float | None
-    final_val_loss: float | None
-    best_val_loss: float | None
-    device: str  # "cpu", "cuda:0 (NVIDIA H100 ...)", with the dtype: "cpu float32"
-    output_dir: Path  # the saved adapter (or full weights), tokenizer and config
-    checkpoint: Path | None  # the last checkpoint written (for resume)
-    tokens: int
-    seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
+def finished_runs(project: Project) -> list[RunModel]:
+    """The project's finished runs that saved a model, newest first: the tuned models to offer."""
+    from training.models import TrainingRun
+
+    finished = TrainingRun.objects.filter(project=project, status=TrainingRun.Status.DONE).exclude(output_dir="")
+    return [_run_model(run) for run in finished.order_by("-number")]
 
 
-class Callbacks(Protocol):
-    def on_log(self, progress: Progress) -> None:
-        """After every optimiser step (and with val_loss after each evaluation)."""
+def finished_run_numbers(project: Project) -> list[int]:
+    """Numbers of the project's finished training runs (each froze the splits as they were), oldest first."""
+    from training.models import TrainingRun
 
-    def on_checkpoint(self, path: Path, step: int) -> None:
-        """After a checkpoint is completely written (write to a temporary folder, then rename)."""
-
-    def on_message(self, line: str) -> None:
-        """A line for the run's log (model loading, device, warnings)."""
-
-    def should_stop(self) -> bool:
-        """Checked before every optimiser step; True stops the run within one step."""
+    done = TrainingRun.objects.filter(project=project, status=TrainingRun.Status.DONE).order_by("number")
+    return list(done.values_list("number", flat=True))
 
 
-class NoCallbacks:
-    def on_log(self, progress: Progress) -> None:
-        pass
+def tuned_backend(run_id: int) -> GenerationBackend:
+    """The generation backend of run `run_id`'s model (check it with `run_model` first)."""
+    from training.models import TrainingRun
+    from training.runs.backend import TunedBackend
 
-    def on_checkpoint(self, path: Path, step: int) -> None:
-        pass
+    run = TrainingRun.objects.select_related("project").get(pk=run_id)
+    return TunedBackend(run.output_dir, f"tuned:{run.project.slug} run {run.number}")
 
-    def on_message(self, line: str) -> None:
-        pass
 
-    def should_stop(self) -> bool:
-        return False
+def open_evaluations(project: Project) -> int:
+    """How many of the project's evaluations are queued or running."""
+    from training.models import Evaluation
+
+    return Evaluation.objects.filter(run__project=project).exclude(status__in=Evaluation.FINISHED).count()
+
+
+def background_work() -> tuple[type[Work], ...]:
+    """Training's kinds of background work, for `curation.core.background.mark_interrupted`."""
+    from training.models import Evaluation, JudgeJob, TrainingRun
+
+    return (TrainingRun, Evaluation, JudgeJob)

@@ -8,9 +8,9 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from curation.core.services import example_create
 from curation.models import Example, GenerationJob, Label, Membership, Project, Role
 from curation.rules.services import rule_create
-from curation.services import example_create
 
 DEMO_FILE = Path(__file__).with_name("demo_project.json")
 DEMO_USERS = [("demo-admin", Role.ADMIN), ("demo-reviewer", Role.REVIEWER), ("demo-annotator", Role.ANNOTATOR)]
@@ -54,7 +54,7 @@ def demo_load(*, password: str) -> tuple[Project, int]:
 def _demo_drafts(project: Project, user: object, spec: dict) -> None:
     """A template and a finished job with pre-written drafts, so the review queue has work to
     show before anyone has run the model (one prompt has two candidates to rank)."""
-    from curation.connections import embedded_connection
+    from curation.connections.services import embedded_connection
     from curation.generation.checks import DraftChecker
     from curation.generation.synthetic import DraftRow, write_drafts
     from curation.generation.templates import template_save

@@ -2,7 +2,7 @@
 canonical rows back out. Plain Python: no database access in this package.
 
 The canonical example is OpenAI's chat shape (a list of {role, content}) with a label, a
-split and metadata; see reading.Row.
+split and metadata; see rows.Row.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from curation.formats import alpaca, hf, openai, prompt_completion, sharegpt, tabular
 from curation.formats.checks import check_row
-from curation.formats.reading import ExportRow, ReadOptions, Row, RowError, Source
+from curation.formats.rows import ExportRow, ReadOptions, Row, RowError, Source
 
 __all__ = [
     "EXPORT_FORMATS",

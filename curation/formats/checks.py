@@ -7,7 +7,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from curation.formats.reading import ROLES, SPLIT_ALIASES, SPLITS, ReadOptions, Row, RowError, describe
+from curation.formats.rows import ROLES, SPLIT_ALIASES, SPLITS, ReadOptions, Row, RowError, describe
 
 _KEYS = ("role", "content", "name", "weight", "function_call", "tool_calls", "tool_call_id")
 MESSAGE_KEYS = frozenset(_KEYS)
@@ -52,6 +52,21 @@ def check_messages(messages: Any, *, needs_reply: bool, max_messages: int | None
 
 def _check_messages(row: Row, *, needs_reply: bool, max_messages: int | None = None) -> None:
     messages = row.messages
+    if not _check_message_list(row, messages, max_messages):
+        return
+    has_reply = False
+    for i, message in enumerate(messages):
+        has_reply = _check_message(row, f"messages[{i}]", message) or has_reply
+    if needs_reply and not has_reply:
+        row.error(
+            "no_assistant_message",
+            "messages",
+            _('no assistant message; a chat example needs at least one reply with role "assistant"'),
+        )
+
+
+def _check_message_list(row: Row, messages: Any, max_messages: int | None) -> bool:
+    """Whether ``messages`` is a non-empty list short enough for its messages to be looked at."""
     if not isinstance(messages, list):
         if messages is None:
             message = _('no "messages"; expected a list of {"role": ..., "content": ...}')
@@ -60,10 +75,10 @@ def _check_messages(row: Row, *, needs_reply: bool, max_messages: int | None = N
                 "found": describe(messages)
             }
         row.error("missing_messages", "messages", message)
-        return
+        return False
     if not messages:
         row.error("empty_messages", "messages", _("the list of messages is empty"))
-        return
+        return False
     if max_messages is not None and len(messages) > max_messages:
         # Before looking at any message: the count alone is enough to refuse.
         row.error(
@@ -72,82 +87,87 @@ def _check_messages(row: Row, *, needs_reply: bool, max_messages: int | None = N
             _("%(n)d messages; an example may have at most %(limit)d (SHIKOMI_MAX_MESSAGES)")
             % {"n": len(messages), "limit": max_messages},
         )
-        return
-    has_reply = False
-    for i, message in enumerate(messages):
-        where = f"messages[{i}]"
-        if not isinstance(message, dict):
-            row.error(
-                "invalid_field",
-                where,
-                _('expected an object {"role": ..., "content": ...}, found %(found)s') % {"found": describe(message)},
-            )
-            continue
-        if len(message) > 2 or "role" not in message or "content" not in message:
-            for key in message:
-                if key not in MESSAGE_KEYS:
-                    row.error(
-                        "unrecognised_key",
-                        f"{where}.{key}",
-                        _('unrecognised key "%(key)s"; a message may have %(keys)s')
-                        % {"key": key, "keys": _MESSAGE_KEYS_TEXT},
-                    )
-        role = message.get("role")
-        if role is None:
-            row.error(
-                "missing_role",
-                f"{where}.role",
-                _("no role; expected one of %(roles)s") % {"roles": _ROLES_TEXT},
-            )
-        elif not isinstance(role, str):
-            row.error(
-                "invalid_field",
-                f"{where}.role",
-                _("expected text, one of %(roles)s, found %(found)s") % {"roles": _ROLES_TEXT, "found": describe(role)},
-            )
-        elif role not in ROLES:
-            row.error(
-                "unrecognised_role",
-                f"{where}.role",
-                _('unrecognised role "%(role)s"; expected one of %(roles)s') % {"role": role, "roles": _ROLES_TEXT},
-            )
-        elif role == "assistant":
-            has_reply = True
-        calls = message.get("tool_calls") or message.get("function_call")
-        content = message.get("content")
-        if content is None:
-            if not calls:
-                row.error(
-                    "missing_content",
-                    f"{where}.content",
-                    _("no content; expected the text of the message"),
-                )
-        elif not isinstance(content, str):
-            row.error(
-                "invalid_field",
-                f"{where}.content",
-                _("expected text, found %(found)s") % {"found": describe(content)},
-            )
-        elif not content or content.isspace():
-            if not calls:
-                row.error(
-                    "empty_content",
-                    f"{where}.content",
-                    _("the content is empty; write the text of the message or remove it"),
-                )
-        elif "\x00" in content:
-            row.error(
-                "nul_byte",
-                f"{where}.content",
-                _("contains a NUL character (\\u0000), which cannot be stored; remove it"),
-            )
-        if len(message) > 2 and _has_nul({k: v for k, v in message.items() if k != "content"}):
-            row.error("nul_byte", where, _("contains a NUL character (\\u0000), which cannot be stored; remove it"))
-    if needs_reply and not has_reply:
+        return False
+    return True
+
+
+def _check_message(row: Row, where: str, message: Any) -> bool:
+    """Add what is wrong with one message; whether it is an assistant reply."""
+    if not isinstance(message, dict):
         row.error(
-            "no_assistant_message",
-            "messages",
-            _('no assistant message; a chat example needs at least one reply with role "assistant"'),
+            "invalid_field",
+            where,
+            _('expected an object {"role": ..., "content": ...}, found %(found)s') % {"found": describe(message)},
+        )
+        return False
+    if len(message) > 2 or "role" not in message or "content" not in message:
+        for key in message:
+            if key not in MESSAGE_KEYS:
+                row.error(
+                    "unrecognised_key",
+                    f"{where}.{key}",
+                    _('unrecognised key "%(key)s"; a message may have %(keys)s')
+                    % {"key": key, "keys": _MESSAGE_KEYS_TEXT},
+                )
+    is_reply = _check_role(row, where, message.get("role"))
+    _check_content(row, where, message)
+    if len(message) > 2 and _has_nul({k: v for k, v in message.items() if k != "content"}):
+        row.error("nul_byte", where, _("contains a NUL character (\\u0000), which cannot be stored; remove it"))
+    return is_reply
+
+
+def _check_role(row: Row, where: str, role: Any) -> bool:
+    """Add what is wrong with a message's role; whether it is "assistant"."""
+    if role is None:
+        row.error(
+            "missing_role",
+            f"{where}.role",
+            _("no role; expected one of %(roles)s") % {"roles": _ROLES_TEXT},
+        )
+    elif not isinstance(role, str):
+        row.error(
+            "invalid_field",
+            f"{where}.role",
+            _("expected text, one of %(roles)s, found %(found)s") % {"roles": _ROLES_TEXT, "found": describe(role)},
+        )
+    elif role not in ROLES:
+        row.error(
+            "unrecognised_role",
+            f"{where}.role",
+            _('unrecognised role "%(role)s"; expected one of %(roles)s') % {"role": role, "roles": _ROLES_TEXT},
+        )
+    return role == "assistant"
+
+
+def _check_content(row: Row, where: str, message: dict[str, Any]) -> None:
+    """Add what is wrong with a message's content; a tool call may stand in for it."""
+    calls = message.get("tool_calls") or message.get("function_call")
+    content = message.get("content")
+    if content is None:
+        if not calls:
+            row.error(
+                "missing_content",
+                f"{where}.content",
+                _("no content; expected the text of the message"),
+            )
+    elif not isinstance(content, str):
+        row.error(
+            "invalid_field",
+            f"{where}.content",
+            _("expected text, found %(found)s") % {"found": describe(content)},
+        )
+    elif not content or content.isspace():
+        if not calls:
+            row.error(
+                "empty_content",
+                f"{where}.content",
+                _("the content is empty; write the text of the message or remove it"),
+            )
+    elif "\x00" in content:
+        row.error(
+            "nul_byte",
+            f"{where}.content",
+            _("contains a NUL character (\\u0000), which cannot be stored; remove it"),
         )
 
 

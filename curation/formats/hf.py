@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from django.utils.translation import gettext as _
 
 from curation.formats import alpaca, openai, prompt_completion, sharegpt
-from curation.formats.reading import (
+from curation.formats.rows import (
     SPLIT_ALIASES,
     DecodedTooLarge,
     ExportRow,
@@ -39,9 +39,8 @@ from curation.formats.reading import (
     batched,
     describe,
     extras_into_metadata,
-    too_large,
-    utf8_size,
 )
+from curation.formats.textfile import too_large, utf8_size
 
 CONTENT_TYPE = "application/vnd.apache.parquet"
 EXTENSION = "parquet"

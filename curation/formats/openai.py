@@ -11,15 +11,8 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from curation.formats.reading import (
-    ExportRow,
-    JsonSource,
-    ReadOptions,
-    Row,
-    dumps,
-    encode_chunks,
-    extras_into_metadata,
-)
+from curation.formats.reading import JsonSource
+from curation.formats.rows import ExportRow, ReadOptions, Row, dumps, encode_chunks, extras_into_metadata
 
 KNOWN_KEYS = frozenset(("messages", "label", "split", "metadata"))
 CONTENT_TYPE = "application/jsonl; charset=utf-8"

@@ -12,16 +12,8 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from curation.formats.reading import (
-    ExportRow,
-    JsonSource,
-    ReadOptions,
-    Row,
-    describe,
-    dumps,
-    encode_chunks,
-    extras_into_metadata,
-)
+from curation.formats.reading import JsonSource
+from curation.formats.rows import ExportRow, ReadOptions, Row, describe, dumps, encode_chunks, extras_into_metadata
 
 KNOWN_KEYS = frozenset(("prompt", "completion", "label", "split", "metadata"))
 CONTENT_TYPE = "application/jsonl; charset=utf-8"

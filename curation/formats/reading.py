@@ -1,313 +1,25 @@
-"""Low-level reading shared by the formats: encodings, lines, JSON records, rows and errors.
+"""Reading JSON Lines files and JSON arrays into rows, one record at a time.
 
 Nothing here holds a whole file: text is read in chunks or line by line, so memory stays
-flat however large the upload is.
+flat however large the upload is. Encodings and the text file itself are in `textfile`, the
+row model in `rows`.
 """
 
 from __future__ import annotations
 
-import codecs
 import io
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.utils.translation import gettext as _
 
+from curation.formats.rows import ReadOptions, Row, RowError, Source, describe
+from curation.formats.textfile import BAD_CHAR, TextFile, line_problem, too_large, truncated, utf8_size
+
 CHUNK_CHARS = 256 * 1024
-ROLES = ("system", "user", "assistant", "tool", "function")
-SPLITS = ("train", "validation", "test")
-SPLIT_ALIASES = {
-    "train": "train",
-    "training": "train",
-    "validation": "validation",
-    "valid": "validation",
-    "val": "validation",
-    "dev": "validation",
-    "test": "test",
-    "unassigned": "unassigned",
-}
-
-# Rows handed to a writer: (messages, label name or None, split, metadata).
-ExportRow = tuple[list[dict[str, Any]], str | None, str, dict[str, Any]]
-
-
-@dataclass(slots=True)
-class RowError:
-    line: int
-    code: str
-    field: str
-    message: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "code": self.code, "field": self.field, "message": self.message}
-
-
-@dataclass(slots=True)
-class Row:
-    """One example as read from a file, in the canonical shape, with what is wrong with it."""
-
-    line: int
-    messages: Any = None
-    label: Any = None
-    split: Any = None
-    metadata: Any = field(default_factory=dict)
-    errors: list[RowError] = field(default_factory=list)
-    # False for classification-shaped rows (a text and a label): no reply is expected.
-    chat: bool = True
-
-    def error(self, code: str, field: str, message: str) -> Row:
-        self.errors.append(RowError(self.line, code, field, message))
-        return self
-
-
-@dataclass(slots=True)
-class ReadOptions:
-    encoding: str = "auto"
-    mapping: dict[str, str] | None = None
-    delimiter: str | None = None
-    split: str | None = None
-    max_row_bytes: int = 1024 * 1024
-    classification: bool = False
-    max_messages: int | None = None
-    # What a Parquet file or dataset archive may decode to (SHIKOMI_MAX_DECODED_BYTES).
-    max_decoded_bytes: int | None = None
-
-
-class DecodedTooLarge(Exception):
-    """A file decodes to more than ReadOptions.max_decoded_bytes (a small Parquet file or
-    archive can hold far more than its size on disk). Stops the whole import: no row of the
-    file is written. ``member`` names the file inside an archive, None for the upload itself."""
-
-    def __init__(self, member: str | None, limit: int) -> None:
-        super().__init__(f"{member or 'the file'} decodes to more than {limit} bytes")
-        self.member = member
-        self.limit = limit
-
-
-class Source:
-    """What a format's reader returns: rows, in file order, and how far it has got."""
-
-    encoding: str | None = None
-
-    def __iter__(self) -> Iterator[Row]:
-        raise NotImplementedError
-
-    def progress(self) -> float:
-        return 0.0
-
-
-def describe(value: Any) -> str:
-    """How a value reads in an error message: 'a number (3)', 'text', 'null'."""
-    if value is None:
-        return _("null")
-    if isinstance(value, bool):
-        return _("true/false")
-    if isinstance(value, int | float):
-        return _("a number (%(value)s)") % {"value": value}
-    if isinstance(value, str):
-        return _("text")
-    if isinstance(value, list):
-        return _("a list")
-    if isinstance(value, dict):
-        return _("an object")
-    return type(value).__name__
-
-
-# --- encodings -------------------------------------------------------------------------
-
-_UNDECODABLE = "shikomi-undecodable"
-# Lone surrogates never come out of a strict utf-8, utf-16 or cp932 decoder, so one in the
-# decoded text marks bytes that did not decode.
-_BAD_CHAR = re.compile("[\ud800-\udfff]")
-
-
-def _mark_undecodable(exc: UnicodeError) -> tuple[str, int]:
-    assert isinstance(exc, UnicodeDecodeError)
-    return "\udcff", exc.end
-
-
-codecs.register_error(_UNDECODABLE, _mark_undecodable)
-
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-
-
-def _bomless_utf16(head: bytes) -> str | None:
-    """UTF-16 without a BOM: ASCII text has a NUL in every other byte."""
-    pairs = len(head) // 2
-    if pairs < 2:
-        return None
-    even = head[0 : pairs * 2 : 2].count(0)
-    odd = head[1 : pairs * 2 : 2].count(0)
-    if odd > pairs * 0.4 and even == 0:
-        return "utf-16-le"
-    if even > pairs * 0.4 and odd == 0:
-        return "utf-16-be"
-    return None
-
-
-_HIGH_BYTES = bytes(range(128, 256))
-
-
-def _utf8_errors(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """(undecodable sequences, non-ASCII bytes) of the file read as UTF-8."""
-    decoder = codecs.getincrementaldecoder("utf-8")(_UNDECODABLE)
-    errors = non_ascii = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            errors += decoder.decode(chunk).count("\udcff")
-            non_ascii += len(chunk) - len(chunk.translate(None, _HIGH_BYTES))
-    errors += decoder.decode(b"", final=True).count("\udcff")
-    return errors, non_ascii
-
-
-# Bytes CP932 maps to private-use characters (0xA0, 0xFD-0xFF, the user-defined area)
-# are next to absent from real Shift_JIS text, and common in files that are not CP932.
-_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
-
-
-def _is_cp932(path: str | os.PathLike[str]) -> bool:
-    decoder = codecs.getincrementaldecoder("cp932")()
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1024 * 1024):
-                if _PRIVATE_USE.search(decoder.decode(chunk)):
-                    return False
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def detect_encoding(path: str | os.PathLike[str]) -> str:
-    """BOM first; else UTF-8 when the whole file decodes, or when nearly all of it does
-    (a few bad bytes are reported on their lines); else CP932; else UTF-8."""
-    with open(path, "rb") as f:
-        head = f.read(4096)
-    for bom, name in _BOMS:
-        if head.startswith(bom):
-            return name
-    if guess := _bomless_utf16(head):
-        return guess
-    errors, non_ascii = _utf8_errors(path)
-    if errors == 0 or (non_ascii and errors * 100 <= non_ascii):
-        return "utf-8"
-    if _is_cp932(path):
-        return "cp932"
-    return "utf-8"
-
-
-def is_known_encoding(name: str) -> bool:
-    try:
-        codecs.lookup(name)
-    except LookupError:
-        return False
-    return True
-
-
-class TextFile:
-    """A text file opened in its encoding, with undecodable bytes marked, not raised."""
-
-    def __init__(self, path: str | os.PathLike[str], encoding: str = "auto") -> None:
-        self.path = path
-        self.size = os.path.getsize(path)
-        if not encoding or encoding == "auto":
-            encoding = detect_encoding(path)
-        self.encoding = encoding
-        self._raw: io.FileIO | None = None
-
-    def _codec(self) -> str:
-        # A BOM is not text: skip one even where "utf-8" was chosen by hand.
-        return "utf-8-sig" if codecs.lookup(self.encoding).name == "utf-8" else self.encoding
-
-    def open(self) -> io.TextIOWrapper:
-        f = open(self.path, encoding=self._codec(), errors=_UNDECODABLE, newline="")  # noqa: SIM115
-        self._raw = f.buffer.raw  # type: ignore[attr-defined]
-        return f
-
-    def first_char(self) -> str:
-        """The first character that is not whitespace ('' for a blank file)."""
-        with open(self.path, encoding=self._codec(), errors=_UNDECODABLE, newline="") as f:
-            while chunk := f.read(4096):
-                stripped = chunk.lstrip()
-                if stripped:
-                    return stripped[0]
-        return ""
-
-    def progress(self) -> float:
-        if self._raw is None:
-            return 0.0
-        if self._raw.closed or not self.size:
-            return 1.0  # read to the end
-        return min(self._raw.tell() / self.size, 1.0)
-
-
-def utf8_size(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
-
-
-def line_problem(line: str, lineno: int, encoding: str) -> RowError | None:
-    """A NUL byte or undecodable bytes in a physical line; the column helps find them."""
-    nul = line.find("\x00")
-    if nul >= 0:
-        return RowError(
-            lineno,
-            "nul_byte",
-            "",
-            _(
-                "a NUL byte (\\x00) at column %(column)d; text cannot contain NUL: "
-                "remove it, or check that the file is text and not binary"
-            )
-            % {"column": nul + 1},
-        )
-    bad = None if line.isascii() else _BAD_CHAR.search(line)
-    if bad:
-        return RowError(
-            lineno,
-            "undecodable_bytes",
-            "",
-            _(
-                "bytes at column %(column)d cannot be decoded as %(encoding)s; save the file "
-                "as UTF-8, or choose the encoding it was saved in"
-            )
-            % {"column": bad.start() + 1, "encoding": encoding},
-        )
-    return None
-
-
-def too_large(lineno: int, size: int | None, limit: int) -> RowError:
-    if size is None:
-        message = _(
-            "the record is larger than %(limit)d bytes, the limit per row "
-            "(SHIKOMI_MAX_ROW_BYTES); shorten it or raise the limit"
-        ) % {"limit": limit}
-    else:
-        message = _(
-            "the record is %(size)d bytes; the limit per row is %(limit)d bytes "
-            "(SHIKOMI_MAX_ROW_BYTES); shorten it or raise the limit"
-        ) % {"size": size, "limit": limit}
-    return RowError(lineno, "row_too_large", "", message)
-
-
-def truncated(lineno: int) -> RowError:
-    return RowError(
-        lineno,
-        "truncated_file",
-        "",
-        _(
-            "the file ends in the middle of this record; it looks cut off (an interrupted "
-            "upload or export?): complete the record or remove it"
-        ),
-    )
 
 
 def invalid_json(lineno: int, exc: json.JSONDecodeError, column: int | None = None) -> RowError:
@@ -499,7 +211,7 @@ class _ArrayReader:
             return start_line, too_large(start_line, size, self.max_row_bytes)
         nul = self.buf.find("\x00", self.pos, end)
         bad = nul if nul >= 0 else -1
-        if bad < 0 and (match := _BAD_CHAR.search(self.buf, self.pos, end)):
+        if bad < 0 and (match := BAD_CHAR.search(self.buf, self.pos, end)):
             bad = match.start()
         if bad >= 0:
             line_start = self.buf.rfind("\n", 0, bad) + 1
@@ -552,39 +264,6 @@ class _ArrayReader:
                     return True
 
 
-# --- writing ---------------------------------------------------------------------------
-
-
-def encode_chunks(pieces: Iterable[str], size: int = 64 * 1024) -> Iterator[bytes]:
-    """Join small strings into chunks of about ``size`` characters, encoded as UTF-8."""
-    buffer: list[str] = []
-    length = 0
-    for piece in pieces:
-        buffer.append(piece)
-        length += len(piece)
-        if length >= size:
-            yield "".join(buffer).encode("utf-8")
-            buffer.clear()
-            length = 0
-    if buffer:
-        yield "".join(buffer).encode("utf-8")
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-def batched(iterable: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in iterable:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 RowConverter = Callable[[int, dict[str, Any], ReadOptions], Row]
 
 
@@ -633,19 +312,3 @@ class JsonSource(Source):
 
     def progress(self) -> float:
         return self.text.progress()
-
-
-def extras_into_metadata(record: dict[str, Any], known: frozenset[str], row: Row) -> None:
-    """Keys a format does not know are kept in metadata, so an import loses nothing."""
-    metadata = record.get("metadata")
-    if metadata is None:
-        metadata = {}
-    extras = [key for key in record if key not in known]
-    if extras and isinstance(metadata, dict):
-        metadata = dict(metadata)
-        for key in extras:
-            if key in metadata:
-                metadata.setdefault("_extra", {})[key] = record[key]
-            else:
-                metadata[key] = record[key]
-    row.metadata = metadata

@@ -14,16 +14,8 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from curation.formats.reading import (
-    ExportRow,
-    JsonSource,
-    ReadOptions,
-    Row,
-    describe,
-    dumps,
-    encode_chunks,
-    extras_into_metadata,
-)
+from curation.formats.reading import JsonSource
+from curation.formats.rows import ExportRow, ReadOptions, Row, describe, dumps, encode_chunks, extras_into_metadata
 
 SPEAKERS = {
     "human": "user",

@@ -18,18 +18,8 @@ from typing import Any
 from django.utils.translation import gettext as _
 
 from curation.formats import alpaca
-from curation.formats.reading import (
-    ExportRow,
-    ReadOptions,
-    Row,
-    RowError,
-    Source,
-    TextFile,
-    line_problem,
-    too_large,
-    truncated,
-    utf8_size,
-)
+from curation.formats.rows import ExportRow, ReadOptions, Row, RowError, Source
+from curation.formats.textfile import TextFile, line_problem, too_large, truncated, utf8_size
 
 MAPPING_KEYS = ("text", "label", "instruction", "input", "output", "system", "split")
 CONTENT_TYPE = "text/csv; charset=utf-8"

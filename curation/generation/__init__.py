@@ -3,11 +3,8 @@ preference pairs it yields. Plain services; views, API, tasks and commands call 
 
 from __future__ import annotations
 
+from curation.core.errors import ServiceError
 
-class ConfigError(ValueError):
+
+class ConfigError(ServiceError):
     """A setting of a template, job or review that a person can correct; `field` names it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message

@@ -13,9 +13,9 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from curation.backends import Generation
 from curation.models import Example, Project
 from curation.quality.near_dupes import NearIndex, normalise
+from llm.interface import Generation
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class DraftChecker:
         return flags
 
     def _duplicates(self, messages: list[dict[str, Any]], group: str) -> list[dict[str, Any]]:
-        from curation.services import content_hash
+        from curation.core.services import content_hash
 
         whole, request = _texts(messages)
         key = normalise(whole)

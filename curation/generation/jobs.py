@@ -1,5 +1,5 @@
-"""What every generation job (synthetic or augmentation) can be asked: cancel, resume, and
-being marked interrupted when the worker died under it."""
+"""What every generation job (synthetic or augmentation) can be asked: cancel, or start again
+(curation/generation/tasks.py queues it again)."""
 
 from __future__ import annotations
 
@@ -19,25 +19,14 @@ def generation_job_cancel(*, job: GenerationJob) -> None:
     )
 
 
-def generation_jobs_mark_interrupted() -> int:
-    return GenerationJob.objects.filter(status=GenerationJob.Status.RUNNING).update(
-        status=GenerationJob.Status.INTERRUPTED,
-        error=_("The worker stopped during this job; the drafts it finished are kept. Start it again for the rest."),
-        finished_at=timezone.now(),
-    )
-
-
 @transaction.atomic
-def generation_job_resume(*, job: GenerationJob) -> GenerationJob:
-    """Run an interrupted, failed or cancelled job again: it makes only the drafts it lacks."""
-    from curation.tasks import generation_job_task
-
+def generation_job_requeue(*, job: GenerationJob) -> GenerationJob:
+    """An interrupted, failed or cancelled job queued again: run, it makes only the drafts it lacks."""
     resumable = [GenerationJob.Status.INTERRUPTED, GenerationJob.Status.FAILED, GenerationJob.Status.CANCELLED]
     updated = GenerationJob.objects.filter(pk=job.pk, status__in=resumable).update(
         status=GenerationJob.Status.QUEUED, cancel_requested=False, error="", finished_at=None
     )
     if not updated:
-        raise ConfigError("status", _("Only a stopped job can be started again."))
-    transaction.on_commit(lambda: generation_job_task(job.pk))
+        raise ConfigError("status", _("Only a stopped job can be started again."), status=409)
     job.refresh_from_db()
     return job

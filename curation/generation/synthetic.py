@@ -20,20 +20,14 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from curation.backends import (
-    BackendChoiceError,
-    Generation,
-    GenerationBackend,
-    GenerationError,
-    backend_choose,
-    backend_from_spec,
-    generate_detailed,
-)
+from curation.connections.backends import BackendChoiceError, backend_choose, backend_from_spec
+from curation.core.services import content_hash, example_snapshot, search_text
 from curation.generation import ConfigError
 from curation.generation.checks import DraftChecker
 from curation.generation.templates import TASK_TYPES, few_shot_block, few_shot_pool, render, uses
 from curation.models import Draft, Example, ExampleRevision, GenerationJob, Project, PromptTemplate
-from curation.services import content_hash, example_snapshot, search_text
+from llm.interface import Generation, GenerationBackend, GenerationError
+from llm.local import generate_detailed
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +135,7 @@ def _clean_list(values: Any, field_name: str, limit: int) -> list[str]:
 
 
 @transaction.atomic
-def synthetic_start(
+def synthetic_create(
     *,
     project: Project,
     user: Any,
@@ -156,9 +150,8 @@ def synthetic_start(
     backend: dict[str, Any] | None = None,
     seed: int = 0,
 ) -> GenerationJob:
-    """Queue a synthetic job; ConfigError names the setting that cannot work."""
-    from curation.tasks import generation_job_task
-
+    """A synthetic job, queued (curation/generation/tasks.py enqueues it); ConfigError names the
+    setting that cannot work."""
     if template.project_id != project.pk:
         raise ConfigError("template", _("That template belongs to another project."))
     if not 1 <= count <= MAX_PROMPTS:
@@ -173,8 +166,8 @@ def synthetic_start(
         )
     if not 16 <= max_new_tokens <= 4096:
         raise ConfigError("max_new_tokens", _("Maximum tokens must be between 16 and 4096."))
-    try:  # per-job token budget and per-project cap on unfinished jobs (curation/limits.py)
-        from curation.limits import LimitExceeded, generation_budget_check
+    try:  # per-job token budget and per-project cap on unfinished jobs (curation/core/limits.py)
+        from curation.core.limits import LimitExceeded, generation_budget_check
 
         asks = candidates * (2 if critique else 1)  # a critique asks again for each candidate
         generation_budget_check(project=project, prompts=count, candidates=asks, max_new_tokens=max_new_tokens)
@@ -186,7 +179,7 @@ def synthetic_start(
         spec, name = backend_choose(backend, project)
     except BackendChoiceError as error:
         raise ConfigError(f"backend_{error.field}", error.message) from None
-    job = GenerationJob.objects.create(
+    return GenerationJob.objects.create(
         project=project,
         kind=GenerationJob.Kind.SYNTHETIC,
         template=template,
@@ -205,8 +198,6 @@ def synthetic_start(
         total=count,
         created_by=user if getattr(user, "is_authenticated", False) else None,
     )
-    transaction.on_commit(lambda: generation_job_task(job.pk))
-    return job
 
 
 # --- running -----------------------------------------------------------------------------
@@ -256,10 +247,7 @@ def _unit_values(job: GenerationJob, number: int, labels: list[tuple[int, str]])
 
 
 def synthetic_execute(*, job: GenerationJob, backend: GenerationBackend | None = None) -> GenerationJob:
-    claimed = GenerationJob.objects.filter(pk=job.pk, status=GenerationJob.Status.QUEUED).update(
-        status=GenerationJob.Status.RUNNING, started_at=timezone.now()
-    )
-    if not claimed:
+    if not GenerationJob.claim(job.pk, started_at=timezone.now()):
         return _reloaded(job)
     job = GenerationJob.objects.select_related("project", "template").get(pk=job.pk)
     project, cfg = job.project, job.config
@@ -324,11 +312,28 @@ def _run_units(
     errors: list[dict[str, Any]],
     classification: bool,
 ) -> int:
-    cfg, project = job.config, job.project
-    candidates = cfg["candidates"]
-    # Step 1: the requests. A classification example is the request itself, so each candidate
-    # is a request of its own; otherwise one request per prompt and the candidates answer it.
-    asks = candidates if classification else 1
+    """One batch: the requests, then (for chat) the answers and critiques, then the drafts."""
+    _ask_requests(job, units, backend, classification)
+    project = job.project
+    system = [{"role": "system", "content": project.system_prompt}] if project.system_prompt.strip() else []
+    if classification:
+        rows = _request_rows(units, system, checker, errors)
+    else:
+        rows = _answer_rows(job, units, system, backend, checker, errors)
+    created = 0
+    for _number, unit_rows in sorted(rows.items()):
+        made = write_drafts(job, unit_rows)
+        for example, row in zip(made, unit_rows, strict=False):
+            checker.remember(example.pk, row.group, row.messages)
+        created += len(made)
+    return created
+
+
+def _ask_requests(job: GenerationJob, units: list[_Unit], backend: GenerationBackend, classification: bool) -> None:
+    """Step 1: the requests. A classification example is the request itself, so each candidate
+    is a request of its own; otherwise one request per prompt and the candidates answer it."""
+    cfg = job.config
+    asks = cfg["candidates"] if classification else 1
     conversations = [[{"role": "user", "content": unit.request}] for unit in units for _k in range(asks)]
     replies = generate_detailed(
         backend, conversations, max_new_tokens=cfg["max_new_tokens"], temperature=cfg["temperature"]
@@ -337,72 +342,94 @@ def _run_units(
         chunk = replies[i * asks : (i + 1) * asks]
         unit.prompts = [clean_request(g.text) for g in chunk]
         unit.prompt_generations = chunk
-    system = [{"role": "system", "content": project.system_prompt}] if project.system_prompt.strip() else []
+
+
+def _request_rows(
+    units: list[_Unit], system: list[dict[str, Any]], checker: DraftChecker, errors: list[dict[str, Any]]
+) -> dict[int, list[DraftRow]]:
+    """Classification: every request the model wrote is a draft (the label comes with the unit)."""
     rows: dict[int, list[DraftRow]] = {}
-    if classification:
-        for unit in units:
-            rows[unit.number] = []
-            for k, (prompt, generation) in enumerate(zip(unit.prompts, unit.prompt_generations, strict=True)):
-                if not prompt:
-                    errors.append({"key": f"p{unit.number}:{k}", "error": _("the model wrote no request")})
-                    continue
-                messages = [*system, {"role": "user", "content": prompt}]
-                rows[unit.number].append(
-                    _row(unit, k, messages, len(messages) - 1, prompt, generation, checker, unit.request)
-                )
-    else:
-        answerable = [unit for unit in units if unit.prompts[0]]
-        for unit in units:
-            if not unit.prompts[0]:
-                errors.append({"key": f"p{unit.number}", "error": _("the model wrote no request")})
-        conversations = [
-            [*system, {"role": "user", "content": unit.prompts[0]}] for unit in answerable for _k in range(candidates)
-        ]
-        answers = generate_detailed(
-            backend, conversations, max_new_tokens=cfg["max_new_tokens"], temperature=cfg["temperature"]
-        )
-        critiques: list[Generation | None] = [None] * len(answers)
-        if cfg.get("critique") and answers:
-            asks_critique = [
-                [{"role": "user", "content": CRITIQUE.format(request=conv[-1]["content"], answer=answer.text)}]
-                for conv, answer in zip(conversations, answers, strict=True)
-            ]
-            critiques = list(
-                generate_detailed(
-                    backend, asks_critique, max_new_tokens=cfg["max_new_tokens"], temperature=cfg["temperature"]
-                )
+    for unit in units:
+        rows[unit.number] = []
+        for k, (prompt, generation) in enumerate(zip(unit.prompts, unit.prompt_generations, strict=True)):
+            if not prompt:
+                errors.append({"key": f"p{unit.number}:{k}", "error": _("the model wrote no request")})
+                continue
+            messages = [*system, {"role": "user", "content": prompt}]
+            rows[unit.number].append(
+                _row(unit, k, messages, len(messages) - 1, prompt, generation, checker, unit.request)
             )
-        for u, unit in enumerate(answerable):
-            rows[unit.number] = []
-            for k in range(candidates):
-                index = u * candidates + k
-                answer, critique = answers[index], critiques[index]
-                text, first, critique_text, unparsed = answer.text, "", "", False
-                generation = answer
-                if critique is not None:
-                    parsed = parse_critique(critique.text)
-                    if parsed is None:
-                        unparsed = True
-                    else:
-                        critique_text, text = parsed
-                        first, generation = answer.text, critique
-                messages = [
-                    *system,
-                    {"role": "user", "content": unit.prompts[0]},
-                    {"role": "assistant", "content": text},
-                ]
-                row = _row(unit, k, messages, len(messages) - 1, text, generation, checker, unit.request)
-                row.first_answer, row.critique = first, critique_text
-                if unparsed:
-                    row.flags.append({"code": "critique_unparsed"})
-                rows[unit.number].append(row)
-    created = 0
-    for _number, unit_rows in sorted(rows.items()):
-        made = write_drafts(job, unit_rows)
-        for example, row in zip(made, unit_rows, strict=False):
-            checker.remember(example.pk, row.group, row.messages)
-        created += len(made)
-    return created
+    return rows
+
+
+def _answer_rows(
+    job: GenerationJob,
+    units: list[_Unit],
+    system: list[dict[str, Any]],
+    backend: GenerationBackend,
+    checker: DraftChecker,
+    errors: list[dict[str, Any]],
+) -> dict[int, list[DraftRow]]:
+    """Chat: each candidate answers the unit's request (then is critiqued and rewritten when the
+    job asks for it); every answer is a draft."""
+    cfg = job.config
+    candidates = cfg["candidates"]
+    answerable = [unit for unit in units if unit.prompts[0]]
+    for unit in units:
+        if not unit.prompts[0]:
+            errors.append({"key": f"p{unit.number}", "error": _("the model wrote no request")})
+    conversations = [
+        [*system, {"role": "user", "content": unit.prompts[0]}] for unit in answerable for _k in range(candidates)
+    ]
+    answers = generate_detailed(
+        backend, conversations, max_new_tokens=cfg["max_new_tokens"], temperature=cfg["temperature"]
+    )
+    critiques = _critiques(job, conversations, answers, backend)
+    rows: dict[int, list[DraftRow]] = {}
+    for u, unit in enumerate(answerable):
+        rows[unit.number] = []
+        for k in range(candidates):
+            index = u * candidates + k
+            answer, critique = answers[index], critiques[index]
+            text, first, critique_text, unparsed = answer.text, "", "", False
+            generation = answer
+            if critique is not None:
+                parsed = parse_critique(critique.text)
+                if parsed is None:
+                    unparsed = True
+                else:
+                    critique_text, text = parsed
+                    first, generation = answer.text, critique
+            messages = [
+                *system,
+                {"role": "user", "content": unit.prompts[0]},
+                {"role": "assistant", "content": text},
+            ]
+            row = _row(unit, k, messages, len(messages) - 1, text, generation, checker, unit.request)
+            row.first_answer, row.critique = first, critique_text
+            if unparsed:
+                row.flags.append({"code": "critique_unparsed"})
+            rows[unit.number].append(row)
+    return rows
+
+
+def _critiques(
+    job: GenerationJob,
+    conversations: list[list[dict[str, Any]]],
+    answers: list[Generation],
+    backend: GenerationBackend,
+) -> list[Generation | None]:
+    """The critique of each answer when the job asks for one (None per answer otherwise)."""
+    cfg = job.config
+    if not (cfg.get("critique") and answers):
+        return [None] * len(answers)
+    asks_critique = [
+        [{"role": "user", "content": CRITIQUE.format(request=conv[-1]["content"], answer=answer.text)}]
+        for conv, answer in zip(conversations, answers, strict=True)
+    ]
+    return list(
+        generate_detailed(backend, asks_critique, max_new_tokens=cfg["max_new_tokens"], temperature=cfg["temperature"])
+    )
 
 
 def _row(

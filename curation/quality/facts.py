@@ -37,6 +37,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from text.cjk import KANJI_CLASS
+
 Conversation = list[dict[str, Any]]
 
 MAX_SAMPLES = 10
@@ -101,7 +103,7 @@ _NUMBER = re.compile(
 _KATAKANA = re.compile(r"[ァ-ヺ][ァ-ヺー・]{2,}")
 _HONORIFICS = ("氏", "さん", "様", "先生")
 _KANJI_NAME = re.compile(
-    r"(?<![々〆ヵヶ一-鿿])(?P<name>[々一-鿿]{2,6}?)"
+    rf"(?<![{KANJI_CLASS}])(?P<name>[{KANJI_CLASS}]{{2,6}}?)"
     r"(?P<suffix>氏|さん|様|先生|株式会社|社|市|県|都|府|道|区|町|村|大学|銀行|病院|駅|省|庁)"
 )
 # Words the suffixes above catch that name nothing in particular.

@@ -25,7 +25,7 @@ from django.utils.translation import ngettext
 from jsonschema.validators import validator_for
 from referencing.exceptions import Unresolvable
 
-from curation.quality.sql_scan import unclosed
+from text.sql_scan import unclosed
 
 Conversation = list[dict[str, Any]]
 

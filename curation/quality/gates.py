@@ -5,9 +5,12 @@ that is still unredacted (no override: redact it or turn the block off)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from curation.core.errors import ServiceError
 from curation.models import Example, Project
 from curation.quality import services
 
@@ -25,10 +28,18 @@ class Blocker:
         return self.gate in OVERRIDABLE
 
 
-class LaunchBlocked(Exception):
+class LaunchBlocked(ServiceError):
+    """A conflict with the quality gates: the API answers 409 with each blocker."""
+
+    status = 409
+
     def __init__(self, blockers: list[Blocker]) -> None:
-        super().__init__("; ".join(b.message for b in blockers))
+        super().__init__("", _("The quality gates block this launch."))
         self.blockers = blockers
+
+    def data(self) -> dict[str, Any]:
+        blockers = [{"gate": b.gate, "message": b.message, "ids": b.ids} for b in self.blockers]
+        return {**super().data(), "blockers": blockers}
 
 
 def launch_blockers(project: Project, *, examples=None) -> list[Blocker]:

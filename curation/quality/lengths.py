@@ -13,126 +13,48 @@ what comes back.
 from __future__ import annotations
 
 import math
-import threading
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext as _
 
-from curation.backends import GenerationError, embedded_model_location
+from llm.loading import TOKENIZE_LOCK, ModelLoadError, model_config, model_source, shared_tokenizer
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 Conversation = list[dict[str, Any]]
 
-# Loading the embedded tokenizer or its configuration parses the GGUF file (seconds), so each
-# process does it once per model. The lock keeps two threads from loading the same one twice.
-_TOKENIZERS: dict[str, PreTrainedTokenizerBase] = {}
-_CONTEXTS: dict[str, int] = {}
-_LOAD_LOCK = threading.Lock()
-# A fast tokenizer resets its Rust padding and truncation state on every call and raises
-# "Already borrowed" when two threads do that at once.
-_TOKENIZE_LOCK = threading.Lock()
-
 # Configuration fields that hold the number of positions, by model family.
 _POSITION_FIELDS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "n_ctx")
 
-
-class LengthError(Exception):
-    """A tokenizer or model configuration could not be loaded; the message says which and what to do."""
-
-
-def _source(base_model: str) -> tuple[str | Path, dict[str, Any], str]:
-    """Where to load `base_model` from: the path or id, the loading options, a name for messages."""
-    if not base_model:
-        try:
-            folder, file_name = embedded_model_location()
-        except GenerationError as error:
-            raise LengthError(str(error)) from error
-        return folder, {"gguf_file": file_name}, str(folder / file_name)
-    path = Path(base_model).expanduser()
-    # Otherwise transformers takes a mistyped path for a hub id and says so, confusingly.
-    if path.is_absolute() or base_model.startswith((".", "~")):
-        if not path.is_dir():
-            raise LengthError(
-                _("The model folder %(folder)s does not exist; check the base model's path.") % {"folder": base_model}
-            )
-        return path, {"local_files_only": True}, base_model
-    return base_model, {"local_files_only": True}, base_model
-
-
-def _load_error(base_model: str, where: str, error: Exception) -> LengthError:
-    if isinstance(error, ImportError):
-        return LengthError(
-            _("Loading the model %(model)s needs a missing package: %(error)s") % {"model": where, "error": error}
-        )
-    if base_model and not Path(base_model).expanduser().is_dir():
-        # transformers' own message talks about connecting to the hub, which is never tried here.
-        return LengthError(
-            _(
-                "The model %(model)s is not in the local Hugging Face cache, and nothing is downloaded "
-                "here. Download it first (`hf download %(model)s`) or give the folder that holds it."
-            )
-            % {"model": base_model}
-        )
-    return LengthError(
-        _(
-            "The model %(model)s could not be loaded: %(error)s. Give a folder that holds a "
-            "transformers model with its tokenizer and config.json."
-        )
-        % {"model": where, "error": " ".join(str(error).split()).rstrip(".")}
-    )
+# A tokenizer or model configuration that could not be loaded; the message says which and what to do.
+LengthError = ModelLoadError
 
 
 def load_tokenizer(base_model: str = "") -> PreTrainedTokenizerBase:
     """The tokenizer of `base_model` ("" for the embedded SmolLM2), loaded once per process."""
-    with _LOAD_LOCK:
-        if base_model not in _TOKENIZERS:
-            from transformers import AutoTokenizer
-
-            source, options, where = _source(base_model)
-            try:
-                _TOKENIZERS[base_model] = AutoTokenizer.from_pretrained(source, **options)
-            except (ImportError, OSError, ValueError) as error:
-                raise _load_error(base_model, where, error) from error
-        return _TOKENIZERS[base_model]
+    return shared_tokenizer(base_model)
 
 
 def context_length(base_model: str = "") -> int:
     """The most positions `base_model` ("" for the embedded SmolLM2) can attend to, from its configuration."""
-    with _LOAD_LOCK:
-        if base_model not in _CONTEXTS:
-            from transformers import AutoConfig
-
-            source, options, where = _source(base_model)
-            try:
-                config = AutoConfig.from_pretrained(source, **options)
-            except (ImportError, OSError, ValueError) as error:
-                raise _load_error(base_model, where, error) from error
-            # Vision-language configurations keep the language model's fields in a sub-configuration.
-            text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-            positions = next(
-                (
-                    value
-                    for field in _POSITION_FIELDS
-                    if isinstance(value := getattr(text_config, field, None), int) and value > 0
-                ),
-                None,
+    config = model_config(base_model)
+    # Vision-language configurations keep the language model's fields in a sub-configuration.
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    values = (getattr(text_config, field, None) for field in _POSITION_FIELDS)
+    positions = next((value for value in values if isinstance(value, int) and value > 0), None)
+    if positions is None:
+        raise LengthError(
+            _(
+                "The configuration of %(model)s does not say how many positions the model has "
+                "(none of %(fields)s); set the training sequence length by hand."
             )
-            if positions is None:
-                raise LengthError(
-                    _(
-                        "The configuration of %(model)s does not say how many positions the model has "
-                        "(none of %(fields)s); set the training sequence length by hand."
-                    )
-                    % {"model": where, "fields": ", ".join(_POSITION_FIELDS)}
-                )
-            _CONTEXTS[base_model] = positions
-        return _CONTEXTS[base_model]
+            % {"model": model_source(base_model)[2], "fields": ", ".join(_POSITION_FIELDS)}
+        )
+    return positions
 
 
 def _plain_text(conversation: Conversation) -> str:
@@ -162,7 +84,7 @@ def count_tokens(
             texts = tokenizer.apply_chat_template(batch, tokenize=False, add_generation_prompt=False)
         else:
             texts = [_plain_text(conversation) for conversation in batch]
-        with _TOKENIZE_LOCK:
+        with TOKENIZE_LOCK:
             lengths = _encoded_lengths(tokenizer, texts, add_special_tokens=not templated)
         for index, length in zip(indices, lengths, strict=True):
             counts[index] = length

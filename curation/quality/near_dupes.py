@@ -43,6 +43,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from text.cjk import CJK_RANGES
+
 # Recall over precision: candidates are verified exactly, so extra candidates cost only a
 # little time, while a missed pair is a duplicate left in the data.
 FALSE_POSITIVE_WEIGHT = 0.05
@@ -52,20 +54,6 @@ FALSE_NEGATIVE_WEIGHT = 0.95
 # pairs) instead of all k * (k - 1) / 2 pairs: 5,000 copies of one boilerplate answer
 # would otherwise make 12.5 million pairs. The copies still form one cluster.
 MAX_BUCKET = 50
-
-# Scripts written without spaces between words: each character is a token of its own.
-_CJK_RANGES = (
-    (0x1100, 0x11FF),  # hangul jamo
-    (0x3005, 0x3007),  # 々 〆 〇
-    (0x3040, 0x30FF),  # hiragana, katakana
-    (0x3130, 0x318F),  # hangul compatibility jamo
-    (0x31F0, 0x31FF),  # katakana phonetic extensions
-    (0x3400, 0x4DBF),  # CJK extension A
-    (0x4E00, 0x9FFF),  # CJK unified ideographs
-    (0xAC00, 0xD7AF),  # hangul syllables
-    (0xF900, 0xFAFF),  # CJK compatibility ideographs
-    (0x20000, 0x3134F),  # CJK extensions B to G
-)
 
 _U32 = np.uint32
 _U64 = np.uint64
@@ -137,7 +125,7 @@ def _code_points(text: str) -> np.ndarray:
 @functools.cache
 def _is_cjk() -> np.ndarray:
     flags = np.zeros(sys.maxunicode + 1, dtype=bool)
-    for low, high in _CJK_RANGES:
+    for low, high in CJK_RANGES:
         flags[low : high + 1] = True
     return flags
 

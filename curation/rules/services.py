@@ -19,12 +19,13 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from curation.core.errors import ServiceError
+from curation.core.permissions import Action, can
+from curation.core.services import example_snapshot
 from curation.models import Example, ExampleRevision, Label, LabelingRule, Project, RuleRevision, RuleRun, WeakLabel
-from curation.permissions import Action, can
 from curation.rules import spec as S
 from curation.rules.engine import ABSTAIN, Corpus, apply_rules, highlight, match_spans
 from curation.rules.spec import RuleError, RuleSpec
-from curation.services import example_snapshot
 
 if TYPE_CHECKING:
     from curation.rules.analysis import Labeling
@@ -37,11 +38,14 @@ PREVIEW_LIMIT = 20_000
 MODEL_PREVIEW_LIMIT = {S.SIMILARITY: 2000, S.ZERO_SHOT: 12}
 
 
-class StaleRule(Exception):
+class StaleRule(ServiceError):
     """Someone else saved the rule since this version was read."""
 
+    status = 409
+
     def __init__(self, rule: LabelingRule) -> None:
-        super().__init__(f"Rule {rule.pk} has changed: it is now at version {rule.version}.")
+        message = _("Someone saved this rule since you read it; it is now at version %(version)d.")
+        super().__init__("", message % {"version": rule.version})
         self.current = rule
 
 
@@ -250,7 +254,7 @@ class Models:
         from curation.rules.zero_shot import classify
 
         if self._backend is None:
-            from curation.backends import default_backend
+            from llm.local import default_backend
 
             self._backend = default_backend()
         instruction = rule.params.get("instruction", "")
@@ -341,8 +345,9 @@ def rule_preview(*, project: Project, rule: RuleInput, sample: int = PREVIEW_SAM
 # --- rule runs ------------------------------------------------------------------------
 
 
-def rule_run_start(*, project: Project, user: Any) -> RuleRun:
-    """Snapshot the active rules as the next rule set version and queue their application."""
+def rule_run_create(*, project: Project, user: Any) -> RuleRun:
+    """Snapshot the active rules as the next rule set version (curation/rules/tasks.py queues
+    their application)."""
     _check(user, project)
     rules = list(project.rules.filter(active=True).select_related("label").order_by("id"))
     if not rules:
@@ -363,9 +368,6 @@ def rule_run_start(*, project: Project, user: Any) -> RuleRun:
                     total=Example.objects.filter(project=project).count(),
                     created_by=user if getattr(user, "is_authenticated", False) else None,
                 )
-                from curation.tasks import rule_run_task
-
-                transaction.on_commit(lambda run_id=run.pk: rule_run_task(run_id))
                 return run
         except IntegrityError:
             continue  # another run took the number; take the next
@@ -376,10 +378,7 @@ def rule_run_execute(*, run: RuleRun, progress: Callable[[int], None] | None = N
     """Apply the run's rules to every example, analyse them, fit the label model, store the
     weak labels. Writes nothing but progress until the end, then everything in one
     transaction: a failed or killed run leaves no half-saved weak labels."""
-    claimed = RuleRun.objects.filter(pk=run.pk, status=RuleRun.Status.QUEUED).update(
-        status=RuleRun.Status.RUNNING, started_at=timezone.now()
-    )
-    if not claimed:
+    if not RuleRun.claim(run.pk, started_at=timezone.now()):
         return run  # a duplicate delivery of the task: the first one has it
     run.refresh_from_db()
     project = run.project
@@ -489,15 +488,6 @@ def _store(
                 },
             }
             revision.save(update_fields=["stats"])
-
-
-def rule_runs_mark_interrupted() -> int:
-    """Runs left 'running' by a worker that died: say so (they wrote no weak labels)."""
-    return RuleRun.objects.filter(status=RuleRun.Status.RUNNING).update(
-        status=RuleRun.Status.INTERRUPTED,
-        error=_("The worker stopped during this run; no weak labels were written. Apply the rules again."),
-        finished_at=timezone.now(),
-    )
 
 
 def latest_run(project: Project) -> RuleRun | None:

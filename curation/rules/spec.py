@@ -15,6 +15,8 @@ from typing import Any
 import re2
 from django.utils.translation import gettext as _
 
+from curation.core.errors import ServiceError
+
 KEYWORDS = "keywords"
 REGEX = "regex"
 LENGTH = "length"
@@ -38,13 +40,8 @@ RE2_MAX_MEM = 32 << 20
 MAX_INSTRUCTION_LENGTH = 2000
 
 
-class RuleError(ValueError):
+class RuleError(ServiceError):
     """A rule parameter is wrong: ``field`` names it, the message says what to do."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -158,6 +155,113 @@ def compile_pattern(pattern: str, *, case_sensitive: bool) -> re2.Pattern:  # ty
         raise RuleError("pattern", message) from None
 
 
+def _clean_keywords(params: dict[str, Any]) -> dict[str, Any]:
+    mode = params.get("mode", "any") or "any"
+    if mode not in ("any", "all"):
+        raise RuleError("mode", _("Choose any or all."))
+    return {
+        "keywords": _keywords(params.get("keywords")),
+        "mode": mode,
+        "whole_word": _bool(params, "whole_word", True),
+        "case_sensitive": _bool(params, "case_sensitive", False),
+    }
+
+
+def _clean_regex(params: dict[str, Any]) -> dict[str, Any]:
+    pattern = params.get("pattern")
+    if not isinstance(pattern, str) or not pattern:
+        raise RuleError("pattern", _("Give a regular expression."))
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise RuleError("pattern", _("At most %(n)d characters.") % {"n": MAX_PATTERN_LENGTH})
+    case_sensitive = _bool(params, "case_sensitive", False)
+    compile_pattern(pattern, case_sensitive=case_sensitive)
+    return {"pattern": pattern, "case_sensitive": case_sensitive}
+
+
+def _clean_length(params: dict[str, Any]) -> dict[str, Any]:
+    unit = params.get("unit", "words") or "words"
+    if unit not in ("chars", "words"):
+        raise RuleError("unit", _("Choose chars or words."))
+    low, high = _int_or_none(params, "min"), _int_or_none(params, "max")
+    if low is None and high is None:
+        raise RuleError("min", _("Give a minimum, a maximum or both."))
+    if low is not None and high is not None and low > high:
+        raise RuleError("max", _("The maximum is below the minimum."))
+    return {"unit": unit, "min": low, "max": high}
+
+
+def _metadata_value(op: str, value: Any) -> Any:
+    """The value a metadata test compares with: a number, a list of texts, None or a text, by `op`."""
+    if op in ("gt", "lt"):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise RuleError("value", _("Comparing needs a number.")) from None
+    if op == "in":
+        _size_check(value, "value")
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not value:
+            raise RuleError("value", _("Give a list of values."))
+        value = [str(item) for item in value]
+        if len(value) > MAX_KEYWORDS or any(len(item) > MAX_KEYWORD_LENGTH for item in value):
+            raise RuleError(
+                "value",
+                _("Give at most %(count)d values of at most %(n)d characters each.")
+                % {"count": MAX_KEYWORDS, "n": MAX_KEYWORD_LENGTH},
+            )
+        return value
+    if op in ("exists", "missing"):
+        return None
+    if value is None or (isinstance(value, (list, dict))):
+        raise RuleError("value", _("Give a value to compare with."))
+    value = value if isinstance(value, str) else str(value)
+    if len(value) > MAX_PATTERN_LENGTH:
+        raise RuleError("value", _("At most %(n)d characters.") % {"n": MAX_PATTERN_LENGTH})
+    return value
+
+
+def _clean_metadata(params: dict[str, Any]) -> dict[str, Any]:
+    key = params.get("key")
+    if not isinstance(key, str) or not key.strip():
+        raise RuleError("key", _("Give the metadata field to test."))
+    op = params.get("op", "equals") or "equals"
+    if op not in METADATA_OPS:
+        raise RuleError("op", _("Choose one of %(ops)s.") % {"ops": ", ".join(METADATA_OPS)})
+    if len(key) > MAX_KEYWORD_LENGTH:
+        raise RuleError("key", _("At most %(n)d characters.") % {"n": MAX_KEYWORD_LENGTH})
+    return {"key": key.strip(), "op": op, "value": _metadata_value(op, params.get("value"))}
+
+
+def _clean_similarity(params: dict[str, Any]) -> dict[str, Any]:
+    try:
+        threshold = float(params.get("threshold", 0.8))
+    except (TypeError, ValueError):
+        raise RuleError("threshold", _("Must be a number between 0 and 1.")) from None
+    if not 0.0 < threshold <= 1.0:
+        raise RuleError("threshold", _("Must be a number between 0 and 1."))
+    return {"threshold": threshold}
+
+
+def _clean_zero_shot(params: dict[str, Any]) -> dict[str, Any]:
+    instruction = params.get("instruction", "") or ""
+    if not isinstance(instruction, str):
+        raise RuleError("instruction", _("Must be text."))
+    if len(instruction) > MAX_INSTRUCTION_LENGTH:
+        raise RuleError("instruction", _("At most %(n)d characters.") % {"n": MAX_INSTRUCTION_LENGTH})
+    return {"instruction": instruction.strip()}
+
+
+_CLEANERS = {
+    KEYWORDS: _clean_keywords,
+    REGEX: _clean_regex,
+    LENGTH: _clean_length,
+    METADATA: _clean_metadata,
+    SIMILARITY: _clean_similarity,
+    ZERO_SHOT: _clean_zero_shot,
+}
+
+
 def clean_params(kind: str, params: Any) -> dict[str, Any]:
     """The checked parameters of a rule of this kind (unknown fields are dropped)."""
     if kind not in KINDS:
@@ -167,86 +271,7 @@ def clean_params(kind: str, params: Any) -> dict[str, Any]:
         )
     if not isinstance(params, dict):
         raise RuleError("params", _("Parameters must be an object."))
-    if kind == KEYWORDS:
-        mode = params.get("mode", "any") or "any"
-        if mode not in ("any", "all"):
-            raise RuleError("mode", _("Choose any or all."))
-        return {
-            "keywords": _keywords(params.get("keywords")),
-            "mode": mode,
-            "whole_word": _bool(params, "whole_word", True),
-            "case_sensitive": _bool(params, "case_sensitive", False),
-        }
-    if kind == REGEX:
-        pattern = params.get("pattern")
-        if not isinstance(pattern, str) or not pattern:
-            raise RuleError("pattern", _("Give a regular expression."))
-        if len(pattern) > MAX_PATTERN_LENGTH:
-            raise RuleError("pattern", _("At most %(n)d characters.") % {"n": MAX_PATTERN_LENGTH})
-        case_sensitive = _bool(params, "case_sensitive", False)
-        compile_pattern(pattern, case_sensitive=case_sensitive)
-        return {"pattern": pattern, "case_sensitive": case_sensitive}
-    if kind == LENGTH:
-        unit = params.get("unit", "words") or "words"
-        if unit not in ("chars", "words"):
-            raise RuleError("unit", _("Choose chars or words."))
-        low, high = _int_or_none(params, "min"), _int_or_none(params, "max")
-        if low is None and high is None:
-            raise RuleError("min", _("Give a minimum, a maximum or both."))
-        if low is not None and high is not None and low > high:
-            raise RuleError("max", _("The maximum is below the minimum."))
-        return {"unit": unit, "min": low, "max": high}
-    if kind == METADATA:
-        key = params.get("key")
-        if not isinstance(key, str) or not key.strip():
-            raise RuleError("key", _("Give the metadata field to test."))
-        op = params.get("op", "equals") or "equals"
-        if op not in METADATA_OPS:
-            raise RuleError("op", _("Choose one of %(ops)s.") % {"ops": ", ".join(METADATA_OPS)})
-        if len(key) > MAX_KEYWORD_LENGTH:
-            raise RuleError("key", _("At most %(n)d characters.") % {"n": MAX_KEYWORD_LENGTH})
-        value = params.get("value")
-        if op in ("gt", "lt"):
-            try:
-                value = float(value)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise RuleError("value", _("Comparing needs a number.")) from None
-        elif op == "in":
-            _size_check(value, "value")
-            if isinstance(value, str):
-                value = [part.strip() for part in value.split(",") if part.strip()]
-            if not isinstance(value, list) or not value:
-                raise RuleError("value", _("Give a list of values."))
-            value = [str(item) for item in value]
-            if len(value) > MAX_KEYWORDS or any(len(item) > MAX_KEYWORD_LENGTH for item in value):
-                raise RuleError(
-                    "value",
-                    _("Give at most %(count)d values of at most %(n)d characters each.")
-                    % {"count": MAX_KEYWORDS, "n": MAX_KEYWORD_LENGTH},
-                )
-        elif op in ("exists", "missing"):
-            value = None
-        else:
-            if value is None or (isinstance(value, (list, dict))):
-                raise RuleError("value", _("Give a value to compare with."))
-            value = value if isinstance(value, str) else str(value)
-            if len(value) > MAX_PATTERN_LENGTH:
-                raise RuleError("value", _("At most %(n)d characters.") % {"n": MAX_PATTERN_LENGTH})
-        return {"key": key.strip(), "op": op, "value": value}
-    if kind == SIMILARITY:
-        try:
-            threshold = float(params.get("threshold", 0.8))
-        except (TypeError, ValueError):
-            raise RuleError("threshold", _("Must be a number between 0 and 1.")) from None
-        if not 0.0 < threshold <= 1.0:
-            raise RuleError("threshold", _("Must be a number between 0 and 1."))
-        return {"threshold": threshold}
-    instruction = params.get("instruction", "") or ""
-    if not isinstance(instruction, str):
-        raise RuleError("instruction", _("Must be text."))
-    if len(instruction) > MAX_INSTRUCTION_LENGTH:
-        raise RuleError("instruction", _("At most %(n)d characters.") % {"n": MAX_INSTRUCTION_LENGTH})
-    return {"instruction": instruction.strip()}
+    return _CLEANERS[kind](params)
 
 
 def clean_target(kind: str, target: Any) -> str:

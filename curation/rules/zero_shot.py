@@ -11,7 +11,8 @@ import re
 
 from django.utils.translation import gettext as _
 
-from curation.backends import GenerationBackend, GenerationError
+from llm.interface import GenerationBackend, GenerationError
+from text.cjk import CJK_CLASS
 
 MAX_TEXT_CHARS = 2000
 ABSTAIN_WORDS = ("none", "unknown", "abstain", "n/a", "no label")
@@ -25,9 +26,9 @@ SYSTEM_PROMPT = (
     "only, without explanation."
 )
 
-# Letters, digits and underscores of scripts that separate words with spaces. Chinese and
-# Japanese characters are left out, so that "返品です" still names the label "返品".
-_SPACED_WORD_CHAR = r"[^\W\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]"
+# Letters, digits and underscores outside text.cjk's set (each CJK character is a word of its
+# own), so that "返品です" still names the label "返品".
+_SPACED_WORD_CHAR = rf"[^\W{CJK_CLASS}]"
 
 
 def build_conversation(text: str, labels: list[tuple[str, str]], instruction: str = "") -> list[dict[str, str]]:

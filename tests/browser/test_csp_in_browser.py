@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
+from curation.core.services import example_update
 from curation.models import Example, Project
-from curation.services import example_update
 from tests.browser.conftest import sign_in
 
 pytestmark = pytest.mark.browser

@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from curation.models import Project
 from tests.browser.conftest import sign_in
-from training.judging import comparisons_prepare
+from training.evaluation.judging import comparisons_prepare
 from training.models import EvalSample, Evaluation, Judgment, TrainingRun
 
 pytestmark = pytest.mark.browser

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
+from curation.core.services import example_create
 from curation.models import Annotation, Example
-from curation.services import example_create
 from tests.browser.conftest import sign_in
 
 pytestmark = pytest.mark.browser

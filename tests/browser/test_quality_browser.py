@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from curation.models import DuplicateCluster, Example, ExampleRevision, QualityScan
-from curation.quality.services import quality_scan_execute, quality_scan_start
+from curation.quality.scanning import quality_scan_execute
+from curation.quality.tasks import quality_scan_start
 from tests.browser.conftest import sign_in
 from tests.conftest import PASSWORD
 from tests.quality.conftest import PASSWORD_REPLY, PASSWORD_RESET, add
@@ -38,7 +39,7 @@ def test_an_admin_runs_the_quality_check_and_redacts_an_e_mail(
     # Tasks run inline in tests, which would finish the check before the page comes back; the
     # queued task is held here instead, and run below, as a busy worker would run it later.
     held: list[int] = []
-    monkeypatch.setattr("curation.tasks.quality_scan_task", held.append)
+    monkeypatch.setattr("curation.quality.tasks.quality_scan_task", held.append)
     base = live_server.url
     sign_in(page, base, admin.username, PASSWORD)
 

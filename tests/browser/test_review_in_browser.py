@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
-from curation import annotations as svc
+from curation.labeling import services as svc
 from curation.models import Example, Project
 from tests.browser.conftest import sign_in
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from curation.agreement import (
+from curation.labeling.agreement import (
     PairAgreement,
     cohen_kappa,
     disagreements,

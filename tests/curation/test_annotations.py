@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from curation import annotations as svc
+from curation.core.services import InvalidExample, StaleVersion, example_create, example_update
+from curation.labeling import services as svc
 from curation.models import Annotation, Example
-from curation.services import InvalidExample, StaleVersion, example_create, example_update
 
 
 def chat(q: str, a: str = "An answer.") -> list[dict]:

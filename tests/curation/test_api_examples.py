@@ -80,7 +80,7 @@ def test_an_annotator_creates_an_example_with_a_revision(api, project):
 
 
 def test_the_list_filters_and_paginates(api, project, example, users):
-    from curation.services import example_create
+    from curation.core.services import example_create
 
     for i in range(60):
         example_create(
@@ -97,7 +97,7 @@ def test_the_list_filters_and_paginates(api, project, example, users):
 
 
 def test_the_list_does_not_query_per_example(api, project, example, users, django_assert_max_num_queries):
-    from curation.services import example_create
+    from curation.core.services import example_create
 
     for i in range(30):
         example_create(

@@ -8,9 +8,9 @@ import itertools
 import pytest
 from rest_framework.test import APIClient
 
-from curation import annotations
+from curation.core.services import example_create
+from curation.labeling import services as annotations
 from curation.models import Annotation, Example, Project
-from curation.services import example_create
 from tests.conftest import PASSWORD
 
 

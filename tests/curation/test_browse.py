@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from curation import annotations as svc
+from curation.core.services import example_create
+from curation.labeling import services as svc
 from curation.models import Example, ExampleRevision
-from curation.selectors import example_list
-from curation.services import example_create
+from curation.workspace.selectors import example_list
 from tests.conftest import PASSWORD
 
 
@@ -37,7 +37,7 @@ def test_search_finds_imported_examples_too(project, users, settings, tmp_path):
     import io
     import json
 
-    from curation.imports import example_import, import_job_create
+    from curation.io.imports import example_import, import_job_create
 
     settings.UPLOAD_DIR = tmp_path
     row = {"messages": [{"role": "user", "content": "返品したい"}, {"role": "assistant", "content": "承知しました"}]}

@@ -12,8 +12,8 @@ import pytest
 from django.apps import apps
 from django.test import Client
 
-from curation.backends import BackendChoiceError, backend_spec_clean
-from curation.connections import (
+from curation.connections.backends import BackendChoiceError, backend_spec_clean
+from curation.connections.services import (
     ConnectionInvalid,
     connection_backend,
     connection_create,
@@ -22,8 +22,8 @@ from curation.connections import (
     model_folder_resolve,
     secret_names,
 )
-from curation.generation.jobs import generation_job_resume
-from curation.generation.synthetic import synthetic_execute, synthetic_start
+from curation.generation.synthetic import synthetic_execute
+from curation.generation.tasks import generation_job_resume, synthetic_start
 from curation.generation.templates import template_save
 from curation.models import Connection, GenerationJob, Project
 from tests.conftest import PASSWORD

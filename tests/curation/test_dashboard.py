@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from curation import annotations as svc
-from curation.dashboard import dashboard, stacked_bars
-from curation.services import example_create
+from curation.core.services import example_create
+from curation.labeling import services as svc
+from curation.workspace.dashboard import dashboard, stacked_bars
 from tests.conftest import PASSWORD
 
 

@@ -2,8 +2,8 @@ import json
 
 from django.core.management import call_command
 
+from curation.core.services import example_update
 from curation.models import Draft, Example, Membership, Project
-from curation.services import example_update
 
 
 def test_the_demo_loads_once_however_often_it_runs(db):
@@ -48,7 +48,8 @@ def test_the_demo_json_answers_parse(db):
 
 def test_the_demo_rules_apply_and_agree_with_the_demo_labels_more_often_than_not(db):
     from curation.models import RuleRun
-    from curation.rules.services import rule_run_execute, rule_run_start
+    from curation.rules.services import rule_run_execute
+    from curation.rules.tasks import rule_run_start
 
     call_command("load_demo")
     project = Project.objects.get(slug="kumo-support")

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from curation import annotations as svc
+from curation.core.services import example_create
+from curation.labeling import services as svc
 from curation.models import Example
-from curation.services import example_create
 from tests.conftest import PASSWORD
 
 
@@ -58,7 +58,7 @@ def test_the_resolution_becomes_the_gold_and_leaves_the_queue(client, project, d
 
 
 def test_a_stale_resolution_is_refused_with_the_current_version(client, project, disputed, users):
-    from curation.services import example_update
+    from curation.core.services import example_update
 
     example_update(example=disputed, user=users["admin"], version=disputed.version, split="train")
     client.login(username="rhea", password=PASSWORD)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from curation.services import example_update
+from curation.core.services import example_update
 from tests.conftest import PASSWORD
 
 

@@ -12,11 +12,11 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from curation.exports import example_export
+from curation.core.services import example_create
 from curation.formats.tabular import escape_formula, unescape_formula
-from curation.imports import example_import, import_job_create
+from curation.io.exports import example_export
+from curation.io.imports import example_import, import_job_create
 from curation.models import Example, ImportJob, Label, Project
-from curation.services import example_create
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db

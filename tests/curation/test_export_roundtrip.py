@@ -9,10 +9,10 @@ import tempfile
 
 import pytest
 
-from curation.exports import example_export
-from curation.imports import example_import, import_job_create
+from curation.core.services import InvalidExample, example_create
+from curation.io.exports import example_export
+from curation.io.imports import example_import, import_job_create
 from curation.models import Example, ImportJob, Label, Project
-from curation.services import InvalidExample, example_create
 
 pytestmark = pytest.mark.django_db
 

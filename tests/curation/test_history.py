@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from curation.history import example_restore, revision_diff, text_diff
+from curation.core.history import example_restore, revision_diff, text_diff
+from curation.core.services import InvalidExample, StaleVersion, example_create, example_snapshot, example_update
 from curation.models import Example, ExampleRevision, Label, Project
-from curation.services import InvalidExample, StaleVersion, example_create, example_snapshot, example_update
 from tests.conftest import PASSWORD
 
 QUESTION = {"role": "user", "content": "Where is my order?"}

@@ -26,7 +26,7 @@ def _upload(client, project, data: bytes, **fields):
 
 def _finished(job_id: int):
     job = ImportJob.objects.get(pk=job_id)
-    return job if job.is_finished else None
+    return job if job.finished else None
 
 
 def test_a_real_consumer_imports_an_uploaded_file(huey_consumer, project, users, client):

@@ -8,8 +8,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from curation.core.services import example_create
 from curation.models import Example, ImportJob, Label, Project
-from curation.services import example_create
 
 pytestmark = pytest.mark.django_db
 

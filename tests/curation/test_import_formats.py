@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from curation.imports import example_import, example_import_path, import_job_create
+from curation.io.imports import example_import, example_import_path, import_job_create
 from curation.models import Example, ImportJob, Label, Project
 
 pytestmark = pytest.mark.django_db

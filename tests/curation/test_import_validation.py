@@ -9,9 +9,9 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from curation.imports import example_import, import_job_create
+from curation.core.services import InvalidExample, example_create
+from curation.io.imports import example_import, import_job_create
 from curation.models import Example, ImportJob, Project
-from curation.services import InvalidExample, example_create
 
 pytestmark = pytest.mark.django_db
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from curation.core.services import example_create, example_update
 from curation.models import Annotation, Example
-from curation.services import example_create, example_update
 from tests.conftest import PASSWORD
 
 

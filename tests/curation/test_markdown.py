@@ -1,4 +1,4 @@
-from curation.markdown import render_markdown
+from curation.core.markdown import render_markdown
 
 
 def test_guidelines_markdown_renders_headings_lists_and_links():

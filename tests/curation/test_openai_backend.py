@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from curation import openai_backend
-from curation.backends import GenerationBackend, GenerationError
-from curation.openai_backend import OpenAICompatibleBackend
+from curation.connections.outbound import allow_list
+from llm import openai_compatible as openai_backend
+from llm.interface import GenerationBackend, GenerationError
+from llm.openai_compatible import OpenAICompatibleBackend
 
 KEY_NAME = "SHIKOMI_SECRET_TEST_CHAT"
 KEY = "sk-test-0123456789abcdef"
@@ -130,7 +131,7 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def backend_for(url: str, **options: Any) -> OpenAICompatibleBackend:
     settings: dict[str, Any] = {"model": "tiny-chat", "timeout": 2.0, "retries": 3, "backoff": 0.01}
-    return OpenAICompatibleBackend(base_url=url, **(settings | options))
+    return OpenAICompatibleBackend(base_url=url, allowed=allow_list(), **(settings | options))
 
 
 def closed_port_url() -> str:

@@ -22,10 +22,11 @@ from typing import Any
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from curation import outbound
-from curation.backends import GenerationError
-from curation.openai_backend import OpenAICompatibleBackend
-from curation.outbound import OutboundRefused, check_url, parse_allow_list
+from curation.connections.outbound import check_url, parse_allow_list
+from llm import outbound
+from llm.interface import GenerationError
+from llm.openai_compatible import OpenAICompatibleBackend
+from llm.outbound import OutboundRefused
 from tests.curation.test_openai_backend import (  # noqa: F401
     FakeServer,
     _Handler,

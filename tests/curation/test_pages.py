@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from curation.services import example_create
+from curation.core.services import example_create
 from tests.conftest import PASSWORD
 
 

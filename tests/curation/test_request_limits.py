@@ -14,12 +14,12 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
+from curation.core.services import example_create
 from curation.generation import ConfigError
-from curation.imports import example_import, import_job_create
+from curation.io.imports import example_import, import_job_create
 from curation.models import Example, GenerationJob, ImportJob
 from curation.rules import spec as S
 from curation.rules.spec import RuleError
-from curation.services import example_create
 from tests.conftest import PASSWORD
 
 
@@ -315,8 +315,7 @@ def template(project, users):
 
 
 def test_a_project_may_queue_only_so_many_generation_jobs(project, users, template, settings):
-    from curation.generation.synthetic import synthetic_start
-    from curation.quality.augment import augment_start
+    from curation.generation.tasks import augment_start, synthetic_start
 
     settings.SHIKOMI_MAX_OPEN_GENERATION_JOBS = 2
     for _ in range(2):
@@ -335,7 +334,7 @@ def test_a_project_may_queue_only_so_many_generation_jobs(project, users, templa
 
 
 def test_a_generation_job_asking_for_too_many_tokens_is_refused(project, users, template, settings):
-    from curation.generation.synthetic import synthetic_start
+    from curation.generation.tasks import synthetic_start
 
     settings.SHIKOMI_MAX_JOB_TOKENS = 100_000
     with pytest.raises(ConfigError) as caught:
@@ -361,7 +360,7 @@ def test_the_generation_api_refuses_a_job_over_the_token_budget_with_a_400(proje
 @pytest.fixture
 def finished_run(project, users, tmp_path):
     from training.models import TrainingRun
-    from training.services import training_run_create
+    from training.runs.tasks import training_run_create
 
     for i in range(4):
         split = Example.Split.TEST if i >= 2 else Example.Split.TRAIN
@@ -375,9 +374,9 @@ def finished_run(project, users, tmp_path):
 
 
 def test_a_project_may_queue_only_so_many_evaluations(finished_run, settings):
-    from training.evaluations import evaluation_start
+    from training.evaluation.tasks import evaluation_start
     from training.models import Evaluation
-    from training.services import TrainingRefused
+    from training.runs.services import TrainingRefused
 
     settings.SHIKOMI_MAX_OPEN_EVALUATIONS = 1
     evaluation_start(run=finished_run, enqueue=False)
@@ -388,8 +387,8 @@ def test_a_project_may_queue_only_so_many_evaluations(finished_run, settings):
 
 
 def test_an_evaluation_over_the_token_budget_is_refused(finished_run, settings):
-    from training.evaluations import evaluation_start
-    from training.services import TrainingRefused
+    from training.evaluation.tasks import evaluation_start
+    from training.runs.services import TrainingRefused
 
     settings.SHIKOMI_MAX_JOB_TOKENS = 1000
     with pytest.raises(TrainingRefused) as caught:

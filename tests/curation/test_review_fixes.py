@@ -8,9 +8,9 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
-from curation.imports import example_import, import_job_create
+from curation.core.services import example_create
+from curation.io.imports import example_import, import_job_create
 from curation.models import Example, ImportJob, Label
-from curation.services import example_create
 from tests.conftest import PASSWORD
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from curation import annotations
+from curation.core.services import example_create, example_update
+from curation.labeling import services as annotations
 from curation.models import Annotation, Example, ExampleRevision
-from curation.services import example_create, example_update
 from tests.conftest import PASSWORD
 
 

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from curation.core.services import example_create
 from curation.models import Example, ExampleRevision
-from curation.services import example_create
-from curation.splits import SplitRequest, balance_choose, balance_preview, splits_assign, splits_preview
-from curation.splitting import Ratios
+from curation.splits.services import SplitRequest, balance_choose, balance_preview, splits_assign, splits_preview
+from curation.splits.splitting import Ratios
 from tests.conftest import PASSWORD
 
 
@@ -100,7 +100,7 @@ def test_ratios_that_do_not_add_up_are_refused_with_a_message(client, project, u
 
 
 def test_a_group_key_that_is_not_a_plain_name_is_refused(project, users, examples):
-    from curation.services import InvalidExample
+    from curation.core.services import InvalidExample
 
     with pytest.raises(InvalidExample) as raised:
         splits_preview(project=project, request=request("group", group_key='customer"]'))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
-from curation.splitting import (
+from curation.splits.splitting import (
     BALANCE_STRATEGIES,
     METHODS,
     Ratios,

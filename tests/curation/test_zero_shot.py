@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from curation.backends import GenerationBackend, GenerationError, LocalBackend
 from curation.rules.zero_shot import MAX_TEXT_CHARS, build_conversation, classify, parse_answer
+from llm.interface import GenerationBackend, GenerationError
+from llm.local import LocalBackend
 
 LABELS = [("billing", "Invoices, charges and refunds"), ("shipping", "Delivery and parcels")]
 NAMES = ["billing", "shipping"]

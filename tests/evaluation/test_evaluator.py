@@ -33,9 +33,9 @@ def run_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     """A real LoRA adapter output folder: the tiny model trained one step."""
     import torch
 
-    from training.config import TrainConfig
-    from training.interface import TrainExample
-    from training.trainer import train
+    from training.engine.config import TrainConfig
+    from training.engine.interface import TrainExample
+    from training.engine.trainer import train
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -228,9 +228,9 @@ def test_structured_and_unknown_kind(run_dir: Path):
 
 
 def test_full_fine_tune_loads_the_base_beside_it(tiny_model_dir: Path, tmp_path: Path):
-    from training.config import TrainConfig
-    from training.interface import TrainExample
-    from training.trainer import train
+    from training.engine.config import TrainConfig
+    from training.engine.interface import TrainExample
+    from training.engine.trainer import train
 
     config = TrainConfig(
         base_model=str(tiny_model_dir), method="full", max_steps=1, batch_size=2, max_seq_length=64, **MOVES

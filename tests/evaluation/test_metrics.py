@@ -15,6 +15,7 @@ import sacrebleu
 from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF
 
+from text import cjk
 from training.evaluation import metrics
 from training.evaluation.metrics import (
     classification_metrics,
@@ -129,7 +130,7 @@ def test_the_modules_tokenise_as_this_module():
     text = "Shikomi は LLM の データ です! Ｆｕｌｌ width, ﾊﾝｶｸ 𠀋"
     assert rouge_module.tokenize(text) == tokens(text)
     bleu_module = sys.modules[type(load_metric("bleu")).__module__]
-    assert bleu_module.CJK.pattern == metrics._CJK.pattern
+    assert bleu_module.CJK.pattern == cjk.UNSPACED_CHAR.pattern
     assert bleu_module.choose_tokenizer(["plain", "テスト"]) == "char"
     assert bleu_module.choose_tokenizer(["plain", "한국어"]) == "13a"
 
@@ -445,8 +446,8 @@ def test_perplexity_is_exp_of_the_mean_loss_on_answer_tokens(tiny_model):
     import torch
     import torch.nn.functional as F
 
-    from training.data import IGNORE, encode
-    from training.interface import TrainExample
+    from training.engine.data import IGNORE, encode
+    from training.engine.interface import TrainExample
 
     model, tokenizer = tiny_model
     conversations = [

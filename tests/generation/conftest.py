@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from curation.backends import Generation
-from curation.generation.synthetic import synthetic_execute, synthetic_start
+from curation.generation.synthetic import synthetic_execute
+from curation.generation.tasks import synthetic_start
 from curation.generation.templates import template_save
 from curation.models import Draft, GenerationJob, Project, PromptTemplate
+from llm.interface import Generation
 
 # The loopback chat-completions server and its helpers, for jobs on an OpenAI-compatible backend.
 from tests.curation.test_openai_backend import _no_proxy, server, sleeps  # noqa: F401

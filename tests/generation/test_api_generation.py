@@ -8,10 +8,10 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
-from curation.connections import embedded_connection
-from curation.generation.review import draft_approve, draft_reject, drafts_rank
+from curation.connections.services import embedded_connection
 from curation.generation.templates import template_save
 from curation.models import Draft, Example, GenerationJob, Membership, PreferencePair, Project, PromptTemplate, Role
+from curation.review.services import draft_approve, draft_reject, drafts_rank
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> & "quotes"'
 API_KEY = "sk-test-secret-do-not-store"
@@ -185,7 +185,7 @@ def test_a_request_carrying_an_api_key_is_refused_and_keeps_nothing(
 def test_a_valid_job_is_queued_once_and_never_keeps_an_api_key(
     rhea, project, users, template, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from curation.connections import connection_create
+    from curation.connections.services import connection_create
 
     monkeypatch.setenv("SHIKOMI_SECRET_TEST_KEY", API_KEY)
     gpu = connection_create(

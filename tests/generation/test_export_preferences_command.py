@@ -9,9 +9,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from curation.generation import review
-from curation.generation.review import drafts_rank
 from curation.models import PreferencePair
+from curation.review import services as review
+from curation.review.services import drafts_rank
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-from curation.generation.review import draft_approve, preferences_jsonl
-from curation.generation.synthetic import synthetic_start
+from curation.generation.tasks import synthetic_start
 from curation.generation.templates import DEFAULT_TEXT, template_save
 from curation.models import Draft, Example, GenerationJob
+from curation.review.services import draft_approve, preferences_jsonl
 from tests.conftest import wait_for
 
 

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from curation.connections import connection_create, embedded_connection
-from curation.generation import review
-from curation.generation.synthetic import synthetic_start
+from curation.connections.services import connection_create, embedded_connection
+from curation.generation import stats as draft_stats
+from curation.generation.tasks import synthetic_start
 from curation.generation.templates import DEFAULT_NAME, template_save
 from curation.models import GenerationJob, Project, PromptTemplate
+from curation.review import services as review
 
 PAGES = ["generate_home", "generate_job_new", "generate_template_new", "generate_template_edit", "generate_job"]
 
@@ -385,7 +386,7 @@ def test_the_home_page_shows_review_statistics_per_job_and_per_template_version(
     edited[second.target]["content"] += " Anything else I can help with?"
     review.draft_approve(draft=second, user=reviewer, version=second.example.version, messages=edited)
     review.draft_reject(draft=third, user=reviewer, version=third.example.version, reasons=["off_task", "tone"])
-    stats = review.job_stats(project)[first.job_id]
+    stats = draft_stats.job_stats(project)[first.job_id]
     mean_edit = f"{round(stats.mean_edit * 100)}%"
 
     client.force_login(reviewer)

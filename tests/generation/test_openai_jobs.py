@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from curation.connections import connection_create
-from curation.generation.synthetic import synthetic_execute, synthetic_start
+from curation.connections.services import connection_create
+from curation.generation.synthetic import synthetic_execute
+from curation.generation.tasks import synthetic_start
 from curation.models import Draft, GenerationJob
 from tests.curation.test_openai_backend import FakeServer, completion
 
@@ -49,7 +50,7 @@ def test_a_job_on_a_server_makes_drafts_and_flags_cut_off_answers(
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
-        # The remote body is not echoed to users (curation/openai_backend.py), only the status line.
+        # The remote body is not echoed to users (llm/openai_compatible.py), only the status line.
         ((500, {}, b"upstream exploded"), "the server answered 500 Internal Server Error."),
         ((200, {}, b"<html>not json</html>"), "not a chat completion (not JSON)"),
     ],

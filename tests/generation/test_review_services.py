@@ -8,20 +8,19 @@ import random
 import pytest
 from django.core.exceptions import PermissionDenied
 
+from curation.core.services import example_update
 from curation.generation import ConfigError
-from curation.generation.review import (
+from curation.generation.stats import job_stats, template_stats
+from curation.models import Draft, Example, PreferencePair
+from curation.review.services import (
     ReviewConflict,
     draft_approve,
     draft_reject,
     drafts_rank,
     edit_distance,
-    job_stats,
     next_group,
     preferences_jsonl,
-    template_stats,
 )
-from curation.models import Draft, Example, PreferencePair
-from curation.services import example_update
 
 
 def edited(draft: Draft, answer: str) -> list[dict[str, str]]:
@@ -197,7 +196,8 @@ def test_preferences_export_in_both_shapes_trl_reads(drafts, users, project):
 def test_augmented_drafts_go_through_the_same_review(
     project, users, example, backend, django_capture_on_commit_callbacks
 ):
-    from curation.quality.augment import augment_execute, augment_start
+    from curation.generation.augment import augment_execute
+    from curation.generation.tasks import augment_start
 
     backend.replies["Where is my order?"] = "Where has my order got to?"
     job = augment_start(project=project, user=users["reviewer"], example_ids=[example.pk])
@@ -218,7 +218,7 @@ def test_augmented_drafts_go_through_the_same_review(
 
 
 def test_a_draft_approved_on_the_example_pages_leaves_the_queue_as_approved(drafts, users, project):
-    from curation.services import example_bulk_update
+    from curation.core.services import example_bulk_update
 
     made = drafts(count=3)
     example_update(example=made[0].example, user=users["reviewer"], version=1, status=Example.Status.APPROVED)

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from curation.core.services import example_update
 from curation.models import Draft, Example, GenerationJob, PreferencePair, Project
-from curation.services import example_update
 
 HOSTILE = "<script>alert(1)</script> <img src=x onerror=alert(1)>"
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from curation.backends import GenerationError
-from curation.connections import connection_create
+from curation.connections.services import connection_create
+from curation.core.services import example_create
 from curation.generation import ConfigError
-from curation.generation.jobs import generation_job_cancel, generation_job_resume
-from curation.generation.synthetic import BATCH, clean_request, parse_critique, synthetic_execute, synthetic_start
+from curation.generation.jobs import generation_job_cancel
+from curation.generation.synthetic import BATCH, clean_request, parse_critique, synthetic_execute
+from curation.generation.tasks import generation_job_resume, synthetic_start
 from curation.generation.templates import template_save
 from curation.models import Draft, Example, ExampleRevision, GenerationJob, Label, Project
-from curation.services import example_create
+from llm.interface import GenerationError
 
 
 def codes(draft: Draft) -> list[str]:

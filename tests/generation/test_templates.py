@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from curation.core.services import example_create
 from curation.generation import ConfigError
 from curation.generation.templates import (
     DEFAULT_TEXT,
@@ -18,7 +19,6 @@ from curation.generation.templates import (
     templates_current,
 )
 from curation.models import Example, PromptTemplate
-from curation.services import example_create
 
 
 def test_an_unknown_placeholder_is_refused_with_its_line():

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from curation.core.services import example_create
 from curation.models import Example, QualityScan
-from curation.quality.services import quality_scan_start
-from curation.services import example_create
+from curation.quality.tasks import quality_scan_start
 
 PASSWORD_RESET = "How do I reset my password on the website? I forgot it yesterday and cannot sign in to my account."
 PASSWORD_REPLY = "Open the sign-in page, choose Forgot password and follow the link we e-mail you."

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from curation.backends import GenerationError, LocalBackend
-from curation.connections import connection_create, embedded_connection
+from curation.connections.services import connection_create, embedded_connection
+from curation.core.background import mark_interrupted
+from curation.generation import augment
+from curation.generation import tasks as generation_tasks
 from curation.models import Example, GenerationJob
-from curation.quality import augment
+from llm.interface import GenerationError
+from llm.local import LocalBackend
 from tests.conftest import PASSWORD
 from tests.quality.conftest import add
 
@@ -40,7 +43,7 @@ def sources(project, users) -> list[Example]:
 
 
 def start(project, users, sources, **options) -> GenerationJob:
-    return augment.augment_start(
+    return generation_tasks.augment_start(
         project=project, user=users["reviewer"], example_ids=[e.pk for e in sources], **options
     )  # on_commit does not fire inside the test's transaction: the job stays queued
 
@@ -82,7 +85,7 @@ def test_a_failed_job_keeps_its_drafts_and_a_resumed_one_never_duplicates_them(p
     job = augment.augment_execute(job=job, backend=Scripted(["Has my parcel shipped?"], fail_after=1))
     assert job.status == GenerationJob.Status.FAILED and "went away" in job.error
     assert job.drafts.count() == 1
-    augment.generation_job_resume(job=job)
+    generation_tasks.generation_job_resume(job=job)
     job.refresh_from_db()
     backend = Scripted(["Did you bill me two times?"])
     job = augment.augment_execute(job=job, backend=backend)
@@ -115,7 +118,7 @@ def test_examples_of_another_project_are_refused(project, users, sources):
     other = Project.objects.create(name="Other", slug="other")
     stranger = add(other, users["admin"], "Not yours")
     with pytest.raises(augment.AugmentError) as error:
-        augment.augment_start(project=project, user=users["admin"], example_ids=[stranger.pk])
+        generation_tasks.augment_start(project=project, user=users["admin"], example_ids=[stranger.pk])
     assert error.value.field == "ids" and str(stranger.pk) in error.value.message
 
 
@@ -157,13 +160,13 @@ def test_reviewers_augment_from_the_example_list_and_hostile_output_stays_text(
 def test_a_job_left_running_by_a_dead_worker_is_marked_interrupted_and_can_resume(project, users, sources):
     job = start(project, users, sources)
     GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.RUNNING)
-    assert augment.generation_jobs_mark_interrupted() == 1  # what `manage.py serve` does on start
+    assert mark_interrupted(GenerationJob) == 1  # what `manage.py serve` does on start
     job.refresh_from_db()
     assert job.status == GenerationJob.Status.INTERRUPTED and "drafts it finished are kept" in job.error
-    job = augment.generation_job_resume(job=job)
+    job = generation_tasks.generation_job_resume(job=job)
     assert job.status == GenerationJob.Status.QUEUED and job.error == ""
     with pytest.raises(augment.AugmentError):
-        augment.generation_job_resume(job=job)  # only a stopped job
+        generation_tasks.generation_job_resume(job=job)  # only a stopped job
 
 
 def test_augment_offers_the_projects_connections_and_refuses_another_projects(client, project, users, sources):
@@ -179,7 +182,7 @@ def test_augment_offers_the_projects_connections_and_refuses_another_projects(cl
     response = client.post(f"/p/{project.slug}/augment/", body | {"backend": f"connection:{theirs.pk}"})
     assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
     with pytest.raises(augment.AugmentError) as caught:
-        augment.augment_start(
+        generation_tasks.augment_start(
             project=project, user=users["reviewer"], example_ids=[sources[0].pk], backend={"connection": theirs.pk}
         )
     assert caught.value.field == "backend_connection" and caught.value.message == "Choose a connection of this project."

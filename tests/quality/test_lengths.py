@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from curation.quality import lengths
 from curation.quality.lengths import Bin, LengthError, context_length, count_tokens, histogram, load_tokenizer
+from llm import loading
 
 CONVERSATIONS = [
     [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! How can I help?"}],
@@ -109,7 +109,7 @@ def test_a_folder_without_a_tokenizer_says_what_it_needs(tmp_path) -> None:
 def test_a_model_id_outside_the_cache_is_not_downloaded() -> None:
     with pytest.raises(LengthError, match="not in the local Hugging Face cache.*hf download shikomi-test/no-such"):
         load_tokenizer("shikomi-test/no-such-model")
-    assert "shikomi-test/no-such-model" not in lengths._TOKENIZERS
+    assert ("tokenizer", "shikomi-test/no-such-model") not in loading._CACHE
 
 
 def test_a_histogram_counts_every_value_once() -> None:

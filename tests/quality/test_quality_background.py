@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from curation.core.background import mark_interrupted
 from curation.models import ExampleCheck, QualityScan
-from curation.quality.services import quality_scan_start, quality_scans_mark_interrupted
+from curation.quality.tasks import quality_scan_start
 from tests.conftest import wait_for
 
 
@@ -29,7 +30,7 @@ def test_a_worker_killed_during_a_check_leaves_it_interrupted_with_nothing_writt
     )
     huey_consumer.kill()
     huey_consumer.wait(timeout=20)
-    assert quality_scans_mark_interrupted() == 1  # what `manage.py serve` does when it starts again
+    assert mark_interrupted(QualityScan) == 1  # what `manage.py serve` does when it starts again
     scan.refresh_from_db()
     assert scan.status == QualityScan.Status.INTERRUPTED and "nothing was written" in scan.error
     assert not ExampleCheck.objects.filter(scan=scan).exists()

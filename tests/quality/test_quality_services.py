@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from curation.core.services import StaleVersion, example_update
 from curation.models import (
     Annotation,
     DuplicateCluster,
@@ -14,7 +15,7 @@ from curation.models import (
     QualityScan,
 )
 from curation.quality import services as svc
-from curation.services import StaleVersion, example_update
+from curation.quality import tasks
 from tests.quality.conftest import add, run_scan
 
 
@@ -162,9 +163,9 @@ def test_a_new_scan_replaces_the_findings_of_the_last(
 
 
 def test_only_one_scan_runs_at_a_time(project, users):
-    svc.quality_scan_start(project=project, user=users["admin"])  # on_commit never fires here: stays queued
+    tasks.quality_scan_start(project=project, user=users["admin"])  # on_commit never fires here: stays queued
     with pytest.raises(svc.ScanBusy):
-        svc.quality_scan_start(project=project, user=users["admin"])
+        tasks.quality_scan_start(project=project, user=users["admin"])
 
 
 def test_a_failing_check_fails_the_scan_and_writes_nothing(
@@ -177,7 +178,7 @@ def test_a_failing_check_fails_the_scan_and_writes_nothing(
 
     monkeypatch.setattr(facts, "assess", broken)
     with django_capture_on_commit_callbacks(execute=True):
-        scan = svc.quality_scan_start(project=project, user=users["admin"])
+        scan = tasks.quality_scan_start(project=project, user=users["admin"])
     scan.refresh_from_db()
     assert scan.status == QualityScan.Status.FAILED and "facts exploded" in scan.error
     assert not ExampleCheck.objects.exists() and not DuplicateCluster.objects.exists()

@@ -7,14 +7,15 @@ import json
 
 import pytest
 
-from curation.exports import example_export
+from curation.core.services import InvalidExample
+from curation.io.exports import example_export
 from curation.models import Example, Label, Project
 from curation.quality.gates import LaunchBlocked
 from curation.quality.readiness import readiness
-from curation.services import InvalidExample
 from tests.quality.conftest import add, run_scan
 from training.models import TrainingRun
-from training.services import TrainingRefused, training_run_create
+from training.runs.services import TrainingRefused
+from training.runs.tasks import training_run_create
 
 
 def lines(project) -> dict[str, tuple[str, str]]:

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from curation.core.services import example_create
 from curation.models import Example
 from curation.rules import spec as S
 from curation.rules.services import rule_create
-from curation.services import example_create
 
 
 def chat(user: str, assistant: str = "We will look into it.") -> list[dict]:

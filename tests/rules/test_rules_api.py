@@ -8,7 +8,8 @@ from rest_framework.test import APIClient
 
 from curation.models import Example, Label, LabelingRule, Membership, Project, Role, RuleRun
 from curation.rules import spec as S
-from curation.rules.services import rule_create, rule_run_execute, rule_run_start
+from curation.rules.services import rule_create, rule_run_execute
+from curation.rules.tasks import rule_run_start
 from tests.conftest import PASSWORD
 from tests.rules.conftest import write_rules
 

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from django.core.exceptions import PermissionDenied
 
+from curation.core.background import mark_interrupted
+from curation.core.services import example_update
 from curation.models import Example, ExampleRevision, LabelingRule, RuleRun, WeakLabel
 from curation.rules import spec as S
 from curation.rules.engine import ABSTAIN, Corpus, apply_rules
@@ -19,13 +21,11 @@ from curation.rules.services import (
     rule_create,
     rule_preview,
     rule_run_execute,
-    rule_run_start,
-    rule_runs_mark_interrupted,
     rule_update,
     weak_labels_accept,
 )
 from curation.rules.spec import RuleError, RuleSpec, clean_params
-from curation.services import example_update
+from curation.rules.tasks import rule_run_start
 from tests.rules.conftest import chat, labeled, write_rules
 
 
@@ -177,7 +177,7 @@ def test_zero_shot_rules_vote_when_the_backend_answers_their_label(corpus, proje
             prompts = [c[-1]["content"] for c in conversations]
             return ["billing" if "refund" in p.lower() else "none" for p in prompts]
 
-    monkeypatch.setattr("curation.backends.default_backend", lambda: Backend())
+    monkeypatch.setattr("llm.local.default_backend", lambda: Backend())
     data = rule_clean(project=project, name="llm", kind=S.ZERO_SHOT, params={}, label="billing", target=S.USER)
     preview = rule_preview(project=project, rule=data, sample=20)
     texts = {e.pk: e.first_user_text for e in corpus}
@@ -281,7 +281,7 @@ def test_a_run_that_fails_leaves_no_weak_labels_and_says_why(corpus, project, us
 
 def test_a_run_left_running_by_a_dead_worker_is_marked_interrupted(project, users):
     run = RuleRun.objects.create(project=project, number=7, status=RuleRun.Status.RUNNING)
-    assert rule_runs_mark_interrupted() == 1
+    assert mark_interrupted(RuleRun) == 1
     run.refresh_from_db()
     assert run.status == RuleRun.Status.INTERRUPTED and run.error
 
@@ -319,7 +319,7 @@ def test_annotators_may_not_start_runs_or_accept_labels(corpus, project, users):
 
 
 def test_the_queue_can_send_the_least_certain_examples_first(corpus, project, users):
-    from curation.annotations import queue_next
+    from curation.labeling.services import queue_next
     from curation.models import Project
     from curation.rules.services import queue_order_set
 

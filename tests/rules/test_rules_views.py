@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from curation.core.services import example_create
 from curation.models import Example, LabelingRule, Project, RuleRun
 from curation.rules import spec as S
 from curation.rules.services import rule_create, rule_update
-from curation.services import example_create
 from tests.conftest import PASSWORD
 from tests.rules.conftest import chat
 
@@ -130,7 +130,7 @@ def test_a_model_backed_preview_says_it_looked_at_the_first_examples_only(adam, 
         def generate(self, conversations, *, max_new_tokens=64, temperature=0.0):
             return ["billing" if "refund" in c[-1]["content"].lower() else "none" for c in conversations]
 
-    monkeypatch.setattr("curation.backends.default_backend", lambda: Backend())
+    monkeypatch.setattr("llm.local.default_backend", lambda: Backend())
     example_create(project=project, user=users["admin"], messages=chat("One more refund please"))
     html = adam.post(
         f"/p/{project.slug}/rules/preview/", rule_form(kind="llm", llm_instruction="Money questions are billing.")

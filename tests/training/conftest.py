@@ -24,7 +24,7 @@ def chat(i: int) -> list[dict[str, str]]:
 
 
 def add(project, user, text: str, split: str):
-    from curation.services import example_create
+    from curation.core.services import example_create
 
     return example_create(
         project=project,
@@ -46,7 +46,7 @@ def data(project, users) -> list:
 
 def make_run(project, user, number: int = 1, **fields):
     """A run row as the pages and the API show it (no trainer involved)."""
-    from training.config import TrainConfig
+    from training.engine.config import TrainConfig
     from training.models import TrainingRun
 
     config = TrainConfig(**fields.pop("config", {})).as_dict()

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from curation.models import Project
 from tests.training.conftest import add, make_run
-from training.config import PRESETS, TrainConfig
+from training.engine.config import PRESETS, TrainConfig
 from training.models import TrainingPoint, TrainingRun
 
 
@@ -25,7 +25,7 @@ def _artifacts_in_tmp(settings, tmp_path: Path) -> None:
 
 @pytest.fixture(autouse=True)
 def _no_cuda(monkeypatch) -> None:
-    monkeypatch.setattr("training.config.cuda_available", lambda: False)
+    monkeypatch.setattr("training.engine.config.cuda_available", lambda: False)
 
 
 def client_for(user) -> APIClient:

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from tests.training.conftest import chat
-from training.data import (
+from training.engine.data import (
     IGNORE,
     EncodedExample,
     batch_order,
@@ -19,14 +19,14 @@ from training.data import (
     resample,
     steps_per_epoch,
 )
-from training.interface import TrainExample
+from training.engine.interface import TrainExample
 
 END = "<|im_end|>"
 
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_model_dir):
-    from training.modeling import load_tokenizer
+    from training.engine.modeling import load_tokenizer
 
     return load_tokenizer(str(tiny_model_dir))
 

@@ -1,4 +1,4 @@
-"""DPO training on preference pairs (training/dpo.py) with the tiny random Llama of conftest: two steps each."""
+"""DPO training on preference pairs (training/engine/dpo.py) with the tiny random Llama of conftest: two steps each."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from training.config import TrainConfig
-from training.dpo import CHECKPOINTS_DIR, train_dpo
-from training.interface import NoCallbacks, PreferenceExample, Progress
-from training.modeling import RUN_FILE, ModelLoadError, load_trained
+from training.engine.config import TrainConfig
+from training.engine.dpo import CHECKPOINTS_DIR, train_dpo
+from training.engine.interface import NoCallbacks, PreferenceExample, Progress
+from training.engine.modeling import RUN_FILE, ModelLoadError, load_trained
 
 # Said by transformers when peft or TRL reads the old name of a model property.
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")

@@ -7,7 +7,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from curation.connections import connection_create
+from curation.connections.services import connection_create
 from tests.training.conftest import make_run
 from tests.training.test_judging import SYSTEM_WORDS, evaluation  # noqa: F401
 from training.models import Comparison, Evaluation, JudgeJob, Judgment

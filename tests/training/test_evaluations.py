@@ -6,12 +6,15 @@ from types import SimpleNamespace
 
 import pytest
 
+from curation.core.background import mark_interrupted
+from curation.core.services import example_create
 from curation.models import Example
-from curation.services import example_create
 from tests.training.conftest import chat
-from training.evaluations import evaluation_execute, evaluation_start, evaluations_mark_interrupted
+from training.evaluation.services import evaluation_execute
+from training.evaluation.tasks import evaluation_start
 from training.models import EvalSample, Evaluation, TrainingRun
-from training.services import TrainingRefused, run_dir, training_run_create
+from training.runs.services import TrainingRefused, run_dir
+from training.runs.tasks import training_run_create
 
 
 @pytest.fixture
@@ -102,7 +105,7 @@ def test_a_failed_evaluation_stores_nothing_and_says_why(finished_run, monkeypat
 def test_an_evaluation_left_running_is_marked_interrupted(finished_run, django_capture_on_commit_callbacks):
     evaluation = evaluation_start(run=finished_run)
     Evaluation.objects.filter(pk=evaluation.pk).update(status=Evaluation.Status.RUNNING)
-    assert evaluations_mark_interrupted() == 1
+    assert mark_interrupted(Evaluation) == 1
 
 
 def test_a_finished_tiny_run_is_evaluated_by_the_real_evaluator(
@@ -111,7 +114,7 @@ def test_a_finished_tiny_run_is_evaluated_by_the_real_evaluator(
     for i in range(8):
         split = Example.Split.TEST if i >= 6 else Example.Split.TRAIN
         example_create(project=project, user=users["admin"], messages=chat(i), split=split, label="billing")
-    from training.services import training_run_execute
+    from training.runs.tasks import training_run_execute
 
     run = training_run_create(
         project=project,

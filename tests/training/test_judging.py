@@ -13,8 +13,7 @@ from curation.models import Membership, Role
 from tests.conftest import _user
 from tests.curation.test_openai_backend import completion
 from tests.training.conftest import make_run
-from training.judge_llm import judge_job_execute, judge_job_start, parse_reply
-from training.judging import (
+from training.evaluation.judging import (
     JudgingError,
     comparisons_prepare,
     judging_results,
@@ -24,6 +23,8 @@ from training.judging import (
     sides,
     verdict_text,
 )
+from training.evaluation.llm_judge import judge_job_execute, parse_reply
+from training.evaluation.tasks import judge_job_start
 from training.models import Comparison, EvalSample, Evaluation, JudgeJob, Judgment
 
 SYSTEM_WORDS = ("tuned", "few_shot", "few-shot", "base model", "baseline", "opponent")
@@ -323,7 +324,7 @@ def test_a_reply_without_a_verdict_is_refused(reply):
 
 def judge_connection(evaluation, users, server) -> dict:
     """The spec of a connection an admin made to the test's judge server."""
-    from curation.connections import connection_create
+    from curation.connections.services import connection_create
 
     connection = connection_create(
         project=evaluation.run.project,
@@ -382,16 +383,16 @@ def test_a_server_error_fails_the_llm_judge_with_its_reason(server, sleeps, eval
     job = judge_job_execute(
         job=judge_job_start(evaluation=evaluation, user=users["reviewer"], backend=spec, enqueue=False)
     )
-    # The reason is the status line; the remote body is not echoed (curation/openai_backend.py).
+    # The reason is the status line; the remote body is not echoed (llm/openai_compatible.py).
     assert job.status == JudgeJob.Status.FAILED and "500 Internal Server Error" in job.error
     assert not Judgment.objects.exists()
 
 
 def test_a_judge_job_left_running_by_a_killed_worker_is_marked_interrupted(evaluation, users):
-    from training.judge_llm import judge_jobs_mark_interrupted
+    from curation.core.background import mark_interrupted
 
     job = JudgeJob.objects.create(evaluation=evaluation, status=JudgeJob.Status.RUNNING, total=7)
-    assert judge_jobs_mark_interrupted() == 1
+    assert mark_interrupted(JudgeJob) == 1
     job.refresh_from_db()
     assert job.status == JudgeJob.Status.INTERRUPTED and "kept" in job.error and job.finished_at
 

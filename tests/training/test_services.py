@@ -7,20 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from curation.core.background import mark_interrupted
+from curation.core.services import example_create, example_update
 from curation.models import Example, PreferencePair
-from curation.services import example_create, example_update
-from training.config import ConfigInvalid
-from training.interface import Progress, TrainResult
+from training.engine.config import ConfigInvalid
+from training.engine.interface import Progress, TrainResult
 from training.models import TrainingPoint, TrainingRun
-from training.services import (
+from training.runs.services import (
     TrainingRefused,
     run_dir,
     training_run_cancel,
-    training_run_create,
-    training_run_execute,
-    training_run_resume,
-    training_runs_mark_interrupted,
 )
+from training.runs.tasks import training_run_create, training_run_execute, training_run_resume
 
 
 @pytest.fixture
@@ -51,7 +49,7 @@ def data(project, users):
 
 
 class FakeTrainer:
-    """Stands in for training.trainer.train: logs steps, checkpoints, honours should_stop."""
+    """Stands in for training.engine.trainer.train: logs steps, checkpoints, honours should_stop."""
 
     def __init__(self, steps: int = 3, fail: Exception | None = None) -> None:
         self.steps, self.fail, self.calls = steps, fail, []
@@ -92,7 +90,7 @@ class FakeTrainer:
 @pytest.fixture
 def fake(monkeypatch):
     trainer = FakeTrainer()
-    monkeypatch.setattr("training.trainer.train", trainer)
+    monkeypatch.setattr("training.engine.trainer.train", trainer)
     return trainer
 
 
@@ -172,7 +170,7 @@ def test_cancel_stops_within_a_step_and_resume_continues_from_the_checkpoint(
         real_on_log(self, progress)
         training_run_cancel(run=run)
 
-    from training import services
+    from training.runs import services
 
     real_on_log = services.DatabaseCallbacks.on_log
     services.DatabaseCallbacks.on_log = cancel_after_first
@@ -199,7 +197,9 @@ def test_a_queued_run_cancelled_never_starts(project, users, data, fake, django_
 def test_a_failure_is_recorded_and_without_a_checkpoint_it_cannot_resume(
     project, users, data, monkeypatch, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr("training.trainer.train", FakeTrainer(fail=ValueError("target modules nope_proj do not exist")))
+    monkeypatch.setattr(
+        "training.engine.trainer.train", FakeTrainer(fail=ValueError("target modules nope_proj do not exist"))
+    )
     run = training_run_execute(run=training_run_create(project=project, user=users["admin"]))
     assert run.status == TrainingRun.Status.FAILED and "nope_proj" in run.error and run.finished_at
     with pytest.raises(TrainingRefused) as caught:
@@ -212,7 +212,7 @@ def test_a_run_left_running_by_a_dead_worker_is_marked_interrupted(
 ):
     run = training_run_create(project=project, user=users["admin"])
     TrainingRun.objects.filter(pk=run.pk).update(status=TrainingRun.Status.RUNNING)
-    assert training_runs_mark_interrupted() == 1
+    assert mark_interrupted(TrainingRun) == 1
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.INTERRUPTED and "Resume" in run.error
 

@@ -10,11 +10,12 @@ import torch
 from safetensors.torch import load_file
 
 from tests.training.conftest import chat
-from training import trainer as trainer_module
-from training.config import TrainConfig
-from training.interface import Progress, TrainExample
-from training.modeling import apply_method, linear_module_names, load_base, load_trained, read_run
-from training.trainer import train
+from training.engine import checkpoints
+from training.engine import trainer as trainer_module
+from training.engine.config import TrainConfig
+from training.engine.interface import Progress, TrainExample
+from training.engine.modeling import apply_method, linear_module_names, load_base, load_trained, read_run
+from training.engine.trainer import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -67,7 +68,7 @@ def initial_trainable(config: TrainConfig) -> dict[str, torch.Tensor]:
     """The trainable weights as the trainer initialises them (same seed, same order of calls)."""
     _, model, _ = load_base(config.base_model, method=config.method)
     trainer_module._seed(config.seed)
-    return trainer_module._trainable_tensors(apply_method(model, config))
+    return checkpoints.trainable_tensors(apply_method(model, config))
 
 
 def saved_weights(output_dir: Path) -> dict[str, torch.Tensor]:

@@ -10,18 +10,14 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
+from curation.core.background import mark_interrupted
+from curation.core.services import example_create
 from curation.models import Example
-from curation.services import example_create
 from tests.conftest import wait_for
 from tests.training.conftest import chat
-from training.judging import left_system
+from training.evaluation.judging import left_system
 from training.models import Comparison, Evaluation, TrainingPoint, TrainingRun
-from training.services import (
-    training_run_create,
-    training_run_execute,
-    training_run_resume,
-    training_runs_mark_interrupted,
-)
+from training.runs.tasks import training_run_create, training_run_execute, training_run_resume
 
 
 @pytest.fixture
@@ -62,7 +58,7 @@ def test_a_lora_run_on_the_embedded_model_through_a_real_consumer_is_evaluated_a
     assert (output / "adapter_config.json").is_file() and (output / "shikomi_run.json").is_file()
     assert lora_b_norm(output) > 0  # LoRA's B starts at zero: any weight there was trained
 
-    from training.modeling import load_trained
+    from training.engine.modeling import load_trained
 
     tokenizer, model = load_trained(output)
     prompt = tokenizer.apply_chat_template(
@@ -115,7 +111,7 @@ def test_a_killed_worker_leaves_the_run_interrupted_and_it_resumes_from_its_chec
     )
     huey_consumer.kill()
     huey_consumer.wait(timeout=20)
-    assert training_runs_mark_interrupted() == 1  # what `manage.py serve` does when it starts again
+    assert mark_interrupted(TrainingRun) == 1  # what `manage.py serve` does when it starts again
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.INTERRUPTED and "Resume" in run.error
     reached = int(Path(run.checkpoint).name.rsplit("-", 1)[1])
@@ -123,7 +119,7 @@ def test_a_killed_worker_leaves_the_run_interrupted_and_it_resumes_from_its_chec
     run = training_run_resume(run=run)
     assert run.status == TrainingRun.Status.QUEUED and run.resumed == 1
     # Run the resumed run here (the consumer is gone) for two more steps, then cancel it.
-    from training import services
+    from training.runs import services
 
     real_on_log = services.DatabaseCallbacks.on_log
 

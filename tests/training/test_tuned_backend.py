@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from curation.backends import BackendChoiceError, TunedBackend, backend_from_spec, backend_spec_clean
+from curation.connections.backends import BackendChoiceError, backend_from_spec, backend_spec_clean
 from curation.models import Project
 from tests.training.conftest import chat
-from training.config import TrainConfig
-from training.interface import TrainExample
+from training.engine.config import TrainConfig
+from training.engine.interface import TrainExample
+from training.engine.trainer import train
 from training.models import TrainingRun
-from training.trainer import train
+from training.runs.backend import TunedBackend
 
 
 @pytest.fixture

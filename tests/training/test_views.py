@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from curation.models import Example, Project
 from tests.training.conftest import add, make_run
-from training.config import PRESETS
+from training.engine.config import PRESETS
 from training.models import TrainingPoint, TrainingRun
 
 HOSTILE_LOG = "step 3 done\n<script>alert(1)</script>"
@@ -29,7 +29,7 @@ def _artifacts_in_tmp(settings, tmp_path: Path) -> None:
 @pytest.fixture(autouse=True)
 def _no_cuda(monkeypatch) -> None:
     """QLoRA is refused the same way on every machine that runs these tests."""
-    monkeypatch.setattr("training.config.cuda_available", lambda: False)
+    monkeypatch.setattr("training.engine.config.cuda_available", lambda: False)
 
 
 def url(project: Project, name: str, *args: Any) -> str:

@@ -227,7 +227,7 @@ class _Models:
 
 
 def _load(output_dir: Path) -> _Models:
-    from training.modeling import is_adapter, load_base, load_trained, read_run
+    from training.engine.modeling import is_adapter, load_base, load_trained, read_run
 
     run = read_run(output_dir)
     tokenizer, tuned = load_trained(output_dir)

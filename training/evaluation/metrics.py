@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from text import cjk
+
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
@@ -38,12 +40,6 @@ MODULES_DIR = Path(__file__).resolve().parent / "modules"
 TEXT_METRICS = ("bleu", "chrf", "rouge_l")
 STRUCTURED_FORMATS = ("json", "sql")
 
-# Kana and Han ideographs (with the extensions and compatibility blocks), half-width katakana:
-# the characters of the languages that write no spaces between words. The same set as in
-# modules/bleu/bleu.py and modules/rouge_l/rouge_l.py, which are loaded on their own.
-_CJK_CLASS = r"\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
-_CJK = re.compile(rf"[{_CJK_CLASS}]")
-_TOKEN = re.compile(rf"[{_CJK_CLASS}]|(?:(?![{_CJK_CLASS}])[^\W_])+")
 
 _loaded: dict[str, Any] = {}
 _load_lock = threading.Lock()
@@ -139,7 +135,7 @@ def sample_text_metrics(prediction: str | None, reference: str) -> dict[str, flo
 def tokens(text: str | None) -> list[str]:
     """Lower-cased words, each Japanese or Chinese character a token of its own, punctuation dropped
     (the tokens ROUGE-L compares)."""
-    return _TOKEN.findall((text or "").lower())
+    return cjk.words((text or "").lower())
 
 
 def _ngrams(text: str | None, n: int) -> list[tuple[str, ...]]:
@@ -199,7 +195,7 @@ def normalise_label(text: str | None) -> str:
 
 
 def _is_word_char(char: str) -> bool:
-    return (char.isalnum() or char == "_") and not _CJK.match(char)
+    return (char.isalnum() or char == "_") and not cjk.is_cjk(char)
 
 
 def _first_mention(text: str, label: str) -> int:
@@ -360,7 +356,7 @@ def sql_valid(text: str | None) -> bool:
         keyword = first.normalized.upper() if first is not None else ""
         if statement.get_type() == "UNKNOWN" and keyword not in _OTHER_SQL_STATEMENTS:
             return False
-    from curation.quality.sql_scan import unclosed
+    from text.sql_scan import unclosed
 
     return unclosed(body) is None
 
@@ -443,7 +439,7 @@ def structured_metrics(
 
 
 def _virtual_tokens(model: Any) -> int:
-    """Positions that prompt tuning and P-tuning put before the input (as training.modeling's
+    """Positions that prompt tuning and P-tuning put before the input (as training.engine.modeling's
     `virtual_tokens`, which imports the training configuration and with it Django)."""
     active = getattr(model, "active_peft_config", None)
     if active is None or not getattr(active, "is_prompt_learning", False):
@@ -463,7 +459,7 @@ def perplexity(
 ) -> float | None:
     """Perplexity of the reference answers: exp of the mean negative log-likelihood per token.
 
-    Each conversation is encoded as for training (`training.data.encode`: the chat template,
+    Each conversation is encoded as for training (`training.engine.data.encode`: the chat template,
     cut at `max_seq_length`), and only the assistant tokens count, as in the trainer's
     validation loss, so this is exp(validation loss) on the same examples. The mean is over all
     answer tokens together, not per conversation. None when no conversation has an answer token.
@@ -471,8 +467,8 @@ def perplexity(
     import torch
     import torch.nn.functional as F
 
-    from training.data import IGNORE, batch_order, collate, encode
-    from training.interface import TrainExample
+    from training.engine.data import IGNORE, batch_order, collate, encode
+    from training.engine.interface import TrainExample
 
     encoded = [
         item

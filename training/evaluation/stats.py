@@ -18,7 +18,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
-from curation.agreement import fleiss_kappa, interpret, krippendorff_alpha
+from curation.labeling.agreement import fleiss_kappa, interpret, krippendorff_alpha
 
 Z_95 = 1.96  # the two-sided 95% quantile of the normal distribution, as usually rounded
 
@@ -98,7 +98,7 @@ def agreement(judgments_by_item: Mapping[Hashable, Sequence[Hashable]]) -> dict[
     skipped. {"items", "judgments" (in those items), "raw_agreement" (the mean over items of the
     share of pairs of judgments that agree), "fleiss_kappa", "krippendorff_alpha" (nominal), "band"
     (Landis & Koch's English name for alpha: "moderate"...)}; the statistics are
-    `curation.agreement`'s, None when no item has two judgments.
+    `curation.labeling.agreement`'s, None when no item has two judgments.
     """
     table = {item: dict(enumerate(choices)) for item, choices in judgments_by_item.items() if len(choices) >= 2}
     judgments = sum(len(choices) for choices in table.values())
@@ -157,7 +157,7 @@ def verdict(name_a: str, name_b: str, wins: int, losses: int, ties: int = 0) -> 
 
     The winner is named first when the 95% interval leaves out 50%; otherwise the sentence starts
     with "no clear winner:" and keeps A first. Ties are counted as half a win, and said so.
-    (training/judging.py says the same in the reader's language from `verdict_parts`.)
+    (training/evaluation/judging.py says the same in the reader's language from `verdict_parts`.)
     """
     parts = verdict_parts(wins, losses, ties)
     if parts is None:

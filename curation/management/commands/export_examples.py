@@ -7,9 +7,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from curation import formats
-from curation.exports import example_export
+from curation.core.services import InvalidExample
+from curation.io.exports import example_export
 from curation.models import Project
-from curation.services import InvalidExample
 
 
 class Command(BaseCommand):

@@ -16,8 +16,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from curation.generation import review
 from curation.models import Project
+from curation.review import services as review
 
 
 class Command(BaseCommand):

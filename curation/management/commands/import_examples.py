@@ -9,9 +9,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from curation import formats
-from curation.imports import example_import_path
+from curation.core.services import InvalidExample
+from curation.io.imports import example_import_path
 from curation.models import ImportJob, Project
-from curation.services import InvalidExample
 
 GUESSES = {
     ".jsonl": "openai",

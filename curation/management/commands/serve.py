@@ -9,14 +9,10 @@ import time
 
 from django.core.management.base import BaseCommand
 
+from curation.core.background import mark_interrupted
 from curation.demo.load import demo_logins
-from curation.quality.augment import generation_jobs_mark_interrupted
-from curation.quality.services import quality_scans_mark_interrupted
-from curation.rules.services import rule_runs_mark_interrupted
-from curation.services import import_jobs_mark_interrupted
-from training.evaluations import evaluations_mark_interrupted
-from training.judge_llm import judge_jobs_mark_interrupted
-from training.services import training_runs_mark_interrupted
+from curation.models import GenerationJob, ImportJob, QualityScan, RuleRun
+from training.interface import background_work
 
 
 def _stop(signum, frame):
@@ -30,15 +26,9 @@ class Command(BaseCommand):
         parser.add_argument("addrport", nargs="?", default=os.getenv("SHIKOMI_ADDRPORT", "127.0.0.1:8000"))
 
     def handle(self, *args, addrport: str, **options) -> None:
-        # Single-machine setup: no consumer is running yet, so a "running" import is one a
+        # Single-machine setup: no consumer is running yet, so a "running" job is one a
         # killed worker left behind.
-        import_jobs_mark_interrupted()
-        rule_runs_mark_interrupted()
-        quality_scans_mark_interrupted()
-        generation_jobs_mark_interrupted()
-        training_runs_mark_interrupted()
-        evaluations_mark_interrupted()
-        judge_jobs_mark_interrupted()
+        mark_interrupted(ImportJob, RuleRun, QualityScan, GenerationJob, *background_work())
         signal.signal(signal.SIGTERM, _stop)
         # Started from a script in the background, a process inherits SIGINT ignored; Ctrl-C
         # (or a test's SIGINT) must still stop the server and the worker.

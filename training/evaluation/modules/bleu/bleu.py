@@ -26,10 +26,13 @@ import datasets
 import evaluate
 from sacrebleu.metrics import BLEU
 
-# Kana and Han ideographs (with the extensions and compatibility blocks), half-width katakana.
-CJK = re.compile(
-    r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]"
+# text.cjk's UNSPACED_CLASS (Chinese and Japanese letters): this module is loaded by path, on its own
+# (tests/evaluation/test_cjk_copies.py checks that the two stay the same).
+UNSPACED_CLASS = (
+    r"\u2e80-\u2fdf\u3005-\u3007\u3040-\u30ff\u3100-\u312f\u3190-\u31ff"
+    r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
 )
+CJK = re.compile(f"[{UNSPACED_CLASS}]")
 
 _DESCRIPTION = "Corpus BLEU computed with sacrebleu, 0..100; character tokens for Japanese and Chinese."
 _CITATION = """\

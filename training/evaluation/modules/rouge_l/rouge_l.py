@@ -21,10 +21,14 @@ import datasets
 import evaluate
 from rouge_score import rouge_scorer
 
-# Kana and Han ideographs (with the extensions and compatibility blocks), half-width katakana.
-_CJK_CLASS = r"\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
+# text.cjk's CJK_CLASS: this module is loaded by path, on its own
+# (tests/evaluation/test_cjk_copies.py checks that the two stay the same).
+CJK_CLASS = (
+    r"\u1100-\u11ff\u2e80-\u2fdf\u3005-\u3007\u3040-\u30ff\u3100-\u312f\u3130-\u318f\u3190-\u31ff"
+    r"\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f\uffa0-\uffdc\U00020000-\U0003134f"
+)
 # One CJK character, or a run of letters and digits that are not CJK (no underscore, no punctuation).
-TOKEN = re.compile(rf"[{_CJK_CLASS}]|(?:(?![{_CJK_CLASS}])[^\W_])+")
+TOKEN = re.compile(rf"[{CJK_CLASS}]|(?:(?![{CJK_CLASS}])[^\W_])+")
 
 _DESCRIPTION = "ROUGE-L F-measure (rouge-score), 0..100, with character tokens for Japanese and Chinese."
 _CITATION = """\

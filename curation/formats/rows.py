@@ -1,0 +1,159 @@
+"""The canonical row every format reads into and writes from: the row, its errors, the read
+options, and small helpers the formats share (describing a value, extra keys, writing).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils.translation import gettext as _
+
+ROLES = ("system", "user", "assistant", "tool", "function")
+SPLITS = ("train", "validation", "test")
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "validation",
+    "test": "test",
+    "unassigned": "unassigned",
+}
+
+# Rows handed to a writer: (messages, label name or None, split, metadata).
+ExportRow = tuple[list[dict[str, Any]], str | None, str, dict[str, Any]]
+
+
+@dataclass(slots=True)
+class RowError:
+    line: int
+    code: str
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "code": self.code, "field": self.field, "message": self.message}
+
+
+@dataclass(slots=True)
+class Row:
+    """One example as read from a file, in the canonical shape, with what is wrong with it."""
+
+    line: int
+    messages: Any = None
+    label: Any = None
+    split: Any = None
+    metadata: Any = field(default_factory=dict)
+    errors: list[RowError] = field(default_factory=list)
+    # False for classification-shaped rows (a text and a label): no reply is expected.
+    chat: bool = True
+
+    def error(self, code: str, field: str, message: str) -> Row:
+        self.errors.append(RowError(self.line, code, field, message))
+        return self
+
+
+@dataclass(slots=True)
+class ReadOptions:
+    encoding: str = "auto"
+    mapping: dict[str, str] | None = None
+    delimiter: str | None = None
+    split: str | None = None
+    max_row_bytes: int = 1024 * 1024
+    classification: bool = False
+    max_messages: int | None = None
+    # What a Parquet file or dataset archive may decode to (SHIKOMI_MAX_DECODED_BYTES).
+    max_decoded_bytes: int | None = None
+
+
+class DecodedTooLarge(Exception):
+    """A file decodes to more than ReadOptions.max_decoded_bytes (a small Parquet file or
+    archive can hold far more than its size on disk). Stops the whole import: no row of the
+    file is written. ``member`` names the file inside an archive, None for the upload itself."""
+
+    def __init__(self, member: str | None, limit: int) -> None:
+        super().__init__(f"{member or 'the file'} decodes to more than {limit} bytes")
+        self.member = member
+        self.limit = limit
+
+
+class Source:
+    """What a format's reader returns: rows, in file order, and how far it has got."""
+
+    encoding: str | None = None
+
+    def __iter__(self) -> Iterator[Row]:
+        raise NotImplementedError
+
+    def progress(self) -> float:
+        return 0.0
+
+
+def describe(value: Any) -> str:
+    """How a value reads in an error message: 'a number (3)', 'text', 'null'."""
+    if value is None:
+        return _("null")
+    if isinstance(value, bool):
+        return _("true/false")
+    if isinstance(value, int | float):
+        return _("a number (%(value)s)") % {"value": value}
+    if isinstance(value, str):
+        return _("text")
+    if isinstance(value, list):
+        return _("a list")
+    if isinstance(value, dict):
+        return _("an object")
+    return type(value).__name__
+
+
+def extras_into_metadata(record: dict[str, Any], known: frozenset[str], row: Row) -> None:
+    """Keys a format does not know are kept in metadata, so an import loses nothing."""
+    metadata = record.get("metadata")
+    if metadata is None:
+        metadata = {}
+    extras = [key for key in record if key not in known]
+    if extras and isinstance(metadata, dict):
+        metadata = dict(metadata)
+        for key in extras:
+            if key in metadata:
+                metadata.setdefault("_extra", {})[key] = record[key]
+            else:
+                metadata[key] = record[key]
+    row.metadata = metadata
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def encode_chunks(pieces: Iterable[str], size: int = 64 * 1024) -> Iterator[bytes]:
+    """Join small strings into chunks of about ``size`` characters, encoded as UTF-8."""
+    buffer: list[str] = []
+    length = 0
+    for piece in pieces:
+        buffer.append(piece)
+        length += len(piece)
+        if length >= size:
+            yield "".join(buffer).encode("utf-8")
+            buffer.clear()
+            length = 0
+    if buffer:
+        yield "".join(buffer).encode("utf-8")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def batched(iterable: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in iterable:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,48 @@
+"""Generation jobs (synthetic and augmentation) in the background: the Huey task and what queues
+it. This module imports the services, never the other way round."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from huey.contrib.djhuey import db_task
+
+from curation.generation.augment import augment_create, augment_execute
+from curation.generation.jobs import generation_job_requeue
+from curation.generation.synthetic import synthetic_create, synthetic_execute
+from curation.models import GenerationJob, Project
+
+
+@db_task()
+def generation_job_task(job_id: int) -> None:
+    job = GenerationJob.objects.filter(pk=job_id).first()
+    if job is None or job.status != GenerationJob.Status.QUEUED:
+        return  # deleted, or a duplicate delivery
+    execute = synthetic_execute if job.kind == GenerationJob.Kind.SYNTHETIC else augment_execute
+    try:
+        execute(job=job)
+    except Exception:  # noqa: BLE001 - the job already records the error for the page
+        pass
+
+
+def _queued(job: GenerationJob) -> GenerationJob:
+    transaction.on_commit(lambda: generation_job_task(job.pk))
+    return job
+
+
+def synthetic_start(*, project: Project, user: Any, **settings: Any) -> GenerationJob:
+    """Queue a synthetic job (the settings are `synthetic_create`'s); ConfigError names the
+    setting that cannot work."""
+    return _queued(synthetic_create(project=project, user=user, **settings))
+
+
+def augment_start(*, project: Project, user: Any, **settings: Any) -> GenerationJob:
+    """Queue an augmentation job (the settings are `augment_create`'s); AugmentError names the
+    setting that cannot work."""
+    return _queued(augment_create(project=project, user=user, **settings))
+
+
+def generation_job_resume(*, job: GenerationJob) -> GenerationJob:
+    """Run an interrupted, failed or cancelled job again: it makes only the drafts it lacks."""
+    return _queued(generation_job_requeue(job=job))

@@ -1,0 +1,92 @@
+"""The REST API. Every project endpoint is a ProjectAPIView: its ``project_action`` names
+what the role must allow (curation/core/permissions.py), per HTTP method where they differ."""
+
+from __future__ import annotations
+
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils.http import content_disposition_header
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from curation.core import selectors
+from curation.core.api import FILTER_PARAMS, ProjectAPIView
+from curation.core.permissions import Action
+from curation.io import serializers, tasks
+from curation.io.exports import FORMULAS, example_export
+from curation.io.forms import EXPORT_FORMATS
+from curation.models import ImportJob
+
+
+class ImportList(ProjectAPIView, generics.GenericAPIView):
+    project_action = Action.IMPORT
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    serializer_class = serializers.ImportJobSerializer
+
+    @extend_schema(responses=serializers.ImportJobSerializer(many=True))
+    def get(self, request: Request, slug: str) -> Response:
+        page = self.paginate_queryset(self.project.import_jobs.all())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(
+        request={"multipart/form-data": serializers.ImportCreateSerializer},
+        responses={202: serializers.ImportJobSerializer},
+        description="Upload a file; the import runs in the background. Poll the job: "
+        "a file with any bad row imports nothing unless skip_bad_rows is set.",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        data = serializers.ImportCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        d = data.validated_data
+        job = tasks.import_start(
+            project=self.project,
+            user=request.user,
+            fileobj=d["file"],
+            filename=d["file"].name,
+            format=d["format"],
+            options={"encoding": d["encoding"], "mapping": d["mapping"], "skip_bad_rows": d["skip_bad_rows"]},
+        )
+        return Response(serializers.ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ImportDetail(ProjectAPIView):
+    project_action = Action.IMPORT
+
+    @extend_schema(responses=serializers.ImportJobSerializer)
+    def get(self, request: Request, slug: str, job_id: int) -> Response:
+        job = get_object_or_404(ImportJob, pk=job_id, project=self.project)
+        return Response(serializers.ImportJobSerializer(job).data)
+
+
+class Export(ProjectAPIView):
+    project_action = Action.EXPORT
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, required=True, enum=[value for value, _ in EXPORT_FORMATS])]
+        + FILTER_PARAMS
+        + [
+            OpenApiParameter(
+                "formulas",
+                str,
+                enum=list(FORMULAS),
+                description="CSV and TSV: `escaped` (default) puts a ' before cells that start with = + - @ "
+                "(a tab, a CR or a ' too), so a spreadsheet shows them as text; the CSV/TSV import removes it "
+                "again. `raw` writes the cells as stored, for programs.",
+            )
+        ],
+        responses={(200, "application/octet-stream"): bytes},
+    )
+    def get(self, request: Request, slug: str) -> StreamingHttpResponse:
+        q = request.query_params
+        content_type, filename, chunks = example_export(
+            project=self.project,
+            format=q.get("format", ""),
+            formulas=q.get("formulas") or None,
+            **{name: q.get(name) or None for name in selectors.FILTERS},
+        )
+        response = StreamingHttpResponse(chunks, content_type=content_type)
+        response["Content-Disposition"] = content_disposition_header(True, filename)
+        return response

@@ -1,0 +1,96 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from curation.models import Example
+
+IMPORT_FORMATS = [
+    ("openai", _("OpenAI chat JSONL (messages)")),
+    ("alpaca", _("Alpaca JSON / JSONL (instruction, input, output)")),
+    ("sharegpt", _("ShareGPT JSON (conversations)")),
+    ("prompt_completion", _("Prompt / completion JSONL")),
+    ("csv", _("CSV with a column mapping")),
+    ("tsv", _("TSV with a column mapping")),
+    ("hf", _("Hugging Face dataset (Parquet, or a zipped save_to_disk folder)")),
+]
+
+
+EXPORT_FORMATS = [
+    ("openai", _("OpenAI chat JSONL")),
+    ("alpaca", _("Alpaca JSON")),
+    ("sharegpt", _("ShareGPT JSON")),
+    ("csv", _("CSV (text and label for classification; instruction and output for chat)")),
+    ("tsv", _("TSV (as CSV, tab-separated)")),
+    ("prompt_completion", _("Prompt / completion JSONL")),
+    ("parquet", _("Hugging Face dataset (Parquet)")),
+]
+
+
+ENCODINGS = [
+    ("auto", _("Detect (UTF-8, UTF-8 with BOM, UTF-16, Shift_JIS)")),
+    ("utf-8", "UTF-8"),
+    ("utf-16", "UTF-16"),
+    ("cp932", "Shift_JIS / CP932"),
+]
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(label=_("File"))
+    format = forms.ChoiceField(label=_("Format"), choices=IMPORT_FORMATS)
+    encoding = forms.ChoiceField(label=_("Encoding"), choices=ENCODINGS, initial="auto")
+    mapping = forms.CharField(
+        label=_("Column mapping (CSV/TSV)"),
+        required=False,
+        help_text=_(
+            "For example text=Body, label=Category; or instruction=Q, output=A. "
+            "Leave empty to use columns named text, label, instruction, input, output."
+        ),
+    )
+    skip_bad_rows = forms.BooleanField(
+        label=_("Skip bad rows"),
+        required=False,
+        help_text=_(
+            "Import the good rows and record which were skipped. Off: a file with any bad row imports nothing."
+        ),
+    )
+
+    def clean_mapping(self) -> dict[str, str]:
+        return parse_mapping(self.cleaned_data["mapping"])
+
+    def import_options(self) -> dict:
+        return {
+            "encoding": self.cleaned_data["encoding"],
+            "mapping": self.cleaned_data["mapping"],
+            "skip_bad_rows": self.cleaned_data["skip_bad_rows"],
+        }
+
+
+def parse_mapping(text: str) -> dict[str, str]:
+    """``text=Body, label=Category`` -> {"text": "Body", "label": "Category"}."""
+    mapping: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        field, sep, column = part.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise forms.ValidationError(_("%(part)s: write field=column, for example text=Body.") % {"part": part})
+        mapping[field.strip()] = column.strip()
+    return mapping
+
+
+class ExportForm(forms.Form):
+    format = forms.ChoiceField(label=_("Format"), choices=EXPORT_FORMATS)
+    split = forms.ChoiceField(label=_("Split"), required=False, choices=[("", _("Any"))] + Example.Split.choices)
+    status = forms.ChoiceField(label=_("Status"), required=False, choices=[("", _("Any"))] + Example.Status.choices)
+    source = forms.ChoiceField(label=_("Source"), required=False, choices=[("", _("Any"))] + Example.Source.choices)
+    label = forms.ChoiceField(label=_("Label"), required=False)
+    raw_formulas = forms.BooleanField(
+        label=_("Keep formulas raw"),
+        required=False,
+        help_text=_(
+            "CSV and TSV: a cell that starts with = + - or @ is written with a ' in front, so a "
+            "spreadsheet shows it as text instead of running it (importing the file removes the '). "
+            "Tick this for a program that reads the file, never for a file someone opens in a spreadsheet."
+        ),
+    )
+
+    def __init__(self, *args, label_names: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["label"].choices = [("", _("Any"))] + [(n, n) for n in label_names]

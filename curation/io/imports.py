@@ -1,0 +1,526 @@
+"""Writes to examples: every change goes through here and leaves a revision."""
+
+from __future__ import annotations
+
+import uuid
+import zipfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+from django.utils.text import get_valid_filename
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from curation import formats
+from curation.core.services import InvalidExample, content_hash, search_text
+from curation.formats.rows import SPLIT_ALIASES, SPLITS, DecodedTooLarge, ReadOptions, Row, RowError, batched
+from curation.formats.tabular import MAPPING_KEYS
+from curation.formats.textfile import is_known_encoding
+from curation.models import Example, ImportJob, Project
+
+BATCH_SIZE = 2000
+
+
+REPORT_LIMIT = 1000  # errors, duplicates and skipped lines kept in a report; totals count all
+
+
+OPTION_NAMES = ("encoding", "mapping", "skip_bad_rows", "delimiter", "split")
+
+
+COPY_CHUNK = 1024 * 1024
+
+
+Progress = Callable[[float, int], None]
+
+
+def import_job_create(
+    *,
+    project: Project,
+    user: Any,
+    fileobj: IO[bytes] | Any,
+    filename: str,
+    format: str,
+    options: dict[str, Any] | None = None,
+) -> ImportJob:
+    """Check the format and options, keep a copy of the file, and create a pending job."""
+    format, options = import_options_clean(format, options)
+    limit = settings.SHIKOMI_MAX_UPLOAD_BYTES
+    size = getattr(fileobj, "size", None)
+    if isinstance(size, int) and size > limit:
+        raise InvalidExample("file", _file_too_large_message(size, limit))
+    folder = Path(settings.UPLOAD_DIR) / project.slug
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = get_valid_filename(Path(filename).name)[-100:] or "upload"
+    path = folder / f"{uuid.uuid4().hex}-{safe}"
+    written = 0
+    try:
+        with open(path, "wb") as out:
+            for chunk in _chunks(fileobj):
+                written += len(chunk)
+                if written > limit:
+                    raise InvalidExample("file", _file_too_large_message(None, limit))
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return ImportJob.objects.create(
+        project=project,
+        created_by=_author(user),
+        format=format,
+        filename=Path(filename).name[:255],
+        path=str(path),
+        options=options,
+    )
+
+
+def example_import_path(
+    *,
+    project: Project,
+    user: Any,
+    path: str | Path,
+    format: str,
+    options: dict[str, Any] | None = None,
+) -> ImportJob:
+    """Import a file or folder on this machine now. A folder (a Hugging Face save_to_disk
+    dataset) is read where it is; a file is copied like an upload."""
+    path = Path(path)
+    if path.is_dir():
+        format, options = import_options_clean(format, options)
+        if format != "hf":
+            raise InvalidExample(
+                "file", _("a folder can only be imported as a Hugging Face dataset (format hf); give a file")
+            )
+        job = ImportJob.objects.create(
+            project=project,
+            created_by=_author(user),
+            format=format,
+            filename=path.name[:255],
+            path=str(path.resolve()),
+            options=options,
+        )
+    else:
+        with open(path, "rb") as f:
+            job = import_job_create(
+                project=project, user=user, fileobj=f, filename=path.name, format=format, options=options
+            )
+    return example_import(job=job)
+
+
+def import_options_clean(format: str, options: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """The format's canonical name and the options, checked and normalised for storing."""
+    name = formats.IMPORT_ALIASES.get(format, format)
+    if name not in formats.IMPORT_FORMATS:
+        raise InvalidExample(
+            "format",
+            _('unknown format "%(format)s"; expected one of %(formats)s')
+            % {"format": format, "formats": ", ".join(formats.IMPORT_FORMATS)},
+        )
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise InvalidExample("options", _("expected an object of options"))
+    clean: dict[str, Any] = {}
+    for key, value in options.items():
+        if key not in OPTION_NAMES:
+            raise InvalidExample(
+                key,
+                _('unknown option "%(option)s"; expected one of %(options)s')
+                % {"option": key, "options": ", ".join(OPTION_NAMES)},
+            )
+        if value is None or value == "" or value == {}:
+            continue  # forms and the API send empty values for options not chosen
+        clean[key] = _clean_option(name, key, value)
+    return name, clean
+
+
+def _clean_option(format: str, key: str, value: Any) -> Any:
+    tabular = format in ("csv", "tsv")
+    if key == "encoding":
+        if not isinstance(value, str) or not (value == "auto" or is_known_encoding(value)):
+            raise InvalidExample(
+                "encoding",
+                _('unknown encoding "%(encoding)s"; try auto, utf-8, utf-16 or cp932') % {"encoding": value},
+            )
+        return value
+    if key == "skip_bad_rows":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+        raise InvalidExample("skip_bad_rows", _("expected true or false"))
+    if key == "split":
+        split = SPLIT_ALIASES.get(value.strip().lower()) if isinstance(value, str) else None
+        if split is None:
+            raise InvalidExample(
+                "split",
+                _('unknown split "%(split)s"; expected one of %(splits)s')
+                % {"split": value, "splits": ", ".join((*SPLITS, "unassigned"))},
+            )
+        return split
+    if not tabular:
+        raise InvalidExample(key, _("only CSV and TSV imports take this option"))
+    if key == "delimiter":
+        value = {"tab": "\t", "\\t": "\t"}.get(value, value)
+        if not isinstance(value, str) or len(value) != 1 or value in '"\r\n':
+            raise InvalidExample("delimiter", _("expected one character, such as , or ; or tab"))
+        return value
+    return mapping_clean(value)
+
+
+def mapping_clean(value: Any) -> dict[str, str]:
+    """A column mapping, from a dict or from text such as "text=Body,label=Category"."""
+    if isinstance(value, str):
+        pairs = [p for p in value.split(",") if p.strip()]
+        if not all("=" in p for p in pairs):
+            raise InvalidExample(
+                "mapping", _("expected field=column pairs separated by commas, such as text=Body,label=Category")
+            )
+        value = {k.strip(): v.strip() for k, v in (p.split("=", 1) for p in pairs)}
+    if not isinstance(value, dict):
+        raise InvalidExample("mapping", _('expected an object such as {"text": "Body", "label": "Category"}'))
+    for key, column in value.items():
+        if key not in MAPPING_KEYS:
+            raise InvalidExample(
+                "mapping",
+                _('unknown field "%(field)s"; a column can be mapped to %(fields)s')
+                % {"field": key, "fields": ", ".join(MAPPING_KEYS)},
+            )
+        if not isinstance(column, str) or not column.strip():
+            raise InvalidExample("mapping", _("the column for %(field)s must be a column name") % {"field": key})
+    if "text" in value and "instruction" in value:
+        raise InvalidExample("mapping", _("map a column to text or to instruction, not both"))
+    return {key: column.strip() for key, column in value.items()}
+
+
+def _chunks(fileobj: Any) -> Iterable[bytes]:
+    if hasattr(fileobj, "chunks"):
+        yield from fileobj.chunks(COPY_CHUNK)
+        return
+    while chunk := fileobj.read(COPY_CHUNK):
+        yield chunk
+
+
+def _author(user: Any) -> Any:
+    return user if getattr(user, "is_authenticated", False) else None
+
+
+def _file_too_large_message(size: int | None, limit: int) -> str:
+    values = {"size": _human_size(size or 0), "limit": _human_size(limit)}
+    if size is None:
+        return (
+            _(
+                "the file is larger than %(limit)s, the upload limit (SHIKOMI_MAX_UPLOAD_BYTES); "
+                "split it into smaller files"
+            )
+            % values
+        )
+    return (
+        _("the file is %(size)s; the upload limit is %(limit)s (SHIKOMI_MAX_UPLOAD_BYTES); split it into smaller files")
+        % values
+    )
+
+
+def _decoded_too_large_message(filename: str, exc: DecodedTooLarge) -> str:
+    values = {"file": filename, "member": exc.member, "limit": _human_size(exc.limit)}
+    if exc.member:
+        return (
+            _(
+                "%(member)s in %(file)s decodes to more than %(limit)s, the limit on what an upload may "
+                "decode to (SHIKOMI_MAX_DECODED_BYTES); split the dataset into smaller files"
+            )
+            % values
+        )
+    return (
+        _(
+            "%(file)s decodes to more than %(limit)s, the limit on what an upload may decode to "
+            "(SHIKOMI_MAX_DECODED_BYTES); split it into smaller files"
+        )
+        % values
+    )
+
+
+def _human_size(size: int) -> str:
+    return f"{filesizeformat(size)} ({size} bytes)".replace("\xa0", " ")
+
+
+class _Rejected(Exception):
+    """Raised inside the transaction to roll back a file that has bad rows."""
+
+
+class _Tally:
+    def __init__(self, skip: bool) -> None:
+        self.skip = skip
+        self.rows_read = self.rows_created = self.rows_invalid = self.rows_duplicate = 0
+        self.errors: list[dict[str, Any]] = []
+        self.errors_total = 0
+        self.first_error: RowError | None = None
+        self.duplicates: list[dict[str, Any]] = []
+        self.skipped_lines: list[int] = []
+        self.encoding: str | None = None
+
+    def error(self, error: RowError) -> None:
+        self.errors_total += 1
+        self.first_error = self.first_error or error
+        if len(self.errors) < REPORT_LIMIT:
+            self.errors.append(error.as_dict())
+
+    def bad_row(self, row: Row) -> None:
+        self.rows_invalid += 1
+        for error in row.errors:
+            self.error(error)
+        if self.skip and len(self.skipped_lines) < REPORT_LIMIT:
+            self.skipped_lines.append(row.line)
+
+    def duplicate(self, line: int, of: str) -> None:
+        self.rows_duplicate += 1
+        if len(self.duplicates) < REPORT_LIMIT:
+            self.duplicates.append({"line": line, "duplicate_of": of})
+
+    def report(self) -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "errors": self.errors,
+            "errors_total": self.errors_total,
+            "duplicates": self.duplicates,
+            "duplicates_total": self.rows_duplicate,
+            "encoding": self.encoding,
+        }
+        if self.skip:
+            report["skipped_lines"] = self.skipped_lines
+        return report
+
+
+def example_import(*, job: ImportJob, progress: Progress | None = None) -> ImportJob:
+    """Run an import job: the job ends succeeded or failed, with its report filled in.
+
+    ``progress(fraction, rows_read)`` is called after every batch, possibly inside the
+    write transaction. A job no longer pending (it ran, or another worker runs it) is left
+    as it is, so a retried task never imports twice. An unexpected error fails
+    the job, leaves no example, and is raised again.
+    """
+    # Claim the job in one UPDATE, so two deliveries of the same task cannot both run it.
+    if not ImportJob.claim(job.pk, error="", progress=0.0):
+        job.refresh_from_db()
+        return job
+    job.status, job.error, job.progress = ImportJob.Status.RUNNING, "", 0.0
+    tally = _Tally(skip=bool((job.options or {}).get("skip_bad_rows")))
+    try:
+        failure = _run(job, tally, progress)
+    except Exception as exc:
+        tally.rows_created = 0
+        _finish(
+            job,
+            tally,
+            _("The import stopped on an unexpected error, and nothing was imported: %(error)s")
+            % {"error": f"{type(exc).__name__}: {exc}"},
+        )
+        raise
+    _finish(job, tally, failure)
+    return job
+
+
+def _run(job: ImportJob, tally: _Tally, progress: Progress | None) -> str | None:
+    """Read and write; the one-line reason when the job fails, else None."""
+    path = Path(job.path)
+    limit = settings.SHIKOMI_MAX_UPLOAD_BYTES
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    if zipfile.is_zipfile(path):
+        # What the zip unpacks to counts, so a small zip of a huge dataset is refused too.
+        with zipfile.ZipFile(path) as archive:
+            size = max(size, sum(info.file_size for info in archive.infolist()))
+    if size > limit:
+        message = _file_too_large_message(size, limit)
+        tally.error(RowError(0, "file_too_large", "file", message))
+        return _("Nothing was imported: %(reason)s.") % {"reason": message}
+
+    project = job.project
+    labels = dict(project.labels.values_list("name", "id"))
+    options = job.options or {}
+    read_options = ReadOptions(
+        encoding=options.get("encoding") or "auto",
+        mapping=options.get("mapping"),
+        delimiter=options.get("delimiter"),
+        split=options.get("split"),
+        max_row_bytes=settings.SHIKOMI_MAX_ROW_BYTES,
+        classification=project.kind == Project.Kind.CLASSIFICATION,
+        max_messages=settings.SHIKOMI_MAX_MESSAGES,
+        max_decoded_bytes=settings.SHIKOMI_MAX_DECODED_BYTES,
+    )
+    source = formats.read(path, job.format, read_options, labels)
+    tally.encoding = source.encoding
+    try:
+        with transaction.atomic():
+            _write(job, source, labels, tally, progress)
+            if tally.rows_invalid and not tally.skip:
+                raise _Rejected
+    except _Rejected:
+        tally.rows_created = 0
+    except DecodedTooLarge as exc:
+        tally.rows_created = 0
+        message = _decoded_too_large_message(job.filename, exc)
+        tally.error(RowError(0, "file_too_large", "file", message))
+        return _("Nothing was imported: %(reason)s.") % {"reason": message}
+
+    if tally.rows_read == 0 and not tally.errors_total:
+        tally.error(RowError(0, "empty_file", "file", _("the file has no examples")))
+        return _("Nothing was imported: the file has no examples.")
+    if tally.rows_invalid and (not tally.skip or not tally.rows_created + tally.rows_duplicate):
+        first = tally.first_error
+        assert first is not None
+        return ngettext(
+            "Nothing was imported: %(count)d row has errors. First, line %(line)d: %(message)s. %(advice)s",
+            "Nothing was imported: %(count)d rows have errors. First, line %(line)d: %(message)s. %(advice)s",
+            tally.rows_invalid,
+        ) % {
+            "count": tally.rows_invalid,
+            "line": first.line,
+            "message": f"{first.field}: {first.message}" if first.field else first.message,
+            "advice": _("Fix the file and import it again.")
+            if tally.skip
+            else _('Fix the file, or import it with "skip bad rows" to import the other rows.'),
+        }
+    return None
+
+
+def _write(
+    job: ImportJob, source: formats.Source, labels: dict[str, int], tally: _Tally, progress: Progress | None
+) -> None:
+    inserter = _ExampleInserter(job)
+    # After the first bad row in strict mode nothing more is written (it would be rolled
+    # back), so the rows checked from then on are remembered here to find duplicates.
+    writing = True
+    unwritten: dict[int, int] = {}
+    for batch in batched(source, BATCH_SIZE):
+        tally.rows_read += len(batch)
+        good: list[tuple[Row, str]] = []
+        for row in batch:
+            if row.errors:
+                tally.bad_row(row)
+                writing = writing and tally.skip
+            else:
+                good.append((row, content_hash(row.messages)))
+        seen = _first_of(job, [h for _, h in good])
+        new: list[tuple[Row, str, int | None]] = []
+        for row, digest in good:
+            first = seen.get(digest)
+            key = int(digest[:16], 16)
+            if first is None and key in unwritten:
+                first = f"line {unwritten[key]}"
+            if first is not None:
+                tally.duplicate(row.line, first)
+                continue
+            seen[digest] = f"line {row.line}"
+            if writing:
+                new.append((row, digest, labels.get(row.label) if row.label else None))
+            else:
+                unwritten[key] = row.line
+        if new:
+            inserter.insert(new)
+            tally.rows_created += len(new)
+        if progress is not None:
+            progress(source.progress(), tally.rows_read)
+
+
+class _ExampleInserter:
+    """INSERTs of imported examples with one prepared statement per batch.
+
+    bulk_create spends most of an import compiling SQL for every field of every row; the
+    values here are prepared the way Django prepares them (get_db_prep_save, the
+    backend's JSON adapter), so what is stored is the same. Fields that are not set here
+    take their model default, so a field added to Example later is filled in too.
+    """
+
+    PER_ROW = ("messages", "label_id", "split", "metadata", "content_hash", "source_line", "search_text")
+
+    def __init__(self, job: ImportJob) -> None:
+        self.fields = [f for f in Example._meta.concrete_fields if not f.primary_key]
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(f.column) for f in self.fields)
+        marks = ", ".join(["%s"] * len(self.fields))
+        self.sql = f"INSERT INTO {quote(Example._meta.db_table)} ({columns}) VALUES ({marks})"
+        self.fixed = {
+            "project_id": job.project_id,
+            "source": Example.Source.IMPORTED,
+            "status": Example.Status.NEEDS_REVIEW,
+            "import_job_id": job.pk,
+            "created_by_id": job.created_by_id,
+        }
+        self.slots = {f.attname: i for i, f in enumerate(self.fields)}
+        self.json = {name: Example._meta.get_field(name) for name in ("messages", "metadata")}
+
+    def _template(self) -> list[Any]:
+        now = timezone.now()
+        values = []
+        for field in self.fields:
+            if field.attname in self.fixed:
+                value = self.fixed[field.attname]
+            elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+                value = now
+            elif field.attname in self.PER_ROW:
+                values.append(None)
+                continue
+            else:
+                value = field.get_default()
+            values.append(field.get_db_prep_save(value, connection))
+        return values
+
+    def insert(self, rows: list[tuple[Row, str, int | None]]) -> None:
+        template = self._template()
+        slot = self.slots
+        messages_at, metadata_at, label_at = slot["messages"], slot["metadata"], slot["label_id"]
+        split_at, hash_at, line_at = slot["split"], slot["content_hash"], slot["source_line"]
+        search_at = slot["search_text"]
+        adapt = connection.ops.adapt_json_value
+        messages_encoder = self.json["messages"].encoder  # type: ignore[attr-defined]
+        metadata_encoder = self.json["metadata"].encoder  # type: ignore[attr-defined]
+        params = []
+        for row, digest, label_id in rows:
+            values = template.copy()
+            values[messages_at] = adapt(row.messages, messages_encoder)
+            values[metadata_at] = adapt(row.metadata, metadata_encoder)
+            values[label_at] = label_id
+            values[split_at] = row.split
+            values[hash_at] = digest
+            values[line_at] = row.line
+            values[search_at] = search_text(row.messages)
+            params.append(values)
+        with connection.cursor() as cursor:
+            cursor.executemany(self.sql, params)
+
+
+def _first_of(job: ImportJob, digests: list[str]) -> dict[str, str]:
+    """Where each content hash is already in the project: "example N", or "line N" of
+    this file for rows written earlier in this run."""
+    if not digests:
+        return {}
+    first: dict[str, tuple[int, int | None, int | None]] = {}
+    # No ORDER BY: with one, SQLite walks every example of the project in id order
+    # instead of looking each hash up in the (project, content_hash) index.
+    rows = (
+        Example.objects.filter(project_id=job.project_id, content_hash__in=set(digests))
+        .order_by()
+        .values_list("content_hash", "pk", "import_job_id", "source_line")
+    )
+    for digest, pk, job_id, line in rows:
+        if digest not in first or pk < first[digest][0]:
+            first[digest] = (pk, job_id, line)
+    return {
+        digest: f"line {line}" if job_id == job.pk else f"example {pk}" for digest, (pk, job_id, line) in first.items()
+    }
+
+
+def _finish(job: ImportJob, tally: _Tally, failure: str | None) -> None:
+    job.status = ImportJob.Status.FAILED if failure else ImportJob.Status.SUCCEEDED
+    job.error = failure or ""
+    job.rows_read = tally.rows_read
+    job.rows_created = tally.rows_created
+    job.rows_invalid = tally.rows_invalid
+    job.rows_duplicate = tally.rows_duplicate
+    job.report = tally.report()
+    job.progress = 1.0
+    job.finished_at = timezone.now()
+    job.save()

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from curation.io import api, views
+
+urlpatterns = [
+    path("p/<slug:slug>/import/", views.import_upload, name="import_upload"),
+    path("p/<slug:slug>/imports/<int:job_id>/", views.import_job, name="import_job"),
+    path("p/<slug:slug>/export/", views.export, name="export"),
+]
+
+api_urlpatterns = [
+    path("projects/<slug:slug>/imports/", api.ImportList.as_view(), name="api_imports"),
+    path("projects/<slug:slug>/imports/<int:job_id>/", api.ImportDetail.as_view(), name="api_import"),
+    path("projects/<slug:slug>/export/", api.Export.as_view(), name="api_export"),
+]

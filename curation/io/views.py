@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from django.core.cache import cache
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
+
+from curation.core.errors import add_service_error, flash_service_error
+from curation.core.permissions import Action, ProjectRequest, project_view
+from curation.core.polling import render_polled
+from curation.core.services import InvalidExample
+from curation.io import tasks
+from curation.io.exports import example_export
+from curation.io.forms import ExportForm, ImportForm
+from curation.models import ImportJob
+
+
+@require_http_methods(["GET", "POST"])
+@project_view(Action.IMPORT)
+def import_upload(request: ProjectRequest) -> HttpResponse:
+    project = request.project
+    form = ImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = tasks.import_start(
+                project=project,
+                user=request.user,
+                fileobj=form.cleaned_data["file"],
+                filename=form.cleaned_data["file"].name,
+                format=form.cleaned_data["format"],
+                options=form.import_options(),
+            )
+        except InvalidExample as exc:
+            add_service_error(form, exc)
+        else:
+            url = job_url(job)
+            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    return render(
+        request,
+        "curation/io/import.html",
+        {"project": project, "form": form, "jobs": project.import_jobs.select_related("created_by")[:10]},
+    )
+
+
+def job_url(job: ImportJob) -> str:
+    return reverse("import_job", args=[job.project.slug, job.pk])
+
+
+@require_GET
+@project_view(Action.IMPORT)
+def import_job(request: ProjectRequest, job_id: int) -> HttpResponse:
+    project = request.project
+    job = get_object_or_404(ImportJob, pk=job_id, project=project)
+    if not job.finished:
+        live = cache.get(tasks.progress_key(job.pk))
+        if live:
+            job.progress, job.rows_read = live
+    ctx = {"project": project, "job": job, "report": job.report or {}}
+    return render_polled(request, "curation/io/import_job.html", "job-status", ctx, finished=job.finished)
+
+
+@require_GET
+@project_view(Action.EXPORT)
+def export(request: ProjectRequest) -> HttpResponse:
+    project = request.project
+    label_names = list(project.labels.values_list("name", flat=True))
+    form = ExportForm(request.GET or None, label_names=label_names)
+    if request.GET and form.is_valid():
+        data = form.cleaned_data
+        try:
+            content_type, filename, chunks = example_export(
+                project=project,
+                format=data["format"],
+                split=data["split"] or None,
+                status=data["status"] or None,
+                source=data["source"] or None,
+                label=data["label"] or None,
+                formulas="raw" if data["raw_formulas"] else "escaped",
+            )
+        except InvalidExample as exc:
+            flash_service_error(request, exc)
+        else:
+            response = StreamingHttpResponse(chunks, content_type=content_type)
+            response["Content-Disposition"] = content_disposition_header(True, filename)
+            return response
+    return render(request, "curation/io/export.html", {"project": project, "form": form, "title": _("Export")})

@@ -1,0 +1,189 @@
+"""The annotators' labeling queue and the reviewers' disagreement queue."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from django.contrib import messages as flash
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from curation.core.forms import int_or_none, messages_from_post
+from curation.core.permissions import Action, ProjectRequest, project_view
+from curation.core.selectors import example_get
+from curation.core.serializers import ExampleSerializer
+from curation.core.services import InvalidExample, StaleVersion
+from curation.labeling import services as svc
+from curation.models import Annotation, Example
+
+ROLES = ["system", "user", "assistant"]
+
+
+def _answer(request: ProjectRequest) -> dict:
+    return {
+        "label": request.POST.get("label") or None,
+        "messages": messages_from_post(request.POST),
+        "rating": int_or_none(request.POST.get("rating")),
+        "note": request.POST.get("note", ""),
+    }
+
+
+def _page(request: ProjectRequest, example: Example | None, **extra) -> HttpResponse:
+    project = request.project
+    annotation = None
+    if example is not None:
+        annotation = Annotation.objects.filter(example=example, annotator=request.user).select_related("label").first()
+    draft = extra.pop("draft", None) or (
+        {
+            "label": annotation.label.name if annotation and annotation.label_id else None,
+            "messages": annotation.messages if annotation and annotation.messages else None,
+            "rating": annotation.rating if annotation else None,
+            "note": annotation.note if annotation else "",
+        }
+        if annotation
+        else None
+    )
+    ctx = {
+        "project": project,
+        "example": example,
+        "draft": draft,
+        "turns": (draft or {}).get("messages") or (example.messages if example else []),
+        "chosen_label": (draft or {}).get("label") or (example.label.name if example and example.label_id else None),
+        "labels": project.labels.order_by("shortcut", "name"),
+        "roles": ROLES,
+        "remaining": svc.queue_remaining(project=project, user=request.user),
+        "remaining_cap": svc.COUNT_CAP,
+        "version": extra.pop("version", example.version if example else None),
+        **extra,
+    }
+    return render(request, "curation/labeling/label.html", ctx, status=extra.get("status", 200))
+
+
+@require_GET
+@project_view(Action.LABEL)
+def label_queue(request: ProjectRequest) -> HttpResponse:
+    example = svc.queue_next(project=request.project, user=request.user)
+    return _page(request, example)
+
+
+@require_POST
+@project_view(Action.LABEL)
+def label_draft(request: ProjectRequest, example_id: int) -> HttpResponse:
+    """Autosave: called as the annotator types; answers with a short status line."""
+    example = example_get(project=request.project, example_id=example_id)
+    svc.annotation_save_draft(
+        example=example,
+        user=request.user,
+        based_on_version=int_or_none(request.POST.get("version")) or example.version,
+        **_answer(request),
+    )
+    return HttpResponse(
+        _("Draft saved at %(time)s") % {"time": timezone.localtime().strftime("%H:%M:%S")},
+        content_type="text/plain; charset=utf-8",
+    )
+
+
+@require_POST
+@project_view(Action.LABEL)
+def label_submit(request: ProjectRequest, example_id: int) -> HttpResponse:
+    example = example_get(project=request.project, example_id=example_id)
+    answer = _answer(request)
+    version = int_or_none(request.POST.get("version")) or example.version
+    try:
+        with transaction.atomic():
+            svc.annotation_submit(example=example, user=request.user, based_on_version=version, **answer)
+    except StaleVersion as stale:
+        # Their text is kept (as a draft and on the page); the other person's change is shown.
+        svc.annotation_save_draft(example=example, user=request.user, based_on_version=version, **answer)
+        return _page(
+            request,
+            stale.current,
+            draft=answer,
+            conflict=ExampleSerializer(stale.current).data,
+            version=stale.current.version,
+            status=409,
+        )
+    except InvalidExample as error:
+        svc.annotation_save_draft(example=example, user=request.user, based_on_version=version, **answer)
+        return _page(request, example, draft=answer, error=error, version=version, status=400)
+    return redirect("label_queue", request.project.slug)
+
+
+@require_POST
+@project_view(Action.LABEL)
+def label_skip(request: ProjectRequest, example_id: int) -> HttpResponse:
+    example = example_get(project=request.project, example_id=example_id)
+    svc.annotation_skip(example=example, user=request.user)
+    return redirect("label_queue", request.project.slug)
+
+
+@require_POST
+@project_view(Action.LABEL)
+def label_undo(request: ProjectRequest) -> HttpResponse:
+    project = request.project
+    if svc.annotation_undo(project=project, user=request.user) is None:
+        flash.info(request, _("There is nothing to undo."))
+    return redirect(reverse("label_queue", args=[project.slug]))
+
+
+@require_GET
+@project_view(Action.REVIEW)
+def disagreement_list(request: ProjectRequest) -> HttpResponse:
+    project = request.project
+    page = Paginator(svc.disagreement_list(project=project), 50).get_page(request.GET.get("page"))
+    return render(request, "curation/labeling/disagreements.html", {"project": project, "page": page})
+
+
+@require_http_methods(["GET", "POST"])
+@project_view(Action.REVIEW)
+def disagreement_detail(request: ProjectRequest, example_id: int) -> HttpResponse:
+    """Every annotator's answer side by side; the reviewer's choice becomes the gold."""
+    project = request.project
+    example = example_get(project=request.project, example_id=example_id)
+    answers = list(example.annotations.filter(status=Annotation.Status.SUBMITTED).select_related("annotator", "label"))
+    votes = Counter(a.label.name for a in answers if a.label_id)
+    ctx = {
+        "project": project,
+        "example": example,
+        "answers": answers,
+        "votes": votes.most_common(),
+        "labels": project.labels.order_by("shortcut", "name"),
+        "roles": ROLES,
+        "chosen_label": votes.most_common(1)[0][0] if votes else (example.label.name if example.label_id else None),
+        "turns": example.messages,
+        "version": example.version,
+    }
+    if request.method == "POST":
+        turns = messages_from_post(request.POST)
+        version = int_or_none(request.POST.get("version")) or example.version
+        try:
+            svc.disagreement_resolve(
+                example=example,
+                user=request.user,
+                version=version,
+                label=request.POST.get("label") or None,
+                messages=turns or None,
+            )
+        except StaleVersion as stale:
+            ctx.update(
+                conflict=ExampleSerializer(stale.current).data,
+                version=stale.current.version,
+                turns=turns,
+                chosen_label=request.POST.get("label"),
+            )
+            return render(request, "curation/labeling/disagreement.html", ctx, status=409)
+        except InvalidExample as error:
+            ctx.update(error=error, turns=turns, chosen_label=request.POST.get("label"))
+            return render(request, "curation/labeling/disagreement.html", ctx, status=400)
+        flash.success(request, _("Example %(n)d resolved.") % {"n": example.pk})
+        following = svc.disagreement_list(project=project).first()
+        if following is not None:
+            return redirect("disagreement_detail", project.slug, following.pk)
+        return redirect("disagreement_list", project.slug)
+    return render(request, "curation/labeling/disagreement.html", ctx)

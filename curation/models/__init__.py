@@ -1,0 +1,47 @@
+"""The app's models, one module per feature; imported from here so that migrations,
+`app_label` and `from curation.models import …` stay as they are."""
+
+from curation.models.connections import Connection
+from curation.models.core import (
+    BackgroundWork,
+    Example,
+    ExampleRevision,
+    Label,
+    Membership,
+    Project,
+    Role,
+    UserSettings,
+    Work,
+)
+from curation.models.generation import Draft, GenerationJob, PreferencePair, PromptTemplate
+from curation.models.io import ImportJob
+from curation.models.labeling import Annotation
+from curation.models.quality import DuplicateCluster, DuplicatePair, ExampleCheck, QualityScan
+from curation.models.rules import LabelingRule, RuleRevision, RuleRun, WeakLabel
+
+__all__ = [
+    "Annotation",
+    "BackgroundWork",
+    "Connection",
+    "Draft",
+    "DuplicateCluster",
+    "DuplicatePair",
+    "Example",
+    "ExampleCheck",
+    "ExampleRevision",
+    "GenerationJob",
+    "ImportJob",
+    "Label",
+    "LabelingRule",
+    "Membership",
+    "PreferencePair",
+    "Project",
+    "PromptTemplate",
+    "QualityScan",
+    "Role",
+    "RuleRevision",
+    "RuleRun",
+    "UserSettings",
+    "WeakLabel",
+    "Work",
+]

@@ -1,0 +1,35 @@
+from django.urls import path
+
+from curation.quality import api, views
+
+urlpatterns = [
+    path("p/<slug:slug>/quality/", views.quality, name="quality"),
+    path("p/<slug:slug>/quality/scan/", views.quality_scan, name="quality_scan"),
+    path("p/<slug:slug>/quality/settings/", views.quality_settings, name="quality_settings"),
+    path("p/<slug:slug>/quality/duplicates/", views.duplicates, name="quality_duplicates"),
+    path(
+        "p/<slug:slug>/quality/duplicates/<int:cluster_id>/resolve/",
+        views.duplicate_resolve,
+        name="quality_duplicate_resolve",
+    ),
+    path("p/<slug:slug>/quality/leakage/", views.leakage, name="quality_leakage"),
+    path("p/<slug:slug>/quality/leakage/fix/", views.leakage_fix, name="quality_leakage_fix"),
+    path("p/<slug:slug>/quality/pii/", views.pii_list, name="quality_pii"),
+    path("p/<slug:slug>/quality/pii/redact/", views.pii_redact_all, name="quality_pii_redact_all"),
+    path("p/<slug:slug>/quality/pii/<int:example_id>/redact/", views.pii_redact, name="quality_pii_redact"),
+]
+
+api_urlpatterns = [
+    path("projects/<slug:slug>/quality/", api.Readiness.as_view(), name="api_quality"),
+    path("projects/<slug:slug>/quality/scans/", api.ScanList.as_view(), name="api_quality_scans"),
+    path("projects/<slug:slug>/quality/scans/<int:number>/", api.ScanDetail.as_view(), name="api_quality_scan"),
+    path("projects/<slug:slug>/quality/duplicates/", api.ClusterList.as_view(), name="api_duplicates"),
+    path(
+        "projects/<slug:slug>/quality/duplicates/<int:cluster_id>/resolve/",
+        api.ClusterResolve.as_view(),
+        name="api_duplicate_resolve",
+    ),
+    path("projects/<slug:slug>/quality/leakage/", api.LeakList.as_view(), name="api_leakage"),
+    path("projects/<slug:slug>/quality/pii/", api.PiiList.as_view(), name="api_pii"),
+    path("projects/<slug:slug>/quality/pii/redact/", api.PiiRedact.as_view(), name="api_pii_redact"),
+]

@@ -1,0 +1,32 @@
+from django.urls import path
+
+from curation.review import api, views
+
+urlpatterns = [
+    path("p/<slug:slug>/drafts/", views.review_queue, name="review_queue"),
+    path("p/<slug:slug>/drafts/rank/", views.drafts_rank, name="review_rank"),
+    path("p/<slug:slug>/drafts/<int:example_id>/decide/", views.draft_decide, name="review_decide"),
+    path("p/<slug:slug>/preferences/", views.preference_list, name="preference_list"),
+    path("p/<slug:slug>/preferences/export/", views.preference_export, name="preference_export"),
+]
+
+api_urlpatterns = [
+    path("projects/<slug:slug>/drafts/", api.DraftList.as_view(), name="api_drafts"),
+    path("projects/<slug:slug>/drafts/rank/", api.DraftRank.as_view(), name="api_drafts_rank"),
+    path("projects/<slug:slug>/drafts/<int:example_id>/", api.DraftDetail.as_view(), name="api_draft"),
+    path(
+        "projects/<slug:slug>/drafts/<int:example_id>/decide/",
+        api.DraftDecide.as_view(),
+        name="api_draft_decide",
+    ),
+    path(
+        "projects/<slug:slug>/preference-pairs/",
+        api.PreferenceList.as_view(),
+        name="api_preference_pairs",
+    ),
+    path(
+        "projects/<slug:slug>/preference-pairs/export/",
+        api.PreferenceExport.as_view(),
+        name="api_preference_export",
+    ),
+]

@@ -1,0 +1,368 @@
+"""Weak supervision for project admins: rules, their live preview, runs, accepting weak labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from curation.core.errors import add_service_error, flash_service_error
+from curation.core.permissions import Action, ProjectRequest, project_view
+from curation.core.polling import render_polled
+from curation.models import LabelingRule, Project, RuleRevision, RuleRun
+from curation.rules import services as svc
+from curation.rules import tasks
+from curation.rules.analysis import MIN_GOLD_PER_CLASS
+from curation.rules.embeddings import EmbeddingError
+from curation.rules.forms import PARAMS, RULE_FIELDS, RuleForm
+from curation.rules.spec import RuleError
+from llm.interface import GenerationError
+
+DEFAULT_THRESHOLD = 0.9
+RECENT_RUNS = 10
+# Long stretches of a sample without a match are shortened around the matches.
+CONTEXT = 80
+WHOLE = 240
+
+
+# --- the rules page -------------------------------------------------------------------
+
+
+@require_GET
+@project_view(Action.MANAGE_RULES)
+def rule_list(request: ProjectRequest) -> HttpResponse:
+    project = request.project
+    rules = list(project.rules.select_related("label").order_by("id"))
+    latest = svc.latest_run(project)
+    previous = (
+        project.rule_runs.filter(status=RuleRun.Status.DONE, number__lt=latest.number).order_by("-number").first()
+        if latest
+        else None
+    )
+    now = {row["id"]: row for row in latest.analysis} if latest else {}
+    before = {row["id"]: row for row in previous.analysis} if previous else {}
+    runs = project.rule_runs.defer("rules", "analysis", "metrics").order_by("-number")[:RECENT_RUNS]
+    # Before any run (or for a rule written since), the figures measured when it was saved.
+    saved = {
+        (rule_id, version): stats.get("saved")
+        for rule_id, version, stats in RuleRevision.objects.filter(rule__in=rules).values_list(
+            "rule_id", "version", "stats"
+        )
+    }
+    return render(
+        request,
+        "curation/rules/rules.html",
+        {
+            "project": project,
+            "rows": [
+                {
+                    "rule": rule,
+                    "run": now.get(rule.pk),
+                    "previous": before.get(rule.pk),
+                    "saved": saved.get((rule.pk, rule.version)),
+                }
+                for rule in rules
+            ],
+            "latest": latest,
+            "previous": previous,
+            "runs": runs,
+            "queue_orders": Project.QueueOrder.choices,
+        },
+    )
+
+
+@require_POST
+@project_view(Action.MANAGE_RULES)
+def rule_run_create(request: ProjectRequest) -> HttpResponse:
+    """Apply the active rules: a new rule set version, run in the background."""
+    project = request.project
+    try:
+        run = tasks.rule_run_start(project=project, user=request.user)
+    except RuleError as error:
+        flash_service_error(request, error)
+        return redirect("rule_list", project.slug)
+    return redirect("rule_run_detail", project.slug, run.pk)
+
+
+@require_POST
+@project_view(Action.MANAGE_RULES)
+def queue_order(request: ProjectRequest) -> HttpResponse:
+    project = request.project
+    try:
+        project = svc.queue_order_set(project=project, user=request.user, order=request.POST.get("queue_order", ""))
+    except RuleError as error:
+        flash_service_error(request, error, {"queue_order": _("Annotation queue")})
+    else:
+        messages.success(
+            request, _("Annotation queue: %(order)s.") % {"order": project.get_queue_order_display().lower()}
+        )
+    return redirect("rule_list", project.slug)
+
+
+# --- the editor -----------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@project_view(Action.MANAGE_RULES)
+def rule_new(request: ProjectRequest) -> HttpResponse:
+    project = request.project
+    form = RuleForm(request.POST or None, project=project)
+    if request.method == "POST" and form.is_valid():
+        try:
+            rule = svc.rule_create(project=project, user=request.user, **form.rule_fields())
+        except RuleError as error:
+            add_service_error(form, error)
+        else:
+            messages.success(request, _("Rule %(name)s saved.") % {"name": rule.name})
+            return redirect("rule_edit", project.slug, rule.pk)
+    return _editor(request, form, status=400 if request.method == "POST" else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@project_view(Action.MANAGE_RULES)
+def rule_edit(request: ProjectRequest, rule_id: int) -> HttpResponse:
+    """Change a rule. A stale version is refused: what the person typed is kept, with the
+    other person's version shown, and saving again replaces it."""
+    project = request.project
+    rule = _rule(project, rule_id)
+    form = RuleForm(request.POST or None, initial=RuleForm.initial_for(rule), project=project)
+    if request.method == "GET" or not form.is_valid():
+        return _editor(request, form, rule=rule, status=200 if request.method == "GET" else 400)
+    try:
+        version = form.cleaned_data["version"] or rule.version
+        saved = svc.rule_update(rule=rule, user=request.user, version=version, **form.rule_fields())
+    except svc.StaleRule as stale:
+        data = request.POST.copy()
+        data["version"] = str(stale.current.version)
+        form = RuleForm(data, project=project)
+        form.is_valid()
+        return _editor(request, form, rule=stale.current, stale=stale.current, status=409)
+    except RuleError as error:
+        add_service_error(form, error)
+        return _editor(request, form, rule=rule, status=400)
+    messages.success(request, _("Rule %(name)s saved as version %(v)d.") % {"name": saved.name, "v": saved.version})
+    return redirect("rule_edit", project.slug, saved.pk)
+
+
+@require_POST
+@project_view(Action.MANAGE_RULES)
+def rule_delete(request: ProjectRequest, rule_id: int) -> HttpResponse:
+    project = request.project
+    rule = _rule(project, rule_id)
+    name = rule.name
+    svc.rule_delete(rule=rule, user=request.user)
+    messages.success(request, _("Rule %(name)s deleted.") % {"name": name})
+    return redirect("rule_list", project.slug)
+
+
+@require_POST
+@project_view(Action.MANAGE_RULES)
+def rule_preview(request: ProjectRequest) -> HttpResponse:
+    """The editor's live preview: hits, accuracy on human labels and highlighted samples."""
+    project = request.project
+    form = RuleForm(request.POST, project=project)
+    preview = None
+    if form.is_valid():
+        try:
+            data = svc.rule_clean(project=project, require_name=False, **form.rule_fields())
+            preview = svc.rule_preview(project=project, rule=data)
+        except RuleError as error:
+            add_service_error(form, error)
+        except (GenerationError, EmbeddingError) as error:
+            form.add_error(None, str(error))
+    if preview is not None:
+        for item in preview.sample:
+            item["parts"] = clip(item["parts"])
+    return render(request, "curation/rules/_preview.html", {"project": project, "form": form, "preview": preview})
+
+
+def _rule(project: Project, rule_id: int) -> LabelingRule:
+    return get_object_or_404(LabelingRule.objects.select_related("label"), pk=rule_id, project=project)
+
+
+def _editor(
+    request: ProjectRequest,
+    form: RuleForm,
+    *,
+    rule: LabelingRule | None = None,
+    stale: LabelingRule | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    ctx: dict[str, Any] = {
+        "project": request.project,
+        "form": form,
+        "rule": rule,
+        "stale": stale,
+        "stale_spec": stale and _spec_lines(stale),
+        "history": rule and _history(rule),
+    }
+    return render(request, "curation/rules/edit.html", ctx, status=status)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return str(value)
+
+
+def _field_name(name: str, kind: str | None = None) -> str:
+    field = RuleForm.base_fields.get(name) or RuleForm.base_fields.get(f"{kind}_{name}")
+    return str(field.label) if field is not None else name
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(field, before, after) for what one version changed."""
+    changes = [
+        (_field_name(name), _show(before.get(name)), _show(after.get(name)))
+        for name in RULE_FIELDS
+        if before.get(name) != after.get(name)
+    ]
+    old, new = before.get("params") or {}, after.get("params") or {}
+    kind = after.get("kind")
+    for name in PARAMS.get(kind or "", tuple(new)):
+        if old.get(name) != new.get(name) or before.get("kind") != kind:
+            changes.append((_field_name(name, kind), _show(old.get(name)), _show(new.get(name))))
+    return changes
+
+
+def _history(rule: LabelingRule) -> list[dict[str, Any]]:
+    """The rule's versions, newest first, each with its changes and figures."""
+    revisions: list[RuleRevision] = list(rule.revisions.select_related("edited_by").order_by("version"))
+    rows = []
+    previous: RuleRevision | None = None
+    for revision in revisions:
+        rows.append(
+            {
+                "revision": revision,
+                "changes": _changes(previous.spec, revision.spec) if previous else None,
+                "saved": revision.stats.get("saved"),
+                "run": revision.stats.get("run"),
+            }
+        )
+        previous = revision
+    return rows[::-1]
+
+
+def _spec_lines(rule: LabelingRule) -> list[tuple[str, str]]:
+    """A saved rule as (field, value) lines, for the stale-edit notice."""
+    lines = [
+        (_field_name("name"), rule.name),
+        (_field_name("kind"), rule.get_kind_display()),
+        (_field_name("label"), rule.label.name),
+        (_field_name("target"), rule.get_target_display()),
+        (_field_name("active"), _show(rule.active)),
+    ]
+    lines += [(_field_name(name, rule.kind), _show(rule.params.get(name))) for name in PARAMS.get(rule.kind, ())]
+    return lines
+
+
+def clip(parts: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    """A sample's (piece, matched) parts with long unmatched stretches shortened."""
+    last = len(parts) - 1
+    clipped = []
+    for i, (piece, matched) in enumerate(parts):
+        if not matched:
+            if i == 0 and i == last and len(piece) > WHOLE:
+                piece = piece[:WHOLE] + "…"
+            elif i == 0 and len(piece) > CONTEXT:
+                piece = "…" + piece[-CONTEXT:]
+            elif i == last and len(piece) > CONTEXT:
+                piece = piece[:CONTEXT] + "…"
+            elif len(piece) > 2 * CONTEXT:
+                piece = piece[:CONTEXT] + " … " + piece[-CONTEXT:]
+        clipped.append((piece, matched))
+    return clipped
+
+
+# --- runs and weak labels -------------------------------------------------------------
+
+
+@require_GET
+@project_view(Action.MANAGE_RULES)
+def rule_run_detail(request: ProjectRequest, run_id: int) -> HttpResponse:
+    """A run's progress (polled while it works), then its analysis and the two models."""
+    project = request.project
+    run = get_object_or_404(RuleRun.objects.select_related("created_by"), pk=run_id, project=project)
+    ctx = _run_context(run, request.GET.get("threshold"))
+    return render_polled(request, "curation/rules/run.html", "run-body", ctx, finished=run.finished)
+
+
+@require_http_methods(["GET", "POST"])
+@project_view(Action.MANAGE_RULES)
+def weak_accept(request: ProjectRequest, run_id: int) -> HttpResponse:
+    """GET: how many examples a threshold would label. POST: label them."""
+    project = request.project
+    run = get_object_or_404(RuleRun, pk=run_id, project=project)
+    back = reverse("rule_run_detail", args=[project.slug, run.pk])
+    if request.method == "GET":
+        if not request.htmx:
+            query = request.GET.urlencode()
+            return redirect(back + (f"?{query}" if query else ""))
+        return render(
+            request, "curation/rules/run.html#accept-count", _accept_context(run, request.GET.get("threshold"))
+        )
+    try:
+        threshold = _threshold(request.POST.get("threshold"))
+        changed = svc.weak_labels_accept(run=run, user=request.user, threshold=threshold)
+    except RuleError as error:
+        flash_service_error(request, error, {"threshold": _("Threshold")})
+        return redirect(back)
+    messages.success(
+        request,
+        ngettext("%(n)d example labeled from rule set v%(v)d.", "%(n)d examples labeled from rule set v%(v)d.", changed)
+        % {"n": changed, "v": run.number},
+    )
+    return redirect(back)
+
+
+def _threshold(value: str | None) -> float:
+    if value is None or value == "":
+        return DEFAULT_THRESHOLD
+    try:
+        threshold = float(value)
+    except ValueError:
+        raise RuleError("threshold", _("Must be a number between 0 and 1.")) from None
+    if not 0.0 <= threshold <= 1.0:
+        raise RuleError("threshold", _("Must be a number between 0 and 1."))
+    return threshold
+
+
+def _accept_context(run: RuleRun, value: str | None) -> dict[str, Any]:
+    try:
+        threshold = _threshold(value)
+    except RuleError as error:
+        return {"project": run.project, "run": run, "threshold": value, "acceptable": None, "accept_error": error}
+    acceptable = svc.weak_labels_acceptable(run=run, threshold=threshold) if run.status == RuleRun.Status.DONE else 0
+    return {"project": run.project, "run": run, "threshold": threshold, "acceptable": acceptable}
+
+
+def _run_context(run: RuleRun, threshold: str | None) -> dict[str, Any]:
+    metrics = run.metrics or {}
+    label_model, majority = metrics.get("label_model") or {}, metrics.get("majority") or {}
+    balance = metrics.get("class_balance")
+    ctx: dict[str, Any] = {
+        "project": run.project,
+        "run": run,
+        "metrics": metrics,
+        "label_model": label_model,
+        "majority": majority,
+        "f1_rows": [
+            (name, (label_model.get("f1") or {}).get(name), (majority.get("f1") or {}).get(name))
+            for name in run.label_names
+        ],
+        "balance": list(zip(run.label_names, balance, strict=False)) if balance else None,
+        "min_gold": MIN_GOLD_PER_CLASS,
+    }
+    if run.status == RuleRun.Status.DONE:
+        ctx.update(_accept_context(run, threshold))
+    return ctx

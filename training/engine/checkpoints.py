@@ -1,0 +1,148 @@
+"""Checkpoints of the SFT trainer: everything resuming needs to give the same weights as a run that
+was never interrupted (trainable weights, optimiser, schedule, random state and the run's state).
+
+Plain Python (no Django); torch and safetensors are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from training.engine.config import TrainConfig
+
+if TYPE_CHECKING:
+    import torch
+
+KEEP_CHECKPOINTS = 2
+
+
+@dataclass
+class RunState:
+    """Where the run stands; written into every checkpoint."""
+
+    step: int = 0
+    epoch: int = 0
+    group: int = 0  # optimiser steps done in `epoch`
+    tokens: int = 0
+    best_val_loss: float | None = None
+    bad_evaluations: int = 0
+    train_loss: float | None = None
+    val_loss: float | None = None
+    evaluations: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _rng_state() -> dict[str, Any]:
+    import torch
+
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def trainable_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The trainable weights, on the CPU, as a checkpoint stores them."""
+    return {
+        name: parameter.detach().to("cpu").contiguous()
+        for name, parameter in model.named_parameters()
+        if parameter.requires_grad
+    }
+
+
+def _load_trainable(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    import torch
+
+    parameters = {name: parameter for name, parameter in model.named_parameters() if parameter.requires_grad}
+    missing = sorted(set(parameters) - set(tensors))
+    unexpected = sorted(set(tensors) - set(parameters))
+    if missing or unexpected:
+        raise ValueError(
+            "The checkpoint does not fit this model and method "
+            f"(missing: {', '.join(missing[:5]) or 'none'}; unexpected: {', '.join(unexpected[:5]) or 'none'})."
+        )
+    with torch.no_grad():
+        for name, parameter in parameters.items():
+            parameter.copy_(tensors[name].to(parameter.device, parameter.dtype))
+
+
+def write_checkpoint(
+    root: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    state: RunState,
+    config: TrainConfig,
+    total_steps: int,
+) -> Path:
+    """Everything resuming needs, written to a temporary folder and renamed to `step-N`; only
+    the last `KEEP_CHECKPOINTS` are kept."""
+    import torch
+    from safetensors.torch import save_file
+
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{state.step}"
+    temporary = root / f".tmp-step-{state.step}-{os.getpid()}"
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
+    save_file(trainable_tensors(model), str(temporary / "trainable.safetensors"))
+    torch.save(optimizer.state_dict(), temporary / "optimizer.pt")
+    torch.save(scheduler.state_dict(), temporary / "scheduler.pt")
+    torch.save(_rng_state(), temporary / "rng.pt")
+    meta = {"state": state.as_dict(), "total_steps": total_steps, "config": config.as_dict()}
+    (temporary / "state.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(temporary, final)
+    done = sorted(
+        (path for path in root.glob("step-*") if path.is_dir() and path.name[5:].isdigit()),
+        key=lambda path: int(path.name[5:]),
+    )
+    for old in done[:-KEEP_CHECKPOINTS]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def read_checkpoint(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, config: TrainConfig
+) -> tuple[RunState, list[str]]:
+    """Restore the weights, optimiser, scheduler and random state; the run's state and a
+    warning for each setting that differs from the checkpoint's run."""
+    import torch
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not (path / "state.json").is_file():
+        raise FileNotFoundError(f"{path} is not a checkpoint of this trainer (state.json is missing).")
+    meta = json.loads((path / "state.json").read_text(encoding="utf-8"))
+    _load_trainable(model, load_file(str(path / "trainable.safetensors")))
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu", weights_only=True))
+    _set_rng_state(torch.load(path / "rng.pt", map_location="cpu", weights_only=True))
+    state = RunState(**meta["state"])
+    before = meta.get("config", {})
+    warnings = [
+        f"The setting {name} was {before[name]!r} in the checkpoint's run and is {value!r} now; "
+        "the resumed run will not match an uninterrupted one."
+        for name, value in config.as_dict().items()
+        if name in before and before[name] != value
+    ]
+    return state, warnings
