@@ -21,9 +21,10 @@ from curation.core.services import InvalidExample, example_update
 from curation.models import Example, ExampleRevision
 from text.diff import Segment, word_diff
 
-FIELDS = ("messages", "label", "status", "split", "source", "metadata")
+FIELDS = ("messages", "tools", "label", "status", "split", "source", "metadata")
 FIELD_NAMES = {
     "messages": gettext_lazy("Messages"),
+    "tools": gettext_lazy("Tools"),
     "label": gettext_lazy("Label"),
     "status": gettext_lazy("Status"),
     "split": gettext_lazy("Split"),
@@ -35,7 +36,7 @@ _CHOICES: dict[str, dict[str, str]] = {
     "split": dict(Example.Split.choices),
     "source": dict(Example.Source.choices),
 }
-RESTORED_FIELDS = ("messages", "label", "status", "split", "metadata")
+RESTORED_FIELDS = ("messages", "tools", "label", "status", "split", "metadata")
 
 _SENTENCE_END = re.compile(r"(?<=[.!?\n。！？])")
 
@@ -94,12 +95,29 @@ class FieldChange:
 
     @property
     def new_text(self) -> str:
-        return self._display(self.new)
+        text = self._display(self.new)
+        if self.field == "tools" and self.old != self.new and text == self._display(self.old):
+            # The same functions by name: their descriptions or parameters changed.
+            return _("%(names)s (definitions changed)") % {"names": text or "—"}
+        return text
 
     def _display(self, value: Any) -> str:
         if value is None:
             return ""
+        if self.field == "tools":
+            return _tools_text(value)
         return str(_CHOICES.get(self.field, {}).get(value, value))
+
+
+def _tools_text(tools: Any) -> str:
+    """Tools as their functions' names, "" for none; any other value as JSON."""
+    if not isinstance(tools, list):
+        return _value_text(tools)
+    names = [
+        str(t["function"].get("name")) if isinstance(t, dict) and isinstance(t.get("function"), dict) else "?"
+        for t in tools
+    ]
+    return ", ".join(names)
 
 
 def _value_text(value: Any) -> str:
@@ -166,10 +184,21 @@ def _tidy(raw: list[Segment]) -> list[Segment]:
 
 
 def _content(message: Any) -> str:
+    """A turn as its diff reads: the text, with the reasoning before it and the calls after."""
     content = message.get("content") if isinstance(message, dict) else message
-    if content is None:
-        return ""
-    return content if isinstance(content, str) else _value_text(content)
+    text = "" if content is None else content if isinstance(content, str) else _value_text(content)
+    if not isinstance(message, dict) or len(message) <= 2:
+        return text
+    parts = [text] if text else []
+    if isinstance(message.get("reasoning"), str) and message["reasoning"]:
+        parts.insert(0, f"<think>{message['reasoning']}</think>")
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            parts.append(f"→ {function.get('name')}({function.get('arguments')})")
+    if message.get("weight") == 0:
+        parts.append(_("(weight 0: not trained on)"))
+    return "\n".join(parts)
 
 
 def _role(message: Any) -> str | None:
@@ -232,6 +261,9 @@ def revision_diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -
     changes = []
     for name in FIELDS:
         old, new = before.get(name), after.get(name)
+        if name == "tools":
+            # Snapshots from before tools were kept have none: the example had none.
+            old, new = old or [], new or []
         if old == new:
             continue
         if name == "messages" and isinstance(old or [], list) and isinstance(new or [], list):
@@ -297,4 +329,6 @@ def example_restore(*, example: Example, revision: ExampleRevision, user: Any, v
             % {"version": revision.version, "label": label},
         )
     changes = {name: snapshot[name] for name in RESTORED_FIELDS if name in snapshot}
+    # A snapshot without tools is from before they were kept: the example had none then.
+    changes["tools"] = snapshot.get("tools") or []
     return example_update(example=example, user=user, version=version, action=ExampleRevision.Action.RESTORE, **changes)

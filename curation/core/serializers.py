@@ -20,9 +20,57 @@ class LabelSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "description", "colour", "shortcut"]
 
 
+class ToolCallFunctionSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    arguments = serializers.CharField(
+        trim_whitespace=False, help_text=_("The arguments: a JSON object written as text, as OpenAI does.")
+    )
+
+
+class ToolCallSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text=_("Unique in the conversation; a tool result names it."))
+    type = serializers.CharField(help_text=_('Always "function".'))
+    function = ToolCallFunctionSerializer()
+
+
+@extend_schema_field(ToolCallSerializer(many=True))
+class ToolCallsField(serializers.JSONField):
+    """A turn's calls as stored: written out whole, whatever their shape."""
+
+
 class MessageSerializer(serializers.Serializer):
-    role = serializers.CharField()
-    content = serializers.CharField(trim_whitespace=False)
+    """One message of the canonical conversation (docs/data-model.md); keys a message does not
+    have are left out."""
+
+    role = serializers.CharField(help_text=_("system, user, assistant or tool."))
+    content = serializers.CharField(trim_whitespace=False, allow_blank=True, allow_null=True)
+    name = serializers.CharField(required=False)
+    reasoning = serializers.CharField(
+        required=False, trim_whitespace=False, help_text=_("An assistant's thinking before its answer.")
+    )
+    tool_calls = ToolCallsField(required=False, help_text=_("The calls an assistant turn makes."))
+    tool_call_id = serializers.CharField(required=False, help_text=_("On a tool result: the call it answers."))
+    weight = serializers.IntegerField(
+        required=False, help_text=_("On an assistant turn: 1 train on it (the default), 0 do not.")
+    )
+
+
+class ToolFunctionSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField(required=False)
+    parameters = serializers.JSONField(required=False, help_text=_("A JSON schema of the arguments."))
+
+
+class ToolSerializer(serializers.Serializer):
+    """One of an example's tools, in OpenAI's shape."""
+
+    type = serializers.CharField(help_text=_('Always "function".'))
+    function = ToolFunctionSerializer()
+
+
+@extend_schema_field(ToolSerializer(many=True))
+class ToolsField(serializers.JSONField):
+    """An example's tools as stored (checked by the services, which name the field at fault)."""
 
 
 class LabelSourceSerializer(serializers.Serializer):
@@ -34,6 +82,7 @@ class LabelSourceSerializer(serializers.Serializer):
 class ExampleSerializer(serializers.ModelSerializer):
     label = serializers.CharField(source="label.name", allow_null=True, default=None)
     messages = MessageSerializer(many=True)
+    tools = ToolsField(read_only=True)
     label_source = serializers.SerializerMethodField(
         help_text=_("Where the label came from when it was accepted from the rules; null when a person gave it.")
     )
@@ -43,6 +92,7 @@ class ExampleSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "messages",
+            "tools",
             "label",
             "label_source",
             "source",
@@ -67,6 +117,7 @@ class ExampleSerializer(serializers.ModelSerializer):
 
 class ExampleCreateSerializer(serializers.Serializer):
     messages = serializers.JSONField()
+    tools = ToolsField(required=False, default=list, help_text=_("The functions the conversation may call."))
     label = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     status = serializers.ChoiceField(Example.Status.choices, default=Example.Status.NEEDS_REVIEW)
     split = serializers.ChoiceField(Example.Split.choices, default=Example.Split.UNASSIGNED)
@@ -78,6 +129,7 @@ class ExampleUpdateSerializer(serializers.Serializer):
         min_value=1, help_text="The version you read; a stale version is refused with 409."
     )
     messages = serializers.JSONField(required=False)
+    tools = ToolsField(required=False, help_text=_("The functions the conversation may call; [] for none."))
     label = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     status = serializers.ChoiceField(Example.Status.choices, required=False)
     split = serializers.ChoiceField(Example.Split.choices, required=False)

@@ -18,9 +18,11 @@ from curation.core.errors import ServiceError
 from curation.models import Example, ExampleRevision, Label, Project, UserSettings
 
 
-def content_hash(messages: list[dict[str, Any]]) -> str:
-    """Exact-duplicate key of an example: its messages, byte for byte."""
-    canonical = json.dumps(messages, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+def content_hash(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
+    """Exact-duplicate key of an example: its messages and its tools, byte for byte. Without
+    tools it is the messages' alone, as it always was (docs/data-model.md)."""
+    content: Any = {"messages": messages, "tools": tools} if tools else messages
+    canonical = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -39,6 +41,7 @@ def example_snapshot(example: Example) -> dict[str, Any]:
     """What a revision stores of an example: every field a person can change."""
     return {
         "messages": example.messages,
+        "tools": example.tools,
         "label": example.label.name if example.label_id else None,
         "status": example.status,
         "split": example.split,
@@ -61,15 +64,16 @@ class InvalidExample(ServiceError):
     """A field value a person can correct; ``field`` names it."""
 
 
-def validate_messages(messages: Any, *, needs_reply: bool = False) -> list[dict[str, Any]]:
+def validate_messages(messages: Any, *, needs_reply: bool = False, tools: Any = None) -> list[dict[str, Any]]:
     """The same checks an imported row gets (curation/formats/checks.py), one rule set, and the
-    same limits: SHIKOMI_MAX_MESSAGES and SHIKOMI_MAX_ROW_BYTES."""
+    same limits: SHIKOMI_MAX_MESSAGES and SHIKOMI_MAX_ROW_BYTES. With ``tools`` (the example's),
+    they are checked too, and every call must name one of them."""
     from curation.formats.checks import check_messages
 
-    errors = check_messages(messages, needs_reply=needs_reply, max_messages=settings.SHIKOMI_MAX_MESSAGES)
+    errors = check_messages(messages, needs_reply=needs_reply, max_messages=settings.SHIKOMI_MAX_MESSAGES, tools=tools)
     if errors:
         raise InvalidExample(errors[0].field, errors[0].message)
-    _check_size(messages)
+    _check_size(messages, tools=tools)
     return messages
 
 
@@ -77,11 +81,11 @@ def _json_size(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
 
 
-def _check_size(messages: list[dict[str, Any]], metadata: Any = None) -> None:
-    """An example is no larger than an imported row may be (SHIKOMI_MAX_ROW_BYTES): its messages
-    and metadata as JSON. The error names the largest message, where one alone is too large."""
+def _check_size(messages: list[dict[str, Any]], metadata: Any = None, tools: Any = None) -> None:
+    """An example is no larger than an imported row may be (SHIKOMI_MAX_ROW_BYTES): its messages,
+    metadata and tools as JSON. The error names the largest message, where one alone is too large."""
     limit = settings.SHIKOMI_MAX_ROW_BYTES
-    size = _json_size(messages) + (_json_size(metadata) if metadata else 0)
+    size = _json_size(messages) + (_json_size(metadata) if metadata else 0) + (_json_size(tools) if tools else 0)
     if size <= limit:
         return
     sizes = [_json_size(m) for m in messages]
@@ -90,6 +94,8 @@ def _check_size(messages: list[dict[str, Any]], metadata: Any = None) -> None:
         field, size = f"messages[{largest}].content", sizes[largest]
     elif metadata and _json_size(metadata) > limit:
         field, size = "metadata", _json_size(metadata)
+    elif tools and _json_size(tools) > limit:
+        field, size = "tools", _json_size(tools)
     else:
         field = "messages"
     raise InvalidExample(
@@ -159,9 +165,11 @@ def example_create(
     status: str = Example.Status.NEEDS_REVIEW,
     split: str = Example.Split.UNASSIGNED,
     metadata: dict[str, Any] | None = None,
+    tools: list[dict[str, Any]] | None = None,
 ) -> Example:
-    messages = validate_messages(messages, needs_reply=needs_reply(project))
-    _check_size(messages, metadata)
+    tools = tools or []
+    messages = validate_messages(messages, needs_reply=needs_reply(project), tools=tools)
+    _check_size(messages, metadata, tools)
     _check_may_set_status(user, project, status)
     example = Example.objects.create(
         project=project,
@@ -171,7 +179,8 @@ def example_create(
         status=status,
         split=split,
         metadata=metadata or {},
-        content_hash=content_hash(messages),
+        tools=tools,
+        content_hash=content_hash(messages, tools),
         search_text=search_text(messages),
         created_by=user if getattr(user, "is_authenticated", False) else None,
     )
@@ -187,7 +196,7 @@ def example_create(
     return example
 
 
-UPDATABLE = ("messages", "label", "status", "split", "metadata")
+UPDATABLE = ("messages", "tools", "label", "status", "split", "metadata")
 
 
 @transaction.atomic
@@ -208,11 +217,7 @@ def example_update(
     if unknown:
         raise InvalidExample(sorted(unknown)[0], _("cannot be changed."))
     before = example_snapshot(example)
-    fields: dict[str, Any] = {}
-    if "messages" in changes:
-        fields["messages"] = validate_messages(changes["messages"], needs_reply=needs_reply(example.project))
-        fields["content_hash"] = content_hash(fields["messages"])
-        fields["search_text"] = search_text(fields["messages"])
+    fields = _content_fields(example, changes)
     if "label" in changes:
         fields["label"] = _label_for(example.project, changes["label"])
         fields["weak_label"] = None  # a person chose it: no longer the rules' label
@@ -229,7 +234,7 @@ def example_update(
         if not isinstance(changes["metadata"], dict):
             raise InvalidExample("metadata", _("must be an object."))
         fields["metadata"] = changes["metadata"]
-        _check_size(fields.get("messages", example.messages), fields["metadata"])
+        _check_size(fields.get("messages", example.messages), fields["metadata"], fields.get("tools", example.tools))
     if _needs_review_again(user, example, fields):
         fields["status"] = Example.Status.NEEDS_REVIEW
 
@@ -253,6 +258,25 @@ def example_update(
         after=example_snapshot(example),
     )
     return example
+
+
+def _content_fields(example: Example, changes: dict[str, Any]) -> dict[str, Any]:
+    """The checked messages and tools of an update, with the hash and search text they make:
+    the two are checked together (every call names one of the tools) and hashed together."""
+    if "messages" not in changes and "tools" not in changes:
+        return {}
+    messages = changes.get("messages", example.messages)
+    tools = changes.get("tools", example.tools)
+    if tools is None:
+        tools = []
+    validate_messages(messages, needs_reply=needs_reply(example.project), tools=tools)
+    fields: dict[str, Any] = {"content_hash": content_hash(messages, tools)}
+    if "messages" in changes:
+        fields["messages"] = messages
+        fields["search_text"] = search_text(messages)
+    if "tools" in changes:
+        fields["tools"] = tools
+    return fields
 
 
 def _content_changed(example: Example, fields: dict[str, Any]) -> bool:

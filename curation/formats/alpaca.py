@@ -3,6 +3,13 @@
 The user's message is the instruction, followed by a blank line and the input when there
 is one; history is a list of earlier [user, assistant] turns. Written as a JSON array, one
 element per line; read from a JSON array or JSON Lines.
+
+The input stays a field of its own through a round trip by that convention: the export
+splits the last user turn at its first blank line into instruction and input (a message
+without one is all instruction), and the import joins them back with that blank line, so
+the messages come back the same. Alpaca holds plain turns only: ``cannot_hold`` names what
+an example has that it cannot write (tool calls, reasoning, turn weights...), and such an
+example is left out of the export instead of being written with an empty field.
 """
 
 from __future__ import annotations
@@ -13,8 +20,17 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
+from curation.formats.conversation import take_shikomi_fields
 from curation.formats.reading import JsonSource
-from curation.formats.rows import ExportRow, ReadOptions, Row, describe, dumps, encode_chunks, extras_into_metadata
+from curation.formats.rows import (
+    ExportRow,
+    ReadOptions,
+    Row,
+    describe,
+    dumps,
+    encode_chunks,
+    extras_into_metadata,
+)
 
 KNOWN_KEYS = frozenset(("instruction", "input", "output", "system", "history", "label", "split", "metadata"))
 CONTENT_TYPE = "application/json; charset=utf-8"
@@ -44,7 +60,7 @@ def empty(row: Row, key: str) -> None:
 
 def row_from_record(line: int, record: dict[str, Any], options: ReadOptions) -> Row:
     row = Row(line, None, record.get("label"), record.get("split"))
-    extras_into_metadata(record, KNOWN_KEYS, row)
+    extras_into_metadata(record, KNOWN_KEYS | take_shikomi_fields(record, row), row)
     instruction = _text(row, record, "instruction", required=True)
     extra_input = _text(row, record, "input", required=False)
     output = _text(row, record, "output", required=True)
@@ -99,8 +115,79 @@ def read(path: str | os.PathLike[str], options: ReadOptions) -> JsonSource:
     return JsonSource(path, options, row_from_record)
 
 
-def to_record(messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """The last user turn and its reply; earlier turns as history; tool turns are dropped."""
+# --- writing ---------------------------------------------------------------------------
+
+
+def unsupported(row: ExportRow) -> str | None:
+    """What an example has that no plain-turn format (Alpaca, prompt/completion, CSV) can
+    write; None when it has only plain turns. Weight 1 is the default a missing weight means,
+    so only a weight-0 turn is a loss."""
+    if row.tools:
+        return _("tools")
+    for message in row.messages:
+        if message.get("tool_calls") or message.get("function_call") or message.get("role") in ("tool", "function"):
+            return _("tool calls")
+    if any(message.get("reasoning") for message in row.messages):
+        return _("reasoning")
+    if any(message.get("weight", 1) != 1 for message in row.messages):
+        return _("turn weights")
+    if any(message.get("name") for message in row.messages):
+        return _("names")
+    return None
+
+
+Turns = tuple[str | None, list[list[Any]]]
+
+
+def plain_turns(row: ExportRow) -> Turns | str:
+    """(system prompt or None, [[user, reply or None], ...]) of an example made of plain
+    turns in order, or the reason it is not one."""
+    if (reason := unsupported(row)) is not None:
+        return reason
+    system: str | None = None
+    pairs: list[list[Any]] = []
+    for i, message in enumerate(row.messages):
+        role, content = message.get("role"), message.get("content") or ""
+        if role == "system" and i == 0:
+            system = content
+        elif role == "user" and (not pairs or pairs[-1][1] is not None):
+            pairs.append([content, None])
+        elif role == "assistant" and pairs and pairs[-1][1] is None:
+            pairs[-1][1] = content
+        elif role == "assistant" and not pairs:
+            return _("no user turn")
+        else:
+            return _("turn order")
+    if not pairs:
+        return _("no user turn")
+    return system, pairs
+
+
+def no_reply(pairs: list[list[Any]], classification: bool) -> str | None:
+    """A chat example must end with a reply: an export never writes an empty output."""
+    return _("no reply") if pairs[-1][1] is None and not classification else None
+
+
+def cannot_hold(row: ExportRow, *, classification: bool = False) -> str | None:
+    """Why Alpaca cannot hold the example (a short reason), or None."""
+    turns = plain_turns(row)
+    if isinstance(turns, str):
+        return turns
+    return no_reply(turns[1], classification)
+
+
+def split_input(content: str) -> tuple[str, str]:
+    """The instruction and the input of a user turn: split at the first blank line, when
+    there is text on both sides (the import joins them back with that blank line)."""
+    instruction, sep, extra = content.partition("\n\n")
+    if sep and instruction.strip() and extra.strip():
+        return instruction, extra
+    return content, ""
+
+
+def to_record(messages: list[dict[str, Any]], *, with_input: bool = True) -> dict[str, Any]:
+    """The last user turn and its reply; earlier turns as history; tool turns are dropped.
+    ``with_input``: the last user turn split into instruction and input (see split_input)."""
     system = None
     pairs: list[list[str]] = []
     for message in messages:
@@ -113,7 +200,10 @@ def to_record(messages: list[dict[str, Any]]) -> dict[str, Any]:
         elif role == "assistant" and pairs and not pairs[-1][1]:
             pairs[-1][1] = content
     instruction, output = pairs.pop() if pairs else ["", ""]
-    record: dict[str, Any] = {"instruction": instruction, "input": "", "output": output}
+    extra = ""
+    if with_input:
+        instruction, extra = split_input(instruction)
+    record: dict[str, Any] = {"instruction": instruction, "input": extra, "output": output}
     if system is not None:
         record["system"] = system
     if pairs:
@@ -121,16 +211,29 @@ def to_record(messages: list[dict[str, Any]]) -> dict[str, Any]:
     return record
 
 
-def write(rows: Iterable[ExportRow], *, classification: bool = False) -> Iterator[bytes]:
+def shikomi_record(record: dict[str, Any], row: ExportRow, shikomi_fields: bool) -> dict[str, Any]:
+    """Label and split where set; with Shikomi fields, id, status and metadata too (and the
+    split always), so that importing the file gives back the same examples."""
+    if row.label is not None:
+        record["label"] = row.label
+    if shikomi_fields:
+        record["split"] = row.split
+        record["id"] = row.id
+        record["status"] = row.status
+        record["metadata"] = row.metadata
+    elif row.split and row.split != "unassigned":
+        record["split"] = row.split
+    return record
+
+
+def write(rows: Iterable[ExportRow], *, classification: bool = False, shikomi_fields: bool = False) -> Iterator[bytes]:
     def pieces() -> Iterator[str]:
         yield "["
         separator = "\n"
-        for messages, label, split, _metadata in rows:
-            record = to_record(messages)
-            if label is not None:
-                record["label"] = label
-            if split and split != "unassigned":
-                record["split"] = split
+        for row in rows:
+            if cannot_hold(row, classification=classification) is not None:
+                continue  # counted and reported by the export before it starts
+            record = shikomi_record(to_record(row.messages), row, shikomi_fields)
             yield separator + dumps(record)
             separator = ",\n"
         yield "\n]\n"

@@ -17,9 +17,8 @@ import decimal
 import json
 import os
 import posixpath
-import tempfile
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,31 +27,21 @@ import pyarrow.parquet as pq
 from django.utils.translation import gettext as _
 
 from curation.formats import alpaca, openai, prompt_completion, sharegpt
+from curation.formats.conversation import take_shikomi_fields
+from curation.formats.parquet import BATCH_ROWS, CONTENT_TYPE, EXTENSION, write
 from curation.formats.rows import (
     SPLIT_ALIASES,
     DecodedTooLarge,
-    ExportRow,
     ReadOptions,
     Row,
     RowError,
     Source,
-    batched,
     describe,
     extras_into_metadata,
 )
 from curation.formats.textfile import too_large, utf8_size
 
-CONTENT_TYPE = "application/vnd.apache.parquet"
-EXTENSION = "parquet"
-SCHEMA = pa.schema(
-    [
-        ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
-        ("label", pa.string()),
-        ("split", pa.string()),
-        ("metadata", pa.string()),
-    ]
-)
-BATCH_ROWS = 2000
+__all__ = ["BATCH_ROWS", "CONTENT_TYPE", "EXTENSION", "read", "write"]
 
 
 # --- where the data files are: a folder or a zip ---------------------------------------
@@ -194,7 +183,7 @@ TEXT_KEYS = frozenset(("text", "label", "split", "metadata"))
 
 def _text_row(line: int, record: dict[str, Any], options: ReadOptions) -> Row:
     row = Row(line, None, record.get("label"), record.get("split"))
-    extras_into_metadata(record, TEXT_KEYS, row)
+    extras_into_metadata(record, TEXT_KEYS | take_shikomi_fields(record, row), row)
     row.chat = False
     text = record.get("text")
     if not isinstance(text, str):
@@ -243,13 +232,43 @@ def _plain(value: Any) -> Any:
 
 
 def _clean_messages(messages: Any) -> Any:
-    """Arrow structs give every message every key; keep the ones that are set."""
+    """Arrow structs give every message (and every tool call) every key; keep the ones that
+    are set."""
     if not isinstance(messages, list):
         return messages
-    return [
-        {k: v for k, v in m.items() if v is not None or k in ("role", "content")} if isinstance(m, dict) else m
-        for m in messages
-    ]
+    return [_clean_message(m) if isinstance(m, dict) else m for m in messages]
+
+
+def _clean_message(message: dict[str, Any]) -> dict[str, Any]:
+    message = {k: v for k, v in message.items() if v is not None or k in ("role", "content")}
+    calls = message.get("tool_calls")
+    if isinstance(calls, list):
+        message["tool_calls"] = [_without_nulls(c) if isinstance(c, dict) else c for c in calls]
+    return message
+
+
+def _without_nulls(value: Any) -> Any:
+    """A value built from Arrow structs without the keys Arrow filled with null."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _tools(record: dict[str, Any]) -> None:
+    """``tools`` as JSON text (how Shikomi and TRL store it) or as Arrow structs, whose nulls
+    are the union of every schema's keys and no part of any one of them."""
+    tools = record.get("tools")
+    if tools is None or (isinstance(tools, str) and not tools.strip()):
+        record.pop("tools", None)
+    elif isinstance(tools, str):
+        try:
+            record["tools"] = json.loads(tools)
+        except ValueError:
+            pass  # reported by the reader of the shape, which names the field
+    else:
+        record["tools"] = _without_nulls(_plain(tools))
 
 
 class HFSource(Source):
@@ -362,6 +381,8 @@ class HFSource(Source):
                 record[key] = _plain(value)
         if "messages" in record:
             record["messages"] = _clean_messages(record["messages"])
+        if "tools" in record:
+            _tools(record)
         metadata = record.get("metadata")
         if isinstance(metadata, str):
             try:
@@ -400,24 +421,3 @@ def _not_a_dataset(detail: str) -> RowError:
 
 def read(path: str | os.PathLike[str], options: ReadOptions) -> HFSource:
     return HFSource(path, options)
-
-
-def write(rows: Iterable[ExportRow], *, classification: bool = False) -> Iterator[bytes]:
-    """Parquet that ``datasets.load_dataset("parquet", ...)`` reads, streamed from a temp file."""
-    fd, name = tempfile.mkstemp(prefix="shikomi-export-", suffix=".parquet")
-    os.close(fd)
-    try:
-        with pq.ParquetWriter(name, SCHEMA) as writer:
-            for batch in batched(rows, BATCH_ROWS):
-                columns: dict[str, list[Any]] = {"messages": [], "label": [], "split": [], "metadata": []}
-                for messages, label, split, metadata in batch:
-                    columns["messages"].append(messages)
-                    columns["label"].append(label)
-                    columns["split"].append(None if split == "unassigned" else split)
-                    columns["metadata"].append(json.dumps(metadata, ensure_ascii=False) if metadata else None)
-                writer.write_table(pa.Table.from_pydict(columns, schema=SCHEMA))
-        with open(name, "rb") as f:
-            while chunk := f.read(1024 * 1024):
-                yield chunk
-    finally:
-        os.unlink(name)

@@ -1,8 +1,14 @@
-"""OpenAI chat fine-tuning files: JSON Lines of {"messages": [{"role", "content"}, ...]}.
+"""OpenAI chat fine-tuning files: JSON Lines of {"messages": [...], "tools": [...]}.
 
-The canonical shape is this one, so reading is mostly checking. Top-level keys other than
-messages, label, split and metadata are kept in metadata. A JSON array of the same objects
-is read too.
+Read exactly: messages with ``tool_calls``, ``tool_call_id``, ``name`` and ``weight``; the
+legacy ``function_call`` and ``functions`` (read as ``tool_calls`` and ``tools``); reasoning from
+``reasoning_content`` or a leading ``<think>`` block. Top-level keys other than messages, tools,
+label, split and metadata (and the id and status of an export with Shikomi fields) are kept in
+metadata. A JSON array of the same objects is read too.
+
+Written as OpenAI's fine-tuning format: {"messages", "tools"} (tools only when there are some),
+the reasoning as a <think> block in front of the content (OpenAI has no reasoning field), the
+label when set; with Shikomi fields also id, label, split, status and metadata.
 """
 
 from __future__ import annotations
@@ -11,17 +17,30 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from curation.formats.conversation import assign_call_ids, message_from, take_shikomi_fields, tools_from, with_think
 from curation.formats.reading import JsonSource
 from curation.formats.rows import ExportRow, ReadOptions, Row, dumps, encode_chunks, extras_into_metadata
 
-KNOWN_KEYS = frozenset(("messages", "label", "split", "metadata"))
+KNOWN_KEYS = frozenset(("messages", "tools", "label", "split", "metadata"))
 CONTENT_TYPE = "application/jsonl; charset=utf-8"
 EXTENSION = "jsonl"
 
 
 def row_from_record(line: int, record: dict[str, Any], options: ReadOptions) -> Row:
-    row = Row(line, record.get("messages"), record.get("label"), record.get("split"))
-    extras_into_metadata(record, KNOWN_KEYS, row)
+    messages = record.get("messages")
+    if isinstance(messages, list):
+        messages = [message_from(m) for m in messages]
+        assign_call_ids(messages)
+    row = Row(line, messages, record.get("label"), record.get("split"))
+    known = KNOWN_KEYS | take_shikomi_fields(record, row)
+    tools_key = "tools" if "tools" in record or "functions" not in record else "functions"
+    if tools_key == "functions":
+        known |= {"functions"}
+    tools, error = tools_from(record.get(tools_key))
+    if error:
+        row.error("invalid_field", tools_key, error)
+    row.tools = tools
+    extras_into_metadata(record, known, row)
     return row
 
 
@@ -29,12 +48,33 @@ def read(path: str | os.PathLike[str], options: ReadOptions) -> JsonSource:
     return JsonSource(path, options, row_from_record)
 
 
-def write(rows: Iterable[ExportRow], *, classification: bool = False) -> Iterator[bytes]:
+def to_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A canonical message as OpenAI's fine-tuning format has it."""
+    if "reasoning" not in message and not (message.get("tool_calls") and message.get("content") == ""):
+        return message
+    out = {k: v for k, v in message.items() if k != "reasoning"}
+    content = with_think(message)
+    if content or not message.get("tool_calls"):
+        out["content"] = content
+    else:
+        del out["content"]  # a call without text, as OpenAI's own examples write it
+    return out
+
+
+def record_of(row: ExportRow, *, shikomi_fields: bool = False) -> dict[str, Any]:
+    record: dict[str, Any] = {"messages": [to_message(m) for m in row.messages]}
+    if row.tools:
+        record["tools"] = row.tools
+    if shikomi_fields:
+        record.update(id=row.id, label=row.label, split=row.split, status=row.status, metadata=row.metadata)
+    elif row.label is not None:
+        record["label"] = row.label
+    return record
+
+
+def write(rows: Iterable[ExportRow], *, classification: bool = False, shikomi_fields: bool = False) -> Iterator[bytes]:
     def lines() -> Iterator[str]:
-        for messages, label, _split, _metadata in rows:
-            record: dict[str, Any] = {"messages": messages}
-            if label is not None:
-                record["label"] = label
-            yield dumps(record) + "\n"
+        for row in rows:
+            yield dumps(record_of(row, shikomi_fields=shikomi_fields)) + "\n"
 
     return encode_chunks(lines())

@@ -2,6 +2,8 @@
 
 A prompt becomes the user's message and the completion the assistant's. TRL's
 conversational variant, where both are lists of messages, is read as those messages.
+The export writes one user turn and its reply; ``cannot_hold`` names what else an example
+has (a system prompt, several turns, tool calls...), and such an example is left out.
 """
 
 from __future__ import annotations
@@ -12,8 +14,18 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
+from curation.formats import alpaca
+from curation.formats.conversation import take_shikomi_fields
 from curation.formats.reading import JsonSource
-from curation.formats.rows import ExportRow, ReadOptions, Row, describe, dumps, encode_chunks, extras_into_metadata
+from curation.formats.rows import (
+    ExportRow,
+    ReadOptions,
+    Row,
+    describe,
+    dumps,
+    encode_chunks,
+    extras_into_metadata,
+)
 
 KNOWN_KEYS = frozenset(("prompt", "completion", "label", "split", "metadata"))
 CONTENT_TYPE = "application/jsonl; charset=utf-8"
@@ -22,7 +34,7 @@ EXTENSION = "jsonl"
 
 def row_from_record(line: int, record: dict[str, Any], options: ReadOptions) -> Row:
     row = Row(line, None, record.get("label"), record.get("split"))
-    extras_into_metadata(record, KNOWN_KEYS, row)
+    extras_into_metadata(record, KNOWN_KEYS | take_shikomi_fields(record, row), row)
     prompt = record.get("prompt")
     completion = record.get("completion")
     for key, value in (("prompt", prompt), ("completion", completion)):
@@ -61,22 +73,29 @@ def read(path: str | os.PathLike[str], options: ReadOptions) -> JsonSource:
     return JsonSource(path, options, row_from_record)
 
 
-def write(rows: Iterable[ExportRow], *, classification: bool = False) -> Iterator[bytes]:
-    """The last user turn and its reply; earlier turns and the system prompt are dropped."""
+def cannot_hold(row: ExportRow, *, classification: bool = False) -> str | None:
+    """Why a prompt/completion record cannot hold the example (a short reason), or None."""
+    turns = alpaca.plain_turns(row)
+    if isinstance(turns, str):
+        return turns
+    system, pairs = turns
+    if system is not None:
+        return _("system prompt")
+    if len(pairs) > 1:
+        return _("several turns")
+    return alpaca.no_reply(pairs, classification)
+
+
+def write(rows: Iterable[ExportRow], *, classification: bool = False, shikomi_fields: bool = False) -> Iterator[bytes]:
+    """One user turn and its reply (with Shikomi fields: id, status, split and metadata too)."""
 
     def lines() -> Iterator[str]:
-        for messages, label, split, _metadata in rows:
-            prompt = completion = ""
-            for message in messages:
-                if message.get("role") == "user":
-                    prompt, completion = message.get("content") or "", ""
-                elif message.get("role") == "assistant" and not completion:
-                    completion = message.get("content") or ""
-            record: dict[str, Any] = {"prompt": prompt, "completion": completion}
-            if label is not None:
-                record["label"] = label
-            if split and split != "unassigned":
-                record["split"] = split
-            yield dumps(record) + "\n"
+        for row in rows:
+            turns = alpaca.plain_turns(row)
+            if isinstance(turns, str) or cannot_hold(row, classification=classification) is not None:
+                continue  # counted and reported by the export before it starts
+            [[prompt, completion]] = turns[1]
+            record = {"prompt": prompt, "completion": completion or ""}
+            yield dumps(alpaca.shikomi_record(record, row, shikomi_fields)) + "\n"
 
     return encode_chunks(lines())

@@ -24,8 +24,19 @@ SPLIT_ALIASES = {
     "unassigned": "unassigned",
 }
 
-# Rows handed to a writer: (messages, label name or None, split, metadata).
-ExportRow = tuple[list[dict[str, Any]], str | None, str, dict[str, Any]]
+
+@dataclass(slots=True)
+class ExportRow:
+    """One example handed to a writer (docs/data-model.md). ``id`` and ``status`` are written
+    only by an export "with Shikomi fields"."""
+
+    messages: list[dict[str, Any]]
+    label: str | None = None
+    split: str = "unassigned"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    id: int | None = None
+    status: str | None = None
 
 
 @dataclass(slots=True)
@@ -48,6 +59,10 @@ class Row:
     label: Any = None
     split: Any = None
     metadata: Any = field(default_factory=dict)
+    # Function schemas the conversation may call, in OpenAI's shape (docs/data-model.md).
+    tools: Any = field(default_factory=list)
+    # Read only from an export "with Shikomi fields"; None: the import's default (needs review).
+    status: Any = None
     errors: list[RowError] = field(default_factory=list)
     # False for classification-shaped rows (a text and a label): no reply is expected.
     chat: bool = True

@@ -5,12 +5,18 @@ Columns are found by name, or by the ``mapping`` option ({"text": "Body", "label
 "instruction" (with optional "input", "output", "system") is read as in Alpaca. Columns not
 mapped are kept in metadata. Quoted fields may hold line breaks; the line of a row is the
 physical line where its record starts.
+
+An export "with Shikomi fields" adds the input (Alpaca's convention, see alpaca.py) and id,
+status and metadata (JSON text) columns; a file with id, status and metadata columns is
+read as one: its metadata column is the metadata, its ids are dropped. A CSV holds one
+plain turn: ``cannot_hold`` names what else an example has, and it is left out.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -18,10 +24,12 @@ from typing import Any
 from django.utils.translation import gettext as _
 
 from curation.formats import alpaca
+from curation.formats.conversation import SHIKOMI_STATUSES
 from curation.formats.rows import ExportRow, ReadOptions, Row, RowError, Source
 from curation.formats.textfile import TextFile, line_problem, too_large, truncated, utf8_size
 
 MAPPING_KEYS = ("text", "label", "instruction", "input", "output", "system", "split")
+SHIKOMI_COLUMNS = ("id", "status", "metadata")
 CONTENT_TYPE = "text/csv; charset=utf-8"
 TSV_CONTENT_TYPE = "text/tab-separated-values; charset=utf-8"
 EXTENSION = "csv"
@@ -165,7 +173,10 @@ class _Columns:
                     % {"names": names},
                 )
             )
-        mapped = set(self.index.values())
+        lowered = [name.lower() for name in self.header]
+        # Written by an export with Shikomi fields: read back, not kept as extra columns.
+        self.shikomi = {n: lowered.index(n) for n in SHIKOMI_COLUMNS} if set(SHIKOMI_COLUMNS) <= set(lowered) else {}
+        mapped = set(self.index.values()) | set(self.shikomi.values())
         self.extra = [(i, name) for i, name in enumerate(self.header) if i not in mapped]
 
     def row(self, line: int, record: list[str], options: ReadOptions) -> Row:
@@ -178,6 +189,8 @@ class _Columns:
 
         row = Row(line, None, cell("label").strip() or None, cell("split").strip() or None)
         row.metadata = {name: record[i] if i < len(record) else "" for i, name in self.extra}
+        if self.shikomi:
+            self._shikomi_fields(row, record)
         row.chat = False  # the reply is checked here, as the output column
         if len(record) > len(self.header) and any(c.strip() for c in record[len(self.header) :]):
             row.error(
@@ -213,6 +226,29 @@ class _Columns:
             row.messages = messages
         return row
 
+    def _shikomi_fields(self, row: Row, record: list[str]) -> None:
+        def cell(key: str) -> str:
+            i = self.shikomi[key]
+            return record[i] if i < len(record) else ""
+
+        status = cell("status").strip()
+        if status in SHIKOMI_STATUSES:
+            row.status = status
+        text = cell("metadata").strip()
+        try:
+            metadata = json.loads(text) if text else {}
+        except ValueError:
+            metadata = None
+        if not isinstance(metadata, dict):
+            column = self.header[self.shikomi["metadata"]]
+            row.error(
+                "invalid_field",
+                column,
+                _('the "%(column)s" cell must be a JSON object {...}') % {"column": column},
+            )
+            return
+        row.metadata = {**row.metadata, **metadata}
+
     def _empty(self, row: Row, key: str) -> None:
         column = self.header[self.index[key]]
         row.error(
@@ -238,10 +274,59 @@ def unescape_formula(cell: str) -> str:
     return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
 
 
+def cannot_hold(row: ExportRow, *, classification: bool = False) -> str | None:
+    """Why a CSV/TSV row cannot hold the example (a short reason), or None. Classification:
+    one user turn (text); chat: a system prompt, one user turn and its reply."""
+    turns = alpaca.plain_turns(row)
+    if isinstance(turns, str):
+        return turns
+    system, pairs = turns
+    if len(pairs) > 1:
+        return _("several turns")
+    if classification:
+        if system is not None:
+            return _("system prompt")
+        return _("replies") if pairs[0][1] is not None else None
+    return alpaca.no_reply(pairs, classification)
+
+
+def _header(classification: bool, shikomi_fields: bool) -> list[str]:
+    header = ["text"] if classification else ["system", "instruction", "output"]
+    if shikomi_fields and not classification:
+        header.insert(2, "input")
+    header += ["label", "split"]
+    if shikomi_fields:
+        header += list(SHIKOMI_COLUMNS)
+    return header
+
+
+def _cells(row: ExportRow, classification: bool, shikomi_fields: bool) -> list[str]:
+    if classification:
+        text = next((m.get("content") or "" for m in row.messages if m.get("role") == "user"), "")
+        cells = [text]
+    else:
+        record = alpaca.to_record(row.messages, with_input=shikomi_fields)
+        cells = [record.get("system", ""), record["instruction"], record["output"]]
+        if shikomi_fields:
+            cells.insert(2, record["input"])
+    split = row.split if shikomi_fields else "" if row.split == "unassigned" else row.split
+    cells += [row.label or "", split]
+    if shikomi_fields:
+        metadata = json.dumps(row.metadata, ensure_ascii=False) if row.metadata else ""
+        cells += ["" if row.id is None else str(row.id), row.status or "", metadata]
+    return cells
+
+
 def write(
-    rows: Iterable[ExportRow], *, classification: bool = False, delimiter: str = ",", raw_formulas: bool = False
+    rows: Iterable[ExportRow],
+    *,
+    classification: bool = False,
+    delimiter: str = ",",
+    raw_formulas: bool = False,
+    shikomi_fields: bool = False,
 ) -> Iterator[bytes]:
-    """Classification: text, label, split. Otherwise the last turn, as in Alpaca.
+    """Classification: text, label, split. Otherwise the last turn, as in Alpaca. With
+    Shikomi fields: the input, id, status and metadata too.
 
     Cells a spreadsheet would run as formulas get a leading ' unless ``raw_formulas``."""
     buffer = io.StringIO()
@@ -251,19 +336,12 @@ def write(
         writer.writerow(cells if raw_formulas else [escape_formula(c) for c in cells])
 
     buffer.write("\ufeff")  # so that Excel reads UTF-8, Japanese included
-    if classification:
-        writer.writerow(["text", "label", "split"])
-    else:
-        writer.writerow(["system", "instruction", "output", "label", "split"])
+    writer.writerow(_header(classification, shikomi_fields))
     count = 0
-    for messages, label, split, _metadata in rows:
-        split_cell = "" if split == "unassigned" else split
-        if classification:
-            text = next((m.get("content") or "" for m in messages if m.get("role") == "user"), "")
-            writerow([text, label or "", split_cell])
-        else:
-            record = alpaca.to_record(messages)
-            writerow([record.get("system", ""), record["instruction"], record["output"], label or "", split_cell])
+    for row in rows:
+        if cannot_hold(row, classification=classification) is not None:
+            continue  # counted and reported by the export before it starts
+        writerow(_cells(row, classification, shikomi_fields))
         count += 1
         if count % 1000 == 0:
             yield buffer.getvalue().encode("utf-8")
@@ -273,6 +351,8 @@ def write(
 
 
 def write_tsv(
-    rows: Iterable[ExportRow], *, classification: bool = False, raw_formulas: bool = False
+    rows: Iterable[ExportRow], *, classification: bool = False, raw_formulas: bool = False, shikomi_fields: bool = False
 ) -> Iterator[bytes]:
-    return write(rows, classification=classification, delimiter="\t", raw_formulas=raw_formulas)
+    return write(
+        rows, classification=classification, delimiter="\t", raw_formulas=raw_formulas, shikomi_fields=shikomi_fields
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.http import content_disposition_header
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -16,7 +16,7 @@ from curation.core import selectors
 from curation.core.api import FILTER_PARAMS, ProjectAPIView
 from curation.core.permissions import Action
 from curation.io import serializers, tasks
-from curation.io.exports import FORMULAS, example_export
+from curation.io.exports import FORMULAS, SKIPPED_HEADER, example_export, skipped_header
 from curation.io.forms import EXPORT_FORMATS
 from curation.models import ImportJob
 
@@ -75,18 +75,42 @@ class Export(ProjectAPIView):
                 description="CSV and TSV: `escaped` (default) puts a ' before cells that start with = + - @ "
                 "(a tab, a CR or a ' too), so a spreadsheet shows them as text; the CSV/TSV import removes it "
                 "again. `raw` writes the cells as stored, for programs.",
-            )
+            ),
+            OpenApiParameter(
+                "shikomi_fields",
+                bool,
+                description="Add each example's id, label, split, status and metadata to its record, so that "
+                "importing the file gives back the same examples.",
+            ),
+            OpenApiParameter(
+                SKIPPED_HEADER,
+                str,
+                location=OpenApiParameter.HEADER,
+                response=[200],
+                description="The examples the format cannot hold and left out, per reason; absent when none was.",
+            ),
         ],
-        responses={(200, "application/octet-stream"): bytes},
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(
+                bytes,
+                description="The file, streamed. Alpaca, prompt/completion and CSV/TSV hold plain turns only "
+                "(docs/data-model.md): examples they cannot hold (tool calls, reasoning, turn weights, several "
+                f"turns...) are left out, and the `{SKIPPED_HEADER}` header says how many and why, for example "
+                "`3 tool calls; 1 several turns` (ASCII; other characters percent-encoded as UTF-8).",
+            )
+        },
     )
     def get(self, request: Request, slug: str) -> StreamingHttpResponse:
         q = request.query_params
-        content_type, filename, chunks = example_export(
+        export = example_export(
             project=self.project,
             format=q.get("format", ""),
             formulas=q.get("formulas") or None,
+            shikomi_fields=serializers.boolean(q, "shikomi_fields"),
             **{name: q.get(name) or None for name in selectors.FILTERS},
         )
-        response = StreamingHttpResponse(chunks, content_type=content_type)
-        response["Content-Disposition"] = content_disposition_header(True, filename)
+        response = StreamingHttpResponse(export.chunks, content_type=export.content_type)
+        response["Content-Disposition"] = content_disposition_header(True, export.filename)
+        if export.skipped:
+            response[SKIPPED_HEADER] = skipped_header(export.skipped)
         return response

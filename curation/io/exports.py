@@ -1,10 +1,18 @@
 """Exports of a project's examples, streamed: rows are read from the database in chunks
-and written out as they come, so an export never sits whole in memory."""
+and written out as they come, so an export never sits whole in memory.
+
+A format that cannot hold some examples (Alpaca and tool calls, CSV and several turns, see
+docs/data-model.md) leaves them out; how many and why is counted in a first pass over the
+selection, before the first byte is written, so pages, the API and the command can say it."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from urllib.parse import quote
 
+from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
 from curation import formats
@@ -15,6 +23,39 @@ CHUNK_ROWS = 2000
 # CSV and TSV cells that a spreadsheet would run as formulas: "escaped" (a leading ', the
 # default, undone by the CSV/TSV import) or "raw" (as stored, for programs that read the file).
 FORMULAS = ("escaped", "raw")
+# The response header that tells an API client what was left out (see skipped_header).
+SKIPPED_HEADER = "X-Shikomi-Skipped"
+
+
+@dataclass
+class Export:
+    """What example_export returns. Unpacks as (content type, file name, chunks); ``skipped``
+    counts the examples left out per reason, known before the chunks are read."""
+
+    content_type: str
+    filename: str
+    chunks: Iterator[bytes]
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[object]:
+        return iter((self.content_type, self.filename, self.chunks))
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+
+def skipped_text(skipped: dict[str, int]) -> str:
+    """``3 tool calls; 1 several turns``: the examples left out, most first."""
+    return "; ".join(
+        _("%(count)d %(reason)s") % {"count": count, "reason": reason}
+        for reason, count in sorted(skipped.items(), key=lambda item: (-item[1], item[0]))
+    )
+
+
+def skipped_header(skipped: dict[str, int]) -> str:
+    """skipped_text as a header value: ASCII, other characters percent-encoded (UTF-8)."""
+    return quote(skipped_text(skipped), safe=" ;,()'-")
 
 
 def example_export(
@@ -26,12 +67,15 @@ def example_export(
     source: str | None = None,
     label: str | None = None,
     formulas: str | None = None,
-) -> tuple[str, str, Iterator[bytes]]:
-    """(content type, download file name, byte chunks) of the project's examples.
+    shikomi_fields: bool = False,
+) -> Export:
+    """The project's examples as a file: content type, download file name, byte chunks, and
+    the examples the format cannot hold, counted per reason.
 
     Filters left as None (or "") select everything. The chunks come from a generator:
     the database is read while they are consumed. ``formulas`` (see FORMULAS) applies to
-    CSV and TSV only.
+    CSV and TSV only. ``shikomi_fields`` adds id, label, split, status and metadata to each
+    record, so that importing the file gives back the same examples.
     """
     formulas = formulas or "escaped"
     if formulas not in FORMULAS:
@@ -47,8 +91,32 @@ def example_export(
             _('unknown export format "%(format)s"; expected one of %(formats)s')
             % {"format": format, "formats": ", ".join(formats.EXPORT_FORMATS)},
         )
+    examples = _selection(project, split=split, status=status, source=source, label=label)
+    if project.block_on_pii:
+        from curation.quality.services import pii_message, pii_unredacted
+
+        flagged, kinds = pii_unredacted(project, examples)
+        if flagged:
+            raise InvalidExample("pii", pii_message(flagged, kinds))
+    classification = project.kind == Project.Kind.CLASSIFICATION
+    skipped = _skipped(examples, writer, classification)
+    rows = (
+        formats.ExportRow(messages, label_name, split_name, metadata or {}, tools or [], pk, status_name)
+        for pk, messages, label_name, split_name, metadata, tools, status_name in examples.order_by("pk")
+        .values_list("pk", "messages", "label__name", "split", "metadata", "tools", "status")
+        .iterator(chunk_size=CHUNK_ROWS)
+    )
+    parts = [project.slug, split or "", label or "", format]
+    filename = "-".join(p for p in parts if p) + "." + writer.extension
+    chunks = writer(rows, classification=classification, raw_formulas=formulas == "raw", shikomi_fields=shikomi_fields)
+    return Export(writer.content_type, filename, chunks, skipped)
+
+
+def _selection(
+    project: Project, *, split: str | None, status: str | None, source: str | None, label: str | None
+) -> QuerySet[Example]:
     examples = Example.objects.filter(project=project)
-    for field, value, choices in (
+    for name, value, choices in (
         ("split", split, Example.Split),
         ("status", status, Example.Status),
         ("source", source, Example.Source),
@@ -57,11 +125,11 @@ def example_export(
             continue
         if value not in choices.values:
             raise InvalidExample(
-                field,
+                name,
                 _('unknown %(field)s "%(value)s"; expected one of %(values)s')
-                % {"field": field, "value": value, "values": ", ".join(choices.values)},
+                % {"field": name, "value": value, "values": ", ".join(choices.values)},
             )
-        examples = examples.filter(**{field: value})
+        examples = examples.filter(**{name: value})
     if label:
         names = list(project.labels.values_list("name", flat=True))
         if label not in names:
@@ -71,18 +139,17 @@ def example_export(
                 % {"label": label, "labels": ", ".join(names) or _("none")},
             )
         examples = examples.filter(label__name=label)
-    if project.block_on_pii:
-        from curation.quality.services import pii_message, pii_unredacted
+    return examples
 
-        flagged, kinds = pii_unredacted(project, examples)
-        if flagged:
-            raise InvalidExample("pii", pii_message(flagged, kinds))
-    rows = (
-        examples.order_by("pk")
-        .values_list("messages", "label__name", "split", "metadata")
-        .iterator(chunk_size=CHUNK_ROWS)
-    )
-    parts = [project.slug, split or "", label or "", format]
-    filename = "-".join(p for p in parts if p) + "." + writer.extension
-    chunks = writer(rows, classification=project.kind == Project.Kind.CLASSIFICATION, raw_formulas=formulas == "raw")
-    return writer.content_type, filename, chunks
+
+def _skipped(examples: QuerySet[Example], writer: formats.ExportFormat, classification: bool) -> dict[str, int]:
+    """Examples the format cannot hold, per reason: a pass over the selection before the
+    export starts (none for a format that holds everything)."""
+    if writer.holds is None:
+        return {}
+    counts: Counter[str] = Counter()
+    for messages, tools in examples.values_list("messages", "tools").iterator(chunk_size=CHUNK_ROWS):
+        reason = writer.cannot_hold(formats.ExportRow(messages, tools=tools or []), classification=classification)
+        if reason is not None:
+            counts[reason] += 1
+    return dict(counts)

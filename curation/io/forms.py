@@ -91,6 +91,15 @@ class ExportForm(forms.Form):
         ),
     )
 
+    shikomi_fields = forms.BooleanField(
+        label=_("With Shikomi fields"),
+        required=False,
+        help_text=_(
+            "Add each example's id, label, split, status and metadata to its record, so that importing "
+            "the file gives back the same examples."
+        ),
+    )
+
     def __init__(self, *args, label_names: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["label"].choices = [("", _("Any"))] + [(n, n) for n in label_names]

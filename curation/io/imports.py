@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from curation import formats
-from curation.core.services import InvalidExample, content_hash, search_text
+from curation.core.services import InvalidExample, content_hash, example_bulk_update, search_text
 from curation.formats.rows import SPLIT_ALIASES, SPLITS, DecodedTooLarge, ReadOptions, Row, RowError, batched
 from curation.formats.tabular import MAPPING_KEYS
 from curation.formats.textfile import is_known_encoding
@@ -256,6 +256,8 @@ class _Tally:
     def __init__(self, skip: bool) -> None:
         self.skip = skip
         self.rows_read = self.rows_created = self.rows_invalid = self.rows_duplicate = 0
+        # Labeled rows whose label went to the unlabeled example they duplicate.
+        self.labels_applied = 0
         self.errors: list[dict[str, Any]] = []
         self.errors_total = 0
         self.first_error: RowError | None = None
@@ -276,10 +278,18 @@ class _Tally:
         if self.skip and len(self.skipped_lines) < REPORT_LIMIT:
             self.skipped_lines.append(row.line)
 
-    def duplicate(self, line: int, of: str) -> None:
+    def duplicate(self, line: int, of: str, label_applied: str | None = None) -> None:
         self.rows_duplicate += 1
+        self.labels_applied += label_applied is not None
         if len(self.duplicates) < REPORT_LIMIT:
-            self.duplicates.append({"line": line, "duplicate_of": of})
+            entry = {"line": line, "duplicate_of": of}
+            self.duplicates.append(entry if label_applied is None else {**entry, "label_applied": label_applied})
+
+    def rolled_back(self) -> None:
+        """Nothing was written after all: no example created, no label applied."""
+        self.rows_created = self.labels_applied = 0
+        for entry in self.duplicates:
+            entry.pop("label_applied", None)
 
     def report(self) -> dict[str, Any]:
         report: dict[str, Any] = {
@@ -287,6 +297,7 @@ class _Tally:
             "errors_total": self.errors_total,
             "duplicates": self.duplicates,
             "duplicates_total": self.rows_duplicate,
+            "labels_applied": self.labels_applied,
             "encoding": self.encoding,
         }
         if self.skip:
@@ -311,7 +322,7 @@ def example_import(*, job: ImportJob, progress: Progress | None = None) -> Impor
     try:
         failure = _run(job, tally, progress)
     except Exception as exc:
-        tally.rows_created = 0
+        tally.rolled_back()
         _finish(
             job,
             tally,
@@ -358,9 +369,9 @@ def _run(job: ImportJob, tally: _Tally, progress: Progress | None) -> str | None
             if tally.rows_invalid and not tally.skip:
                 raise _Rejected
     except _Rejected:
-        tally.rows_created = 0
+        tally.rolled_back()
     except DecodedTooLarge as exc:
-        tally.rows_created = 0
+        tally.rolled_back()
         message = _decoded_too_large_message(job.filename, exc)
         tally.error(RowError(0, "file_too_large", "file", message))
         return _("Nothing was imported: %(reason)s.") % {"reason": message}
@@ -390,6 +401,7 @@ def _write(
     job: ImportJob, source: formats.Source, labels: dict[str, int], tally: _Tally, progress: Progress | None
 ) -> None:
     inserter = _ExampleInserter(job)
+    classification = job.project.kind == Project.Kind.CLASSIFICATION
     # After the first bad row in strict mode nothing more is written (it would be rolled
     # back), so the rows checked from then on are remembered here to find duplicates.
     writing = True
@@ -402,27 +414,68 @@ def _write(
                 tally.bad_row(row)
                 writing = writing and tally.skip
             else:
-                good.append((row, content_hash(row.messages)))
-        seen = _first_of(job, [h for _, h in good])
+                good.append((row, content_hash(row.messages, row.tools)))
+        seen, unlabeled = _first_of(job, [h for _, h in good], classification)
         new: list[tuple[Row, str, int | None]] = []
+        relabel = _Relabel(new, unlabeled, labels) if classification and writing else None
         for row, digest in good:
             first = seen.get(digest)
             key = int(digest[:16], 16)
             if first is None and key in unwritten:
                 first = f"line {unwritten[key]}"
             if first is not None:
-                tally.duplicate(row.line, first)
+                tally.duplicate(row.line, first, relabel.apply(row, digest) if relabel else None)
                 continue
             seen[digest] = f"line {row.line}"
             if writing:
+                if relabel:
+                    relabel.pending[digest] = len(new)
                 new.append((row, digest, labels.get(row.label) if row.label else None))
             else:
                 unwritten[key] = row.line
         if new:
             inserter.insert(new)
             tally.rows_created += len(new)
+        if relabel:
+            relabel.write(job)
         if progress is not None:
             progress(source.progress(), tally.rows_read)
+
+
+class _Relabel:
+    """A labeled row that duplicates an unlabeled example of a classification project gives
+    that example its label (with a revision, as a person's label would), instead of being
+    skipped with the label lost. ``unlabeled``: content hash -> the example in the project;
+    ``pending``: content hash -> the index in ``new`` of a row of this batch not yet written."""
+
+    def __init__(self, new: list[tuple[Row, str, int | None]], unlabeled: dict[str, int], labels: dict[str, int]):
+        self.new, self.unlabeled, self.labels = new, unlabeled, labels
+        self.pending: dict[str, int] = {}
+        self.examples: dict[str, list[int]] = {}  # label -> examples to give it
+
+    def apply(self, row: Row, digest: str) -> str | None:
+        """The label applied for this duplicate row, or None."""
+        if not row.label:
+            return None
+        if digest in self.pending:
+            index = self.pending.pop(digest)
+            earlier, _digest, label_id = self.new[index]
+            if label_id is not None:
+                return None
+            self.new[index] = (earlier, digest, self.labels[row.label])
+            return row.label
+        pk = self.unlabeled.pop(digest, None)
+        if pk is None:
+            return None
+        self.examples.setdefault(row.label, []).append(pk)
+        return row.label
+
+    def write(self, job: ImportJob) -> None:
+        for label, ids in self.examples.items():
+            example_bulk_update(project=job.project, user=job.created_by, changes={"label": label}, ids=ids)
+
+
+_STATUSES = frozenset(Example.Status.values)
 
 
 class _ExampleInserter:
@@ -434,7 +487,7 @@ class _ExampleInserter:
     take their model default, so a field added to Example later is filled in too.
     """
 
-    PER_ROW = ("messages", "label_id", "split", "metadata", "content_hash", "source_line", "search_text")
+    PER_ROW = ("messages", "tools", "label_id", "split", "metadata", "content_hash", "source_line", "search_text")
 
     def __init__(self, job: ImportJob) -> None:
         self.fields = [f for f in Example._meta.concrete_fields if not f.primary_key]
@@ -450,7 +503,7 @@ class _ExampleInserter:
             "created_by_id": job.created_by_id,
         }
         self.slots = {f.attname: i for i, f in enumerate(self.fields)}
-        self.json = {name: Example._meta.get_field(name) for name in ("messages", "metadata")}
+        self.json = {name: Example._meta.get_field(name) for name in ("messages", "metadata", "tools")}
 
     def _template(self) -> list[Any]:
         now = timezone.now()
@@ -473,17 +526,21 @@ class _ExampleInserter:
         slot = self.slots
         messages_at, metadata_at, label_at = slot["messages"], slot["metadata"], slot["label_id"]
         split_at, hash_at, line_at = slot["split"], slot["content_hash"], slot["source_line"]
-        search_at = slot["search_text"]
+        search_at, tools_at, status_at = slot["search_text"], slot["tools"], slot["status"]
         adapt = connection.ops.adapt_json_value
         messages_encoder = self.json["messages"].encoder  # type: ignore[attr-defined]
         metadata_encoder = self.json["metadata"].encoder  # type: ignore[attr-defined]
+        tools_encoder = self.json["tools"].encoder  # type: ignore[attr-defined]
         params = []
         for row, digest, label_id in rows:
             values = template.copy()
             values[messages_at] = adapt(row.messages, messages_encoder)
             values[metadata_at] = adapt(row.metadata, metadata_encoder)
+            values[tools_at] = adapt(row.tools or [], tools_encoder)
             values[label_at] = label_id
             values[split_at] = row.split
+            if row.status in _STATUSES:  # a Shikomi export's own status comes back as it was
+                values[status_at] = row.status
             values[hash_at] = digest
             values[line_at] = row.line
             values[search_at] = search_text(row.messages)
@@ -492,25 +549,29 @@ class _ExampleInserter:
             cursor.executemany(self.sql, params)
 
 
-def _first_of(job: ImportJob, digests: list[str]) -> dict[str, str]:
+def _first_of(job: ImportJob, digests: list[str], unlabeled: bool = False) -> tuple[dict[str, str], dict[str, int]]:
     """Where each content hash is already in the project: "example N", or "line N" of
-    this file for rows written earlier in this run."""
+    this file for rows written earlier in this run; and, when ``unlabeled`` is asked for,
+    the first example of each hash when it has no label."""
     if not digests:
-        return {}
-    first: dict[str, tuple[int, int | None, int | None]] = {}
+        return {}, {}
+    first: dict[str, tuple[int, int | None, int | None, int | None]] = {}
     # No ORDER BY: with one, SQLite walks every example of the project in id order
     # instead of looking each hash up in the (project, content_hash) index.
     rows = (
         Example.objects.filter(project_id=job.project_id, content_hash__in=set(digests))
         .order_by()
-        .values_list("content_hash", "pk", "import_job_id", "source_line")
+        .values_list("content_hash", "pk", "import_job_id", "source_line", "label_id")
     )
-    for digest, pk, job_id, line in rows:
+    for digest, pk, job_id, line, label_id in rows:
         if digest not in first or pk < first[digest][0]:
-            first[digest] = (pk, job_id, line)
-    return {
-        digest: f"line {line}" if job_id == job.pk else f"example {pk}" for digest, (pk, job_id, line) in first.items()
+            first[digest] = (pk, job_id, line, label_id)
+    where = {
+        digest: f"line {line}" if job_id == job.pk else f"example {pk}"
+        for digest, (pk, job_id, line, _label) in first.items()
     }
+    bare = {digest: pk for digest, (pk, *_rest, label_id) in first.items() if label_id is None} if unlabeled else {}
+    return where, bare
 
 
 def _finish(job: ImportJob, tally: _Tally, failure: str | None) -> None:

@@ -1,5 +1,9 @@
+from typing import Any
+
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
+from curation.core.services import InvalidExample
 from curation.models import ImportJob
 
 
@@ -30,3 +34,15 @@ class ImportCreateSerializer(serializers.Serializer):
     encoding = serializers.CharField(required=False, default="auto")
     mapping = serializers.DictField(child=serializers.CharField(), required=False, default=dict)
     skip_bad_rows = serializers.BooleanField(required=False, default=False)
+
+
+def boolean(params: Any, name: str) -> bool:
+    """A true/false query parameter (true, 1, yes, on / false, 0, no, off; absent is false)."""
+    field = serializers.BooleanField()
+    value = params.get(name)
+    if value in (None, ""):
+        return False
+    try:
+        return field.to_internal_value(value)
+    except serializers.ValidationError as exc:
+        raise InvalidExample(name, _("expected true or false")) from exc

@@ -14,7 +14,7 @@ from curation.core.permissions import Action, ProjectRequest, project_view
 from curation.core.polling import render_polled
 from curation.core.services import InvalidExample
 from curation.io import tasks
-from curation.io.exports import example_export
+from curation.io.exports import SKIPPED_HEADER, example_export, skipped_header, skipped_text
 from curation.io.forms import ExportForm, ImportForm
 from curation.models import ImportJob
 
@@ -66,13 +66,16 @@ def import_job(request: ProjectRequest, job_id: int) -> HttpResponse:
 @require_GET
 @project_view(Action.EXPORT)
 def export(request: ProjectRequest) -> HttpResponse:
+    """The form, then the download. When the format cannot hold some of the chosen examples,
+    the page first says how many and why, with a link that downloads the rest."""
     project = request.project
     label_names = list(project.labels.values_list("name", flat=True))
     form = ExportForm(request.GET or None, label_names=label_names)
+    ctx = {"project": project, "form": form, "title": _("Export")}
     if request.GET and form.is_valid():
         data = form.cleaned_data
         try:
-            content_type, filename, chunks = example_export(
+            export = example_export(
                 project=project,
                 format=data["format"],
                 split=data["split"] or None,
@@ -80,11 +83,20 @@ def export(request: ProjectRequest) -> HttpResponse:
                 source=data["source"] or None,
                 label=data["label"] or None,
                 formulas="raw" if data["raw_formulas"] else "escaped",
+                shikomi_fields=data["shikomi_fields"],
             )
         except InvalidExample as exc:
             flash_service_error(request, exc)
         else:
-            response = StreamingHttpResponse(chunks, content_type=content_type)
-            response["Content-Disposition"] = content_disposition_header(True, filename)
-            return response
-    return render(request, "curation/io/export.html", {"project": project, "form": form, "title": _("Export")})
+            if not export.skipped or request.GET.get("confirm"):
+                response = StreamingHttpResponse(export.chunks, content_type=export.content_type)
+                response["Content-Disposition"] = content_disposition_header(True, export.filename)
+                if export.skipped:
+                    response[SKIPPED_HEADER] = skipped_header(export.skipped)
+                return response
+            query = request.GET.copy()
+            query["confirm"] = "1"
+            ctx["skipped"] = skipped_text(export.skipped)
+            ctx["skipped_total"] = export.skipped_total
+            ctx["download"] = query.urlencode()
+    return render(request, "curation/io/export.html", ctx)

@@ -178,6 +178,9 @@ class Example(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEEDS_REVIEW)
     split = models.CharField(max_length=20, choices=Split.choices, default=Split.UNASSIGNED)
     metadata = models.JSONField(default=dict, blank=True)
+    tools = models.JSONField(
+        default=list, blank=True, help_text=_("Function schemas the conversation may call (OpenAI's tools shape).")
+    )
     search_text = models.TextField(
         blank=True, editable=False, help_text=_("The messages' text, NFKC-normalised and lower-cased, for search.")
     )

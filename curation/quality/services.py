@@ -252,7 +252,11 @@ def _write_messages(
 ) -> Example:
     """Replace messages (and fields in ``extra``) under the caller's row lock, with a revision."""
     before = example_snapshot(example)
-    fields = {"messages": messages, "content_hash": content_hash(messages), "search_text": search_text(messages)}
+    fields = {
+        "messages": messages,
+        "content_hash": content_hash(messages, example.tools),
+        "search_text": search_text(messages),
+    }
     fields.update(extra or {})
     Example.objects.filter(pk=example.pk).update(version=F("version") + 1, updated_at=timezone.now(), **fields)
     example.refresh_from_db()

@@ -121,7 +121,8 @@ def test_sharegpt_round_trip_keeps_the_system_turn_label_and_split(io_chats, io_
     data = export_bytes(io_chats, "sharegpt")
 
     records = json.loads(data)
-    assert records[0]["conversations"][0] == {"from": "system", "value": SYSTEM["content"]}
+    # LLaMA-Factory's layout: the system prompt is the record's "system", not a turn.
+    assert records[0]["system"] == SYSTEM["content"]
     assert [t["from"] for t in records[4]["conversations"]] == ["human", "observation", "gpt"]
     copy = reimport(data, "sharegpt", io_user)
     assert content(copy) == content(io_chats)

@@ -159,12 +159,16 @@ def test_sharegpt_maps_speakers_to_roles(io_project, io_user):
     assert [(m["role"], m["content"]) for m in messages] == [
         ("system", "You are a shop assistant."),
         ("user", JA_Q),
-        ("assistant", '{"name": "track"}'),
+        ("assistant", ""),  # a function_call turn is a tool call (docs/data-model.md), not text
         ("tool", "in transit"),
         ("assistant", JA_A),
         ("user", "Thanks"),
         ("assistant", "You're welcome."),
     ]
+    assert messages[2]["tool_calls"] == [
+        {"id": "call_0", "type": "function", "function": {"name": "track", "arguments": "{}"}}
+    ]
+    assert messages[3]["tool_call_id"] == "call_0"
     assert label == "shipping"
 
 

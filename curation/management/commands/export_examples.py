@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from curation import formats
 from curation.core.services import InvalidExample
-from curation.io.exports import example_export
+from curation.io.exports import example_export, skipped_text
 from curation.models import Project
 
 
@@ -28,6 +28,12 @@ class Command(BaseCommand):
             help="CSV and TSV: write cells that start with = + - @ as stored, without the ' that keeps "
             "a spreadsheet from running them (for programs that read the file).",
         )
+        parser.add_argument(
+            "--shikomi-fields",
+            action="store_true",
+            help="Add each example's id, label, split, status and metadata to its record, so that importing "
+            "the file gives back the same examples.",
+        )
         parser.add_argument("-o", "--output", help="File to write; standard output when left out.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -35,7 +41,7 @@ class Command(BaseCommand):
         if project is None:
             raise CommandError(f"No project with the slug {options['project']!r}.")
         try:
-            _content_type, _filename, chunks = example_export(
+            export = example_export(
                 project=project,
                 format=options["format"],
                 split=options["split"],
@@ -43,9 +49,16 @@ class Command(BaseCommand):
                 source=options["source"],
                 label=options["label"],
                 formulas="raw" if options["raw_formulas"] else "escaped",
+                shikomi_fields=options["shikomi_fields"],
             )
         except InvalidExample as exc:
             raise CommandError(f"{exc.field}: {exc.message}") from exc
+        if export.skipped:
+            self.stderr.write(
+                f"Left out {export.skipped_total} example(s) that {options['format']} cannot hold: "
+                f"{skipped_text(export.skipped)}"
+            )
+        chunks = export.chunks
         if options["output"]:
             with open(options["output"], "wb") as f:
                 for chunk in chunks:
