@@ -27,17 +27,16 @@ import pyarrow.parquet as pq
 from django.utils.translation import gettext as _
 
 from curation.formats import alpaca, openai, prompt_completion, sharegpt
-from curation.formats.conversation import take_shikomi_fields
+from curation.formats.mapping import Mapper, columns_of, missing_column, no_label, text_row
 from curation.formats.parquet import BATCH_ROWS, CONTENT_TYPE, EXTENSION, write
 from curation.formats.rows import (
     SPLIT_ALIASES,
     DecodedTooLarge,
+    FileRejected,
     ReadOptions,
     Row,
     RowError,
     Source,
-    describe,
-    extras_into_metadata,
 )
 from curation.formats.textfile import too_large, utf8_size
 
@@ -178,20 +177,7 @@ def _parquet_features(schema: pa.Schema) -> dict[str, Any]:
 # --- rows ------------------------------------------------------------------------------
 
 Convert = Callable[[int, dict[str, Any], ReadOptions], Row]
-TEXT_KEYS = frozenset(("text", "label", "split", "metadata"))
-
-
-def _text_row(line: int, record: dict[str, Any], options: ReadOptions) -> Row:
-    row = Row(line, None, record.get("label"), record.get("split"))
-    extras_into_metadata(record, TEXT_KEYS | take_shikomi_fields(record, row), row)
-    row.chat = False
-    text = record.get("text")
-    if not isinstance(text, str):
-        return row.error("invalid_field", "text", _("expected text, found %(found)s") % {"found": describe(text)})
-    if not text.strip():
-        return row.error("empty_content", "text", _('"text" is empty; write its text'))
-    row.messages = [{"role": "user", "content": text}]
-    return row
+_text_row = text_row
 
 
 def _shape(columns: list[str]) -> Convert | None:
@@ -272,9 +258,14 @@ def _tools(record: dict[str, Any]) -> None:
 
 
 class HFSource(Source):
+    """A dataset's rows. The column mapping (mapping.py) is applied to each part's columns
+    before its shape is told from them; a missing mapped column, or, in a classification
+    project, no label column, is reported on line 1 before any row is read."""
+
     def __init__(self, path: str | os.PathLike[str], options: ReadOptions) -> None:
         self.path = Path(path)
         self.options = options
+        self.mapper = Mapper(options.mapping)
         self.parts: list[_Part] = []
         self.total = 0
         self.done = 0
@@ -318,7 +309,10 @@ class HFSource(Source):
                 return
             self._check_decoded(part, part.declared_size())
             features = part.features or _parquet_features(schema)
-            convert = _shape(schema.names)
+            convert, error = self._shape(schema.names)
+            if error is not None:
+                yield Row(1, errors=[error])
+                return
             if convert is None:
                 yield Row(
                     1,
@@ -353,6 +347,18 @@ class HFSource(Source):
             self.done += part.size
         self.current = None
 
+    def _shape(self, columns: list[str]) -> tuple[Convert | None, RowError | None]:
+        """How to read rows with these columns, or what is wrong with the mapping."""
+        mapping = self.mapper.mapping
+        for field, value in mapping.items():
+            if missing := [c for c in columns_of(field, value, columns) if c not in columns]:
+                return None, missing_column(1, field, missing, columns, where="file")
+        names = self.mapper.mapped_names(columns)
+        convert = text_row if "text" in mapping else _shape(names)
+        if convert is not None and self.options.classification and "label" not in names:
+            raise FileRejected(no_label(columns))
+        return convert, None
+
     def _check_decoded(self, part: _Part, size: int) -> None:
         """Count what the data decodes to, not its bytes on disk: a small file of repeated or
         well-compressed values can decode to far more than the upload limit."""
@@ -379,6 +385,18 @@ class HFSource(Source):
         for key, value in record.items():
             if not isinstance(value, _PLAIN) and key not in ("messages", "conversations", "metadata"):
                 record[key] = _plain(value)
+        if self.mapper.mapping:
+            return self.mapper.convert(
+                lambda line, record, options: self._converted(line, record, convert, part_split, split_name),
+                line,
+                record,
+                self.options,
+            )
+        return self._converted(line, record, convert, part_split, split_name)
+
+    def _converted(
+        self, line: int, record: dict[str, Any], convert: Convert, part_split: str | None, split_name: str | None
+    ) -> Row:
         if "messages" in record:
             record["messages"] = _clean_messages(record["messages"])
         if "tools" in record:

@@ -61,13 +61,15 @@ def to_message(message: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def record_of(row: ExportRow, *, shikomi_fields: bool = False) -> dict[str, Any]:
+def record_of(row: ExportRow, *, shikomi_fields: bool = False, classification: bool = False) -> dict[str, Any]:
     record: dict[str, Any] = {"messages": [to_message(m) for m in row.messages]}
     if row.tools:
         record["tools"] = row.tools
     if shikomi_fields:
         record.update(id=row.id, label=row.label, split=row.split, status=row.status, metadata=row.metadata)
-    elif row.label is not None:
+    elif row.label is not None or classification:
+        # A classification file always has its label key (null when unlabeled): the import
+        # refuses a classification file without a label column.
         record["label"] = row.label
     return record
 
@@ -75,6 +77,6 @@ def record_of(row: ExportRow, *, shikomi_fields: bool = False) -> dict[str, Any]
 def write(rows: Iterable[ExportRow], *, classification: bool = False, shikomi_fields: bool = False) -> Iterator[bytes]:
     def lines() -> Iterator[str]:
         for row in rows:
-            yield dumps(record_of(row, shikomi_fields=shikomi_fields)) + "\n"
+            yield dumps(record_of(row, shikomi_fields=shikomi_fields, classification=classification)) + "\n"
 
     return encode_chunks(lines())

@@ -16,7 +16,9 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from curation.formats.rows import ReadOptions, Row, RowError, Source, describe
+from curation.formats.mapping import Mapper, text_row
+from curation.formats.mapping import no_label as no_label_error
+from curation.formats.rows import FileRejected, ReadOptions, Row, RowError, Source, describe
 from curation.formats.textfile import BAD_CHAR, TextFile, line_problem, too_large, truncated, utf8_size
 
 CHUNK_CHARS = 256 * 1024
@@ -268,13 +270,17 @@ RowConverter = Callable[[int, dict[str, Any], ReadOptions], Row]
 
 
 class JsonSource(Source):
-    """Rows of a JSON Lines or JSON array file, each record turned into a Row by ``convert``."""
+    """Rows of a JSON Lines or JSON array file, each record turned into a Row by ``convert``,
+    after the column mapping (mapping.py); a mapping that names ``text`` reads classification
+    texts whatever the format. A classification project's file in which no record has a label
+    is rejected at its end (FileRejected), before anything of it is committed."""
 
     def __init__(self, path: str | os.PathLike[str], options: ReadOptions, convert: RowConverter):
         self.text = TextFile(path, options.encoding)
         self.encoding = self.text.encoding
         self.options = options
-        self.convert = convert
+        self.mapper = Mapper(options.mapping)
+        self.convert = text_row if "text" in self.mapper.mapping else convert
 
     def __iter__(self) -> Iterator[Row]:
         for number, row in enumerate(self._rows(), start=1):
@@ -287,9 +293,16 @@ class JsonSource(Source):
     def _rows(self) -> Iterator[Row]:
         convert = self.convert
         options = self.options
+        mapper = self.mapper if self.mapper.mapping else None
+        labels = options.classification  # a label column still to find
+        keys: dict[str, None] = {}  # the keys found, to name them when none is the label
         for line, value in iter_json_records(self.text, options.max_row_bytes):
             if isinstance(value, dict):
-                yield convert(line, value, options)
+                if labels:
+                    labels = not self.mapper.has("label", value)
+                    if len(keys) < 50:
+                        keys.update(dict.fromkeys(value))
+                yield convert(line, value, options) if mapper is None else mapper.convert(convert, line, value, options)
             elif isinstance(value, RowError):
                 yield Row(line, errors=[value])
             else:
@@ -298,6 +311,8 @@ class JsonSource(Source):
                     "",
                     _("expected a JSON object {...} for each example, found %(found)s") % {"found": describe(value)},
                 )
+        if labels and keys:
+            raise FileRejected(no_label_error(keys))
 
     def _is_array(self) -> bool:
         if not hasattr(self, "_array"):

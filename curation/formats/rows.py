@@ -96,6 +96,15 @@ class DecodedTooLarge(Exception):
         self.limit = limit
 
 
+class FileRejected(Exception):
+    """The file as a whole cannot be imported (a classification file with no label column):
+    raised while reading, it stops the import and nothing of the file is written."""
+
+    def __init__(self, error: RowError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 class Source:
     """What a format's reader returns: rows, in file order, and how far it has got."""
 

@@ -1,10 +1,11 @@
 """CSV and TSV files: a header row, then one example per record.
 
 Columns are found by name, or by the ``mapping`` option ({"text": "Body", "label":
-"Category"}). A "text" column is the user's message of a classification example; an
-"instruction" (with optional "input", "output", "system") is read as in Alpaca. Columns not
-mapped are kept in metadata. Quoted fields may hold line breaks; the line of a row is the
-physical line where its record starts.
+"Category"}; ``instruction=Title+Body`` joins two columns; see mapping.py). A "text" column
+is the user's message of a classification example; an "instruction" (with optional "input",
+"output", "system") is read as in Alpaca. Other columns are kept in metadata. A
+classification project's file needs a label column (it may be empty). Quoted fields may
+hold line breaks; the line of a row is the physical line where its record starts.
 
 An export "with Shikomi fields" adds the input (Alpaca's convention, see alpaca.py) and id,
 status and metadata (JSON text) columns; a file with id, status and metadata columns is
@@ -25,7 +26,8 @@ from django.utils.translation import gettext as _
 
 from curation.formats import alpaca
 from curation.formats.conversation import SHIKOMI_STATUSES
-from curation.formats.rows import ExportRow, ReadOptions, Row, RowError, Source
+from curation.formats.mapping import columns_of, join, missing_column, no_label
+from curation.formats.rows import ExportRow, FileRejected, ReadOptions, Row, RowError, Source
 from curation.formats.textfile import TextFile, line_problem, too_large, truncated, utf8_size
 
 MAPPING_KEYS = ("text", "label", "instruction", "input", "output", "system", "split")
@@ -115,7 +117,7 @@ class TabularSource(Source):
                 if not record:
                     continue
                 if columns is None:
-                    columns = _Columns(record, self.options.mapping)
+                    columns = _Columns(record, self.options)
                     if columns.errors:
                         yield Row(start, errors=columns.errors)
                         return
@@ -128,37 +130,30 @@ def read(path: str | os.PathLike[str], options: ReadOptions, delimiter: str = ",
 
 
 class _Columns:
-    """Where each canonical field is in the header, and which columns go to metadata."""
+    """Where each canonical field is in the header (one column, or several a text field joins),
+    and which columns go to metadata. Fields the mapping does not name are found by name."""
 
-    def __init__(self, header: list[str], mapping: dict[str, str] | None) -> None:
+    def __init__(self, header: list[str], options: ReadOptions) -> None:
+        mapping = options.mapping or {}
         self.header = [cell.strip() for cell in header]
         self.header[0] = self.header[0].lstrip("\ufeff")
         self.errors: list[RowError] = []
         names = ", ".join(f'"{name}"' for name in self.header)
-        self.index: dict[str, int] = {}
-        if mapping:
-            for key, column in mapping.items():
-                if column in self.header:
-                    self.index[key] = self.header.index(column)
-                else:
-                    self.errors.append(
-                        RowError(
-                            1,
-                            "missing_column",
-                            key,
-                            _(
-                                'column "%(column)s" (mapped to %(key)s) is not in the header; '
-                                "the columns are: %(names)s"
-                            )
-                            % {"column": column, "key": key, "names": names},
-                        )
-                    )
-        else:
-            lowered = [name.lower() for name in self.header]
-            for key in MAPPING_KEYS:
-                if key in lowered:
-                    self.index[key] = lowered.index(key)
-        if "instruction" in self.index and not mapping:
+        self.index: dict[str, list[int]] = {}
+        for key, value in mapping.items():
+            columns = columns_of(key, value, self.header)
+            if missing := [c for c in columns if c not in self.header]:
+                self.errors.append(missing_column(1, key, missing, self.header, where="file"))
+            else:
+                self.index[key] = [self.header.index(c) for c in columns]
+        used = {i for indexes in self.index.values() for i in indexes}
+        lowered = [name.lower() for name in self.header]
+        for key in MAPPING_KEYS:
+            if key not in mapping and key in lowered and lowered.index(key) not in used:
+                if key in ("text", "instruction") and ({"text", "instruction"} & set(mapping)):
+                    continue  # the mapping chose which one the user's turn is
+                self.index[key] = [lowered.index(key)]
+        if "instruction" in self.index and "text" not in mapping:
             self.index.pop("text", None)
         if not self.errors and "text" not in self.index and "instruction" not in self.index:
             self.errors.append(
@@ -173,10 +168,11 @@ class _Columns:
                     % {"names": names},
                 )
             )
-        lowered = [name.lower() for name in self.header]
+        if not self.errors and options.classification and "label" not in self.index:
+            raise FileRejected(no_label(self.header))
         # Written by an export with Shikomi fields: read back, not kept as extra columns.
         self.shikomi = {n: lowered.index(n) for n in SHIKOMI_COLUMNS} if set(SHIKOMI_COLUMNS) <= set(lowered) else {}
-        mapped = set(self.index.values()) | set(self.shikomi.values())
+        mapped = {i for indexes in self.index.values() for i in indexes} | set(self.shikomi.values())
         self.extra = [(i, name) for i, name in enumerate(self.header) if i not in mapped]
 
     def row(self, line: int, record: list[str], options: ReadOptions) -> Row:
@@ -184,8 +180,12 @@ class _Columns:
         index = self.index
 
         def cell(key: str) -> str:
-            i = index.get(key)
-            return record[i] if i is not None and i < len(record) else ""
+            indexes = index.get(key)
+            if indexes is None:
+                return ""
+            if len(indexes) == 1:
+                return record[indexes[0]] if indexes[0] < len(record) else ""
+            return join([record[i] for i in indexes if i < len(record)])
 
         row = Row(line, None, cell("label").strip() or None, cell("split").strip() or None)
         row.metadata = {name: record[i] if i < len(record) else "" for i, name in self.extra}
@@ -250,7 +250,7 @@ class _Columns:
         row.metadata = {**row.metadata, **metadata}
 
     def _empty(self, row: Row, key: str) -> None:
-        column = self.header[self.index[key]]
+        column = "+".join(self.header[i] for i in self.index[key])
         row.error(
             "empty_content",
             column,

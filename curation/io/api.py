@@ -35,7 +35,9 @@ class ImportList(ProjectAPIView, generics.GenericAPIView):
         request={"multipart/form-data": serializers.ImportCreateSerializer},
         responses={202: serializers.ImportJobSerializer},
         description="Upload a file; the import runs in the background. Poll the job: "
-        "a file with any bad row imports nothing unless skip_bad_rows is set.",
+        "a file with any bad row imports nothing unless skip_bad_rows is set. Takes every option "
+        "manage.py import_examples takes; an unknown option, or one the format does not take "
+        "(a delimiter for JSON, an encoding for a dataset, a mapping field outside the format), is a 400.",
     )
     def post(self, request: Request, slug: str) -> Response:
         data = serializers.ImportCreateSerializer(data=request.data)
@@ -47,7 +49,7 @@ class ImportList(ProjectAPIView, generics.GenericAPIView):
             fileobj=d["file"],
             filename=d["file"].name,
             format=d["format"],
-            options={"encoding": d["encoding"], "mapping": d["mapping"], "skip_bad_rows": d["skip_bad_rows"]},
+            options=data.import_options(),
         )
         return Response(serializers.ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

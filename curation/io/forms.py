@@ -34,16 +34,39 @@ ENCODINGS = [
 
 
 class ImportForm(forms.Form):
+    """Every option manage.py import_examples takes. The import service checks them against
+    the format (curation/io/options.py): one a format does not take is an error on its field."""
+
     file = forms.FileField(label=_("File"))
     format = forms.ChoiceField(label=_("Format"), choices=IMPORT_FORMATS)
-    encoding = forms.ChoiceField(label=_("Encoding"), choices=ENCODINGS, initial="auto")
+    encoding = forms.ChoiceField(
+        label=_("Encoding"),
+        choices=ENCODINGS,
+        initial="auto",
+        help_text=_("Text files only; a Hugging Face dataset or Parquet file takes none."),
+    )
     mapping = forms.CharField(
-        label=_("Column mapping (CSV/TSV)"),
+        label=_("Column mapping"),
         required=False,
         help_text=_(
-            "For example text=Body, label=Category; or instruction=Q, output=A. "
-            "Leave empty to use columns named text, label, instruction, input, output."
+            "Any format: field=column pairs, for example text=question, label=category; or "
+            "instruction=question, output=answer. Join columns into one text field with +, for example "
+            "instruction=title+body (joined with a blank line). Fields not named are read from "
+            "columns of their own name."
         ),
+    )
+    delimiter = forms.CharField(
+        label=_("Delimiter (CSV/TSV)"),
+        required=False,
+        strip=False,
+        max_length=3,
+        help_text=_("One character, such as ; or tab. Empty: , for CSV, tab for TSV."),
+    )
+    split = forms.ChoiceField(
+        label=_("Split"),
+        required=False,
+        choices=[("", _("As in the file"))] + Example.Split.choices,
+        help_text=_("The split of rows that name none."),
     )
     skip_bad_rows = forms.BooleanField(
         label=_("Skip bad rows"),
@@ -53,26 +76,13 @@ class ImportForm(forms.Form):
         ),
     )
 
-    def clean_mapping(self) -> dict[str, str]:
-        return parse_mapping(self.cleaned_data["mapping"])
+    def clean_mapping(self) -> str:
+        return self.cleaned_data["mapping"].strip()
 
     def import_options(self) -> dict:
-        return {
-            "encoding": self.cleaned_data["encoding"],
-            "mapping": self.cleaned_data["mapping"],
-            "skip_bad_rows": self.cleaned_data["skip_bad_rows"],
-        }
-
-
-def parse_mapping(text: str) -> dict[str, str]:
-    """``text=Body, label=Category`` -> {"text": "Body", "label": "Category"}."""
-    mapping: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        field, sep, column = part.partition("=")
-        if not sep or not field.strip() or not column.strip():
-            raise forms.ValidationError(_("%(part)s: write field=column, for example text=Body.") % {"part": part})
-        mapping[field.strip()] = column.strip()
-    return mapping
+        """The options as the service takes them; an empty one is not chosen."""
+        names = ("encoding", "mapping", "delimiter", "split", "skip_bad_rows")
+        return {name: self.cleaned_data[name] for name in names}
 
 
 class ExportForm(forms.Form):

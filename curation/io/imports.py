@@ -18,18 +18,16 @@ from django.utils.translation import ngettext
 
 from curation import formats
 from curation.core.services import InvalidExample, content_hash, example_bulk_update, search_text
-from curation.formats.rows import SPLIT_ALIASES, SPLITS, DecodedTooLarge, ReadOptions, Row, RowError, batched
-from curation.formats.tabular import MAPPING_KEYS
-from curation.formats.textfile import is_known_encoding
+from curation.formats.rows import DecodedTooLarge, FileRejected, ReadOptions, Row, RowError, batched
+from curation.io.options import OPTION_NAMES, import_options_clean, mapping_clean
 from curation.models import Example, ImportJob, Project
+
+__all__ = ["OPTION_NAMES", "example_import", "example_import_path", "import_job_create", "mapping_clean"]
 
 BATCH_SIZE = 2000
 
 
 REPORT_LIMIT = 1000  # errors, duplicates and skipped lines kept in a report; totals count all
-
-
-OPTION_NAMES = ("encoding", "mapping", "skip_bad_rows", "delimiter", "split")
 
 
 COPY_CHUNK = 1024 * 1024
@@ -65,17 +63,17 @@ def import_job_create(
                 if written > limit:
                     raise InvalidExample("file", _file_too_large_message(None, limit))
                 out.write(chunk)
+        return ImportJob.objects.create(
+            project=project,
+            created_by=_author(user),
+            format=format,
+            filename=Path(filename).name[:255],
+            path=str(path),
+            options=options,
+        )
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return ImportJob.objects.create(
-        project=project,
-        created_by=_author(user),
-        format=format,
-        filename=Path(filename).name[:255],
-        path=str(path),
-        options=options,
-    )
 
 
 def example_import_path(
@@ -109,92 +107,6 @@ def example_import_path(
                 project=project, user=user, fileobj=f, filename=path.name, format=format, options=options
             )
     return example_import(job=job)
-
-
-def import_options_clean(format: str, options: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
-    """The format's canonical name and the options, checked and normalised for storing."""
-    name = formats.IMPORT_ALIASES.get(format, format)
-    if name not in formats.IMPORT_FORMATS:
-        raise InvalidExample(
-            "format",
-            _('unknown format "%(format)s"; expected one of %(formats)s')
-            % {"format": format, "formats": ", ".join(formats.IMPORT_FORMATS)},
-        )
-    if options is None:
-        options = {}
-    if not isinstance(options, dict):
-        raise InvalidExample("options", _("expected an object of options"))
-    clean: dict[str, Any] = {}
-    for key, value in options.items():
-        if key not in OPTION_NAMES:
-            raise InvalidExample(
-                key,
-                _('unknown option "%(option)s"; expected one of %(options)s')
-                % {"option": key, "options": ", ".join(OPTION_NAMES)},
-            )
-        if value is None or value == "" or value == {}:
-            continue  # forms and the API send empty values for options not chosen
-        clean[key] = _clean_option(name, key, value)
-    return name, clean
-
-
-def _clean_option(format: str, key: str, value: Any) -> Any:
-    tabular = format in ("csv", "tsv")
-    if key == "encoding":
-        if not isinstance(value, str) or not (value == "auto" or is_known_encoding(value)):
-            raise InvalidExample(
-                "encoding",
-                _('unknown encoding "%(encoding)s"; try auto, utf-8, utf-16 or cp932') % {"encoding": value},
-            )
-        return value
-    if key == "skip_bad_rows":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
-            return value.lower() in ("true", "1", "yes", "on")
-        raise InvalidExample("skip_bad_rows", _("expected true or false"))
-    if key == "split":
-        split = SPLIT_ALIASES.get(value.strip().lower()) if isinstance(value, str) else None
-        if split is None:
-            raise InvalidExample(
-                "split",
-                _('unknown split "%(split)s"; expected one of %(splits)s')
-                % {"split": value, "splits": ", ".join((*SPLITS, "unassigned"))},
-            )
-        return split
-    if not tabular:
-        raise InvalidExample(key, _("only CSV and TSV imports take this option"))
-    if key == "delimiter":
-        value = {"tab": "\t", "\\t": "\t"}.get(value, value)
-        if not isinstance(value, str) or len(value) != 1 or value in '"\r\n':
-            raise InvalidExample("delimiter", _("expected one character, such as , or ; or tab"))
-        return value
-    return mapping_clean(value)
-
-
-def mapping_clean(value: Any) -> dict[str, str]:
-    """A column mapping, from a dict or from text such as "text=Body,label=Category"."""
-    if isinstance(value, str):
-        pairs = [p for p in value.split(",") if p.strip()]
-        if not all("=" in p for p in pairs):
-            raise InvalidExample(
-                "mapping", _("expected field=column pairs separated by commas, such as text=Body,label=Category")
-            )
-        value = {k.strip(): v.strip() for k, v in (p.split("=", 1) for p in pairs)}
-    if not isinstance(value, dict):
-        raise InvalidExample("mapping", _('expected an object such as {"text": "Body", "label": "Category"}'))
-    for key, column in value.items():
-        if key not in MAPPING_KEYS:
-            raise InvalidExample(
-                "mapping",
-                _('unknown field "%(field)s"; a column can be mapped to %(fields)s')
-                % {"field": key, "fields": ", ".join(MAPPING_KEYS)},
-            )
-        if not isinstance(column, str) or not column.strip():
-            raise InvalidExample("mapping", _("the column for %(field)s must be a column name") % {"field": key})
-    if "text" in value and "instruction" in value:
-        raise InvalidExample("mapping", _("map a column to text or to instruction, not both"))
-    return {key: column.strip() for key, column in value.items()}
 
 
 def _chunks(fileobj: Any) -> Iterable[bytes]:
@@ -375,6 +287,10 @@ def _run(job: ImportJob, tally: _Tally, progress: Progress | None) -> str | None
         message = _decoded_too_large_message(job.filename, exc)
         tally.error(RowError(0, "file_too_large", "file", message))
         return _("Nothing was imported: %(reason)s.") % {"reason": message}
+    except FileRejected as exc:
+        tally.rolled_back()
+        tally.error(exc.error)
+        return _("Nothing was imported: %(reason)s.") % {"reason": exc.error.message}
 
     if tally.rows_read == 0 and not tally.errors_total:
         tally.error(RowError(0, "empty_file", "file", _("the file has no examples")))
@@ -585,3 +501,18 @@ def _finish(job: ImportJob, tally: _Tally, failure: str | None) -> None:
     job.progress = 1.0
     job.finished_at = timezone.now()
     job.save()
+    if failure:
+        upload_remove(job)
+
+
+def upload_remove(job: ImportJob) -> None:
+    """Delete the kept copy of a job's upload: a failed import's file is not kept. Only a file
+    under UPLOAD_DIR is: a folder imported where it is (manage.py import_examples) is the
+    user's own."""
+    path = Path(job.path)
+    try:
+        resolved = path.resolve()
+        if resolved.is_file() and resolved.is_relative_to(Path(settings.UPLOAD_DIR).resolve()):
+            resolved.unlink()
+    except OSError:
+        pass  # already gone, or not ours to remove

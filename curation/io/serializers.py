@@ -1,6 +1,8 @@
+import json
 from typing import Any
 
 from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from curation.core.services import InvalidExample
@@ -28,12 +30,58 @@ class ImportJobSerializer(serializers.ModelSerializer):
         ]
 
 
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "object", "additionalProperties": True}]})
+class MappingField(serializers.Field):
+    """A column mapping: an object {"text": "question"} (a list of columns joins them), or text
+    "text=question,label=category" (a form field may also hold the object as JSON). Checked
+    against the format by the import service."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str) and data.lstrip().startswith("{"):
+            try:
+                return json.loads(data)
+            except ValueError as exc:
+                raise serializers.ValidationError(_("not valid JSON: %(error)s") % {"error": exc}) from exc
+        if not isinstance(data, str | dict):
+            raise serializers.ValidationError(_('expected an object such as {"text": "Body", "label": "Category"}'))
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 class ImportCreateSerializer(serializers.Serializer):
+    """Every option manage.py import_examples takes; an unknown field is refused, and an option
+    the format does not take too (by the import service), never ignored."""
+
     file = serializers.FileField()
     format = serializers.CharField()
-    encoding = serializers.CharField(required=False, default="auto")
-    mapping = serializers.DictField(child=serializers.CharField(), required=False, default=dict)
-    skip_bad_rows = serializers.BooleanField(required=False, default=False)
+    encoding = serializers.CharField(required=False, help_text="auto (default), utf-8, utf-16, cp932...")
+    mapping = MappingField(
+        required=False,
+        help_text='Column mapping, any format: {"text": "question", "label": "category"} or '
+        "text=question,label=category; instruction=title+body (or a list) joins columns with a blank line.",
+    )
+    delimiter = serializers.CharField(required=False, help_text="CSV/TSV: one character, or tab.")
+    split = serializers.CharField(required=False, help_text="train, validation or test: for rows that name none.")
+    skip_bad_rows = serializers.BooleanField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(getattr(self, "initial_data", {})) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                {
+                    name: [
+                        _('unknown option "%(option)s"; expected one of %(options)s')
+                        % {"option": name, "options": ", ".join(self.fields)}
+                    ]
+                    for name in unknown
+                }
+            )
+        return attrs
+
+    def import_options(self) -> dict[str, Any]:
+        return {k: v for k, v in self.validated_data.items() if k not in ("file", "format")}
 
 
 def boolean(params: Any, name: str) -> bool:

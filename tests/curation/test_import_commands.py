@@ -66,7 +66,7 @@ def test_import_examples_fails_listing_each_error_with_its_line(io_project, tmp_
 
 def test_import_examples_can_skip_bad_rows(io_project, tmp_path):
     path = tmp_path / "chats.jsonl"
-    path.write_text(chat("fine") + '{"messages": [}\n')
+    path.write_text(chat("fine", label="billing") + '{"messages": [}\n')
 
     output = run("import_examples", "io-support", str(path), "--format", "openai", "--skip-bad-rows")
 

@@ -459,7 +459,7 @@ def test_an_unexpected_error_fails_the_job_leaves_no_example_and_is_raised(io_pr
         ("csv", {"mapping": {"body": "Body"}}, "mapping"),
         ("csv", {"mapping": {"text": "A", "instruction": "B"}}, "mapping"),
         ("openai", {"encoding": "klingon-8"}, "encoding"),
-        ("openai", {"mapping": {"text": "Body"}}, "mapping"),
+        ("openai", {"mapping": {"instruction": "Body"}}, "mapping"),
         ("openai", {"colour": "red"}, "colour"),
         ("openai", {"split": "holdout"}, "split"),
         ("csv", {"delimiter": ";;"}, "delimiter"),

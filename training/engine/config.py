@@ -25,6 +25,12 @@ METHODS: dict[str, Any] = {
 PEFT_METHODS = ("lora", "qlora", "prefix", "prompt", "ptuning", "dpo")
 SCHEDULERS = ("constant", "linear", "cosine")
 BALANCE = ("none", "oversample", "undersample", "class_weights")
+# What becomes of the reasoning of assistant turns (training/engine/chat.py).
+REASONING: dict[str, Any] = {
+    "train": gettext_lazy("Train on it"),
+    "mask": gettext_lazy("Show it, no loss"),
+    "drop_earlier": gettext_lazy("Remove it from earlier turns"),
+}
 DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
@@ -95,6 +101,7 @@ class TrainConfig:
     seed: int = 42
     balance: str = "none"
     dpo_beta: float = 0.1
+    reasoning: str = "train"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -228,7 +235,7 @@ def config_clean(data: dict[str, Any], *, preset: str | None = None) -> TrainCon
             values[name] = value
         else:
             values[name] = "" if value is None else str(value).strip()
-    checks = {"method": METHODS, "lr_scheduler": SCHEDULERS, "balance": BALANCE}
+    checks = {"method": METHODS, "lr_scheduler": SCHEDULERS, "balance": BALANCE, "reasoning": REASONING}
     for name, allowed in checks.items():
         if name in values and values[name] not in allowed:
             errors[name] = _("Choose one of %(values)s.") % {"values": ", ".join(allowed)}

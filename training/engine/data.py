@@ -5,8 +5,11 @@ Plain Python (no Django): the trainer calls these, and tests call them directly.
 A conversation is rendered with the base model's chat template (exactly the text that
 `curation/quality/lengths.py` counts), tokenised without special tokens (the template writes
 them), and every token is masked out of the loss (-100) except the assistant turns: their
-content and the end-of-turn marker that follows it, so the model learns what to answer and
-when to stop, never to imitate the user or the system prompt.
+content, their tool calls and the end-of-turn marker that follows, so the model learns what to
+answer, what to call and when to stop, never to imitate the user, the system prompt or a tool
+result. A turn whose `weight` is 0 is context only; reasoning is trained, masked or dropped
+from earlier turns as the run's `reasoning` setting says. How tools, calls, results and
+reasoning reach the template (or its documented fallback) is training/engine/chat.py.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from training.engine.chat import THINK_CLOSE, THINK_OPEN, Conversation, prepare, render, rendering
 from training.engine.interface import TrainExample
 
 if TYPE_CHECKING:
@@ -29,7 +33,7 @@ if TYPE_CHECKING:
 
 IGNORE = -100
 # The end-of-turn pattern of each tokenizer, built once (a tokenizer may have hundreds of special tokens).
-_END_MARKERS: weakref.WeakKeyDictionary[Any, re.Pattern[str] | None] = weakref.WeakKeyDictionary()
+_END_MARKERS: weakref.WeakKeyDictionary[Any, _Ends | None] = weakref.WeakKeyDictionary()
 # Length grouping sorts by length within shuffled chunks of this many batches: padding stays
 # small, yet the batches of one chunk are not all long or all short across the whole epoch.
 MEGA_CHUNK_BATCHES = 50
@@ -59,23 +63,25 @@ class Batch:
     padding: int  # padding tokens added
 
 
-def _render(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, Any]], *, generation_prompt: bool) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
-
-
-def _end_markers(tokenizer: PreTrainedTokenizerBase) -> re.Pattern[str] | None:
+def _end_markers(tokenizer: PreTrainedTokenizerBase) -> _Ends | None:
     """Special tokens that may close an assistant turn (<|im_end|>, <|eot_id|>, </s>...), longest first."""
     try:
         return _END_MARKERS[tokenizer]
     except (KeyError, TypeError):
         pass
-    pattern = _end_pattern(tokenizer)
+    ends = _end_pattern(tokenizer)
     with contextlib.suppress(TypeError):
-        _END_MARKERS[tokenizer] = pattern
-    return pattern
+        _END_MARKERS[tokenizer] = ends
+    return ends
 
 
-def _end_pattern(tokenizer: PreTrainedTokenizerBase) -> re.Pattern[str] | None:
+@dataclass(frozen=True)
+class _Ends:
+    follows: re.Pattern[str]  # whitespace, then a special token: what closes an answer after it
+    closes: re.Pattern[str]  # a special token at the end of a text: the turn is closed already
+
+
+def _end_pattern(tokenizer: PreTrainedTokenizerBase) -> _Ends | None:
     tokens = set(getattr(tokenizer, "all_special_tokens", []) or [])
     for added in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
         if getattr(added, "special", False):
@@ -85,18 +91,85 @@ def _end_pattern(tokenizer: PreTrainedTokenizerBase) -> re.Pattern[str] | None:
     tokens = {token for token in tokens if token}
     if not tokens:
         return None
-    return re.compile(r"\s*(?:" + "|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True)) + ")")
+    alternatives = "|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True))
+    return _Ends(follows=re.compile(r"\s*(?:" + alternatives + ")"), closes=re.compile("(?:" + alternatives + r")\Z"))
 
 
-def _templated(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[int, int]]]:
-    """The rendered conversation and the character spans of what each assistant turn adds.
+def _try_render(
+    tokenizer: PreTrainedTokenizerBase, conversation: Conversation, stop: int, *, prompt: bool
+) -> str | None:
+    """The conversation up to message `stop` (not included); None when the template refuses it
+    (a template may refuse a conversation cut short, e.g. when roles must alternate)."""
+    try:
+        return render(tokenizer, conversation.messages[:stop], conversation.tools, generation_prompt=prompt)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _turn_end(
+    tokenizer: PreTrainedTokenizerBase,
+    conversation: Conversation,
+    index: int,
+    text: str,
+    found: int,
+    ends: _Ends | None,
+) -> int:
+    """Where the assistant turn `index` ends: after its content, or after the calls the template
+    writes after it, and after the special token that closes the turn, if one follows."""
+    message = conversation.messages[index]
+    end = found + len((message.get("content") or "").strip())
+    if message.get("tool_calls"):
+        # The template writes the calls: the turn ends where the conversation cut after it does
+        # (when that is a prefix of the whole text), else at the next special token.
+        upto = _try_render(tokenizer, conversation, index + 1, prompt=False)
+        if upto is not None and len(upto.rstrip()) > end and text.startswith(upto):
+            end = len(upto.rstrip())
+            if ends is not None and ends.closes.search(text, max(0, end - 200), end):
+                return end
+        elif ends is not None and (closing := ends.follows.search(text, end)) is not None:
+            return closing.end()
+        else:
+            end = len(text.rstrip())
+    match = ends.follows.match(text, end) if ends is not None else None
+    return match.end() if match is not None else end
+
+
+def _reasoning_hole(text: str, start: int, end: int, reasoning: str) -> tuple[int, int] | None:
+    """The characters of a masked reasoning inside a turn, with the <think> tags and the
+    whitespace around them; None when the turn does not show it."""
+    if not reasoning:
+        return None
+    position = text.find(reasoning, start, end)
+    if position < 0:
+        return None
+    low, high = position, position + len(reasoning)
+    head = text[start:low].rstrip()
+    if head.endswith(THINK_OPEN):
+        low = start + len(head) - len(THINK_OPEN)
+    tail = text[high:end]
+    if tail.lstrip().startswith(THINK_CLOSE):
+        high += len(tail) - len(tail.lstrip()) + len(THINK_CLOSE)
+        high += len(text[high:end]) - len(text[high:end].lstrip())
+    return low, high
+
+
+def _without(span: tuple[int, int], hole: tuple[int, int] | None) -> list[tuple[int, int]]:
+    if hole is None:
+        return [span]
+    return [piece for piece in ((span[0], hole[0]), (hole[1], span[1])) if piece[1] > piece[0]]
+
+
+def _templated(tokenizer: PreTrainedTokenizerBase, conversation: Conversation) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered conversation and the character spans of what each trained assistant turn adds.
 
     A span starts where the template's generation prompt for that turn ends (the text of the
     conversation before it, rendered with `add_generation_prompt=True`, is a prefix of the whole
     text for well-behaved templates), or, when it is not a prefix, where the content is found;
-    it ends after the content and the special token that closes the turn, if one follows it.
+    it ends after the content (and the calls the template writes) and the special token that
+    closes the turn, if one follows it. Masked reasoning is cut out of its turn's span.
     """
-    text = _render(tokenizer, messages, generation_prompt=False)
+    messages = conversation.messages
+    text = render(tokenizer, messages, conversation.tools)
     ends = _end_markers(tokenizer)
     spans: list[tuple[int, int]] = []
     cursor = 0
@@ -105,39 +178,42 @@ def _templated(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, Any]
             continue
         content = (message.get("content") or "").strip()
         start: int | None = None
-        try:
-            prefix = _render(tokenizer, messages[:index], generation_prompt=True) if index else None
-        except Exception:  # a template may refuse a conversation cut short (e.g. roles must alternate)
-            prefix = None
+        prefix = _try_render(tokenizer, conversation, index, prompt=True) if index else None
         if prefix and len(prefix) >= cursor and text.startswith(prefix):
             start = len(prefix)
-        position = text.find(content, start if start is not None else cursor) if content else (start or cursor)
+        origin = start if start is not None else cursor
+        # Reasoning the template writes comes first: the answer is looked for after it.
+        thought = (message.get("reasoning_content") or "").strip()
+        seen = text.find(thought, origin) if thought else -1
+        after = seen + len(thought) if seen >= 0 else origin
+        position = text.find(content, after) if content else (start or after)
         if position < 0:
             continue
         if start is None:
-            start = position
-        end = position + len(content)
-        match = ends.match(text, end) if ends is not None else None
-        if match is not None:
-            end = match.end()
-        if end > start:
-            spans.append((start, end))
+            start = seen if seen >= 0 else position
+        end = _turn_end(tokenizer, conversation, index, text, position, ends)
+        if end > start and conversation.trained[index]:
+            spans.extend(_without((start, end), _reasoning_hole(text, start, end, conversation.masked[index])))
         cursor = end
     return text, spans
 
 
-def _plain(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[int, int]]]:
+def _plain(tokenizer: PreTrainedTokenizerBase, conversation: Conversation) -> tuple[str, list[tuple[int, int]]]:
     """ "role: content" lines for a tokenizer without a chat template; the end-of-sequence token closes an answer."""
     parts: list[str] = []
     spans: list[tuple[int, int]] = []
     length = 0
     eos = tokenizer.eos_token or ""
-    for message in messages:
+    for index, message in enumerate(conversation.messages):
         head = f"{message.get('role', '')}: "
         content = message.get("content") or ""
         if message.get("role") == "assistant":
             content += eos
-            spans.append((length + len(head), length + len(head) + len(content)))
+            if conversation.trained[index]:
+                span = (length + len(head), length + len(head) + len(content))
+                piece = head + content
+                hole = _reasoning_hole(piece, len(head), len(piece), conversation.masked[index])
+                spans.extend(_without(span, None if hole is None else (hole[0] + length, hole[1] + length)))
         piece = head + content + "\n"
         parts.append(piece)
         length += len(piece)
@@ -172,15 +248,18 @@ def _tokenise(
     return ids, trained
 
 
-def encode(tokenizer: PreTrainedTokenizerBase, example: TrainExample, max_seq_length: int) -> EncodedExample | None:
+def encode(
+    tokenizer: PreTrainedTokenizerBase, example: TrainExample, max_seq_length: int, *, reasoning: str = "train"
+) -> EncodedExample | None:
     """Token ids and labels of one conversation, cut at `max_seq_length` tokens; None when no
-    assistant token is left to train on (no answer, or the cut removed all of them)."""
-    messages = [dict(message) for message in example.messages]
+    assistant token is left to train on (no answer, or the cut removed all of them). `reasoning`
+    is the run's setting for the assistant turns' reasoning (training/engine/chat.py)."""
     templated = getattr(tokenizer, "chat_template", None) is not None
+    conversation = prepare([dict(m) for m in example.messages], example.tools, rendering(tokenizer), reasoning)
     if templated:
-        text, spans = _templated(tokenizer, messages)
+        text, spans = _templated(tokenizer, conversation)
     else:
-        text, spans = _plain(tokenizer, messages)
+        text, spans = _plain(tokenizer, conversation)
     ids, trained = _tokenise(tokenizer, text, spans, add_special_tokens=not templated)
     ids = ids[:max_seq_length]
     labels = [token if keep else IGNORE for token, keep in zip(ids, trained[:max_seq_length], strict=True)]
@@ -189,13 +268,17 @@ def encode(tokenizer: PreTrainedTokenizerBase, example: TrainExample, max_seq_le
 
 
 def encode_all(
-    tokenizer: PreTrainedTokenizerBase, examples: Sequence[TrainExample], max_seq_length: int
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[TrainExample],
+    max_seq_length: int,
+    *,
+    reasoning: str = "train",
 ) -> tuple[list[EncodedExample], int]:
     """The encoded examples that have something to train on, and how many were skipped."""
     encoded: list[EncodedExample] = []
     skipped = 0
     for example in examples:
-        item = encode(tokenizer, example, max_seq_length)
+        item = encode(tokenizer, example, max_seq_length, reasoning=reasoning)
         if item is None:
             skipped += 1
         else:

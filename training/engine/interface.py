@@ -14,9 +14,13 @@ from typing import Any, Protocol
 
 @dataclass
 class TrainExample:
-    messages: list[dict[str, str]]  # OpenAI chat shape; loss only on assistant turns
+    # The canonical conversation (docs/data-model.md): loss only on assistant turns (their
+    # content, tool calls and reasoning as the run's reasoning setting says), never on a turn
+    # whose `weight` is 0.
+    messages: list[dict[str, Any]]
     weight: float = 1.0  # class weight when the balance is "class_weights"
     label: str | None = None  # for resampling by label
+    tools: list[dict[str, Any]] | None = None  # the functions the conversation may call (OpenAI shape)
 
 
 @dataclass

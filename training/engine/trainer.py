@@ -26,11 +26,12 @@ import os
 import random
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llm.loading import EMBEDDED_NAME
+from training.engine.chat import rendering_record
 from training.engine.checkpoints import RunState, read_checkpoint, write_checkpoint
 from training.engine.config import TrainConfig
 from training.engine.data import IGNORE, Batch, EncodedExample, batch_order, collate, encode_all, resample
@@ -270,9 +271,9 @@ def _encode_examples(
     """The balanced, encoded training and validation examples, and how many of each were skipped."""
     examples = resample(train_examples, config.balance, config.seed)
     if config.balance != "class_weights":
-        examples = [TrainExample(messages=e.messages, weight=1.0, label=e.label) for e in examples]
-    encoded, skipped = encode_all(tokenizer, examples, config.max_seq_length)
-    held_out, held_out_skipped = encode_all(tokenizer, validation, config.max_seq_length)
+        examples = [replace(e, weight=1.0) for e in examples]
+    encoded, skipped = encode_all(tokenizer, examples, config.max_seq_length, reasoning=config.reasoning)
+    held_out, held_out_skipped = encode_all(tokenizer, validation, config.max_seq_length, reasoning=config.reasoning)
     if skipped or held_out_skipped:
         callbacks.on_message(
             f"Skipped {skipped} training and {held_out_skipped} validation examples with no assistant "
@@ -285,6 +286,14 @@ def _encode_examples(
         )
     callbacks.on_message(f"{len(encoded)} training examples, {len(held_out)} validation examples.")
     return encoded, held_out, skipped, held_out_skipped
+
+
+def _rendering(tokenizer: Any, examples: list[TrainExample], callbacks: Callbacks) -> dict[str, str]:
+    """How the tool calls, tool results and reasoning were rendered (training/engine/chat.py), logged."""
+    record, notes = rendering_record(tokenizer, examples)
+    for line in notes:
+        callbacks.on_message(line)
+    return record
 
 
 def _count_steps(config: TrainConfig, encoded: list[EncodedExample], accelerator: Any) -> tuple[int, int]:
@@ -525,6 +534,7 @@ def train(
     encoded, held_out, skipped, held_out_skipped = _encode_examples(
         config, tokenizer, train_examples, validation, callbacks
     )
+    rendered = _rendering(tokenizer, [*train_examples, *validation], callbacks)
     steps_per_epoch, total_steps = _count_steps(config, encoded, accelerator)
 
     optimizer = _optimizer(model, config, choice.device)
@@ -573,5 +583,6 @@ def train(
             "steps_per_epoch": steps_per_epoch,
             "warmup_steps": warmup,
             "evaluations": state.evaluations,
+            **({"rendering": rendered} if rendered else {}),
         },
     )

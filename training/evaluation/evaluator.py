@@ -6,7 +6,11 @@ Plain Python (no Django): the Huey task turns the frozen test split into `EvalIt
 `evaluate_run()` and stores the `EvalReport`.
 
 The prompt of an item is every message before its last assistant message; the reference is
-that message's content (a classification item without an answer has its label as reference).
+that message's content, then its tool calls written as `<tool_call>{…}</tool_call>` lines (a
+classification item without an answer has its label as reference). BLEU's tokenisation is chosen
+once per evaluation from all the references (`metrics.choose_tokenize`) and used for every
+system, group and sample; `EvalReport.scoring` records it. When a reference turn has tool calls,
+every sample also gets the tool-call metrics of `training.evaluation.toolcalls`.
 For an adapter run, the base model is the same model with the adapter disabled (one copy of
 the weights in memory); for a full fine-tune, the base model is loaded beside it.
 """
@@ -21,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from training.evaluation import metrics
+from training.evaluation import metrics, toolcalls
 
 if TYPE_CHECKING:
     import torch
@@ -54,6 +58,7 @@ class EvalItem:
     messages: list[dict[str, Any]]
     label: str | None = None
     source: str = ""
+    tools: list[dict[str, Any]] | None = None  # the example's function schemas (OpenAI's tools shape)
 
     def _last_answer(self) -> int | None:
         for index in range(len(self.messages) - 1, -1, -1):
@@ -68,12 +73,22 @@ class EvalItem:
         chosen = self.messages if index is None else self.messages[:index]
         return [dict(message) for message in chosen]
 
-    @property
-    def reference(self) -> str:
+    def answer_message(self) -> dict[str, Any]:
+        """The evaluated assistant turn (its label as the content when there is none), without a weight."""
         index = self._last_answer()
         if index is None:
-            return self.label or ""
-        return str(self.messages[index].get("content") or "")
+            return {"role": "assistant", "content": self.label or ""}
+        return {key: value for key, value in self.messages[index].items() if key != "weight"}
+
+    @property
+    def reference_calls(self) -> list[toolcalls.Call]:
+        return toolcalls.reference_calls(self.answer_message())
+
+    @property
+    def reference(self) -> str:
+        message = self.answer_message()
+        parts = [str(message.get("content") or ""), toolcalls.render_calls(message)]
+        return "\n".join(part for part in parts if part)
 
     @property
     def prompt_text(self) -> str:
@@ -88,8 +103,10 @@ class EvalItem:
         return self.label if self.label is not None else self.reference
 
     def conversation(self) -> list[dict[str, Any]]:
-        """The prompt and the reference as the answer (for the perplexity of the reference)."""
-        return [*self.prompt_messages, {"role": "assistant", "content": self.reference}]
+        """The prompt and the evaluated turn (for the perplexity of the reference): earlier
+        assistant turns weigh 0, the evaluated one 1, so that only it is scored."""
+        earlier = [{**m, "weight": 0} if m.get("role") == "assistant" else m for m in self.prompt_messages]
+        return [*earlier, self.answer_message()]
 
 
 @dataclass
@@ -109,9 +126,11 @@ class EvalReport:
     seconds: float = 0.0
     stopped: bool = False
     device: str = ""
+    scoring: dict[str, Any] = field(default_factory=dict)  # how the texts were scored (metrics.scale)
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "scoring": self.scoring,
             "samples": self.samples,
             "overall": self.overall,
             "by_label": self.by_label,
@@ -139,7 +158,7 @@ def few_shot_prompt(prompt_messages: Sequence[dict[str, Any]], shots: Sequence[E
         if not shot_turns:
             continue
         turns.extend(shot_turns)
-        turns.append({"role": "assistant", "content": shot.reference})
+        turns.append(shot.answer_message())
     return [*prompt[:head], *turns, *prompt[head:]]
 
 
@@ -154,10 +173,17 @@ def check_no_leak(test_ids: Sequence[int], training_ids: Sequence[int]) -> None:
 # --- Generation ---------------------------------------------------------------------------------
 
 
-def _render(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, Any]]) -> str:
+def _render(
+    tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+) -> str:
+    """The prompt as training rendered its conversations (training/engine/chat.py: the tools and
+    calls given to the template, or its documented fallback), with the generation prompt."""
+    from training.engine.chat import prepare, render, rendering
+
+    conversation = prepare([dict(message) for message in messages], tools, rendering(tokenizer))
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    lines = [f"{message.get('role', '')}: {message.get('content') or ''}\n" for message in messages]
+        return render(tokenizer, conversation.messages, conversation.tools, generation_prompt=True)
+    lines = [f"{message.get('role', '')}: {message.get('content') or ''}\n" for message in conversation.messages]
     return "".join(lines) + "assistant: "
 
 
@@ -172,14 +198,17 @@ def generate(
     decoding: Decoding,
     *,
     seed: int = 0,
+    tools: Sequence[list[dict[str, Any]] | None] | None = None,
 ) -> list[str]:
-    """One answer per conversation, generated in one left-padded batch, special tokens stripped."""
+    """One answer per conversation, generated in one left-padded batch, special tokens stripped;
+    `tools`, one list per conversation, go to the chat template."""
     import torch
 
     if not conversations:
         return []
     templated = bool(getattr(tokenizer, "chat_template", None))
-    texts = [_render(tokenizer, list(conversation)) for conversation in conversations]
+    tools = list(tools) if tools is not None else [None] * len(conversations)
+    texts = [_render(tokenizer, list(c), t) for c, t in zip(conversations, tools, strict=True)]
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     try:
@@ -244,69 +273,87 @@ def _load(output_dir: Path) -> _Models:
 # --- Metrics ------------------------------------------------------------------------------------
 
 
-def _sample_metrics(output: str, reference: str) -> dict[str, Any]:
-    scores: dict[str, Any] = dict(metrics.sample_text_metrics(output, reference))
+@dataclass
+class _Scoring:
+    """What an evaluation scores by, chosen once: the kind, the labels, the structured format and
+    schema, BLEU's tokenizer for every system and sample, and whether tool calls are scored."""
+
+    kind: str
+    labels: Sequence[str] = ()
+    structured_format: str = "json"
+    schema: dict[str, Any] | None = None
+    tokenize: str | None = None
+    tool_calls: bool = False
+
+
+def _sample_metrics(output: str, reference: str, tokenize: str | None = None) -> dict[str, Any]:
+    scores: dict[str, Any] = dict(metrics.sample_text_metrics(output, reference, tokenize=tokenize))
     scores["repetition"] = metrics.repetition(output)
     scores["length_chars"] = len(output)
     scores["length_tokens"] = len(metrics.tokens(output))
     return scores
 
 
-def _text_scores(outputs: list[str], references: list[str]) -> dict[str, Any]:
-    result = metrics.text_metrics(outputs, references)
+def _text_scores(outputs: list[str], references: list[str], tokenize: str | None) -> dict[str, Any]:
+    result = metrics.text_metrics(outputs, references, tokenize=tokenize)
     result["repetition"] = statistics.fmean(metrics.repetition(text) for text in outputs) if outputs else None
     return result
 
 
-def _group_scores(samples: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+def _tool_scores(samples: list[dict[str, Any]], system: str) -> dict[str, Any] | None:
+    scores = [
+        sample["metrics"][system]["tool_calls"] for sample in samples if "tool_calls" in sample["metrics"][system]
+    ]
+    return toolcalls.aggregate(scores) if scores else None
+
+
+def _group_scores(samples: list[dict[str, Any]], scoring: _Scoring) -> dict[str, dict[str, Any]]:
     references = [sample["reference"] for sample in samples]
     scores: dict[str, dict[str, Any]] = {}
     for system in SYSTEMS:
         outputs = [sample["outputs"][system] for sample in samples]
-        result = _text_scores(outputs, references)
-        if kind == "classification":
+        result = _text_scores(outputs, references, scoring.tokenize)
+        if scoring.kind == "classification":
             hits = [sample["parsed"][system] == sample["gold"] for sample in samples]
             result["accuracy"] = sum(hits) / len(hits) if hits else None
+        if scoring.tool_calls:
+            result["tool_calls"] = _tool_scores(samples, system)
         scores[system] = result
     return scores
 
 
-def _overall(
-    samples: list[dict[str, Any]],
-    kind: str,
-    labels: Sequence[str],
-    structured_format: str,
-    schema: dict[str, Any] | None,
-) -> dict[str, dict[str, Any]]:
+def _overall(samples: list[dict[str, Any]], scoring: _Scoring) -> dict[str, dict[str, Any]]:
     references = [sample["reference"] for sample in samples]
     overall: dict[str, dict[str, Any]] = {}
     for system in SYSTEMS:
         outputs = [sample["outputs"][system] for sample in samples]
-        result = _text_scores(outputs, references)
+        result = _text_scores(outputs, references, scoring.tokenize)
         result["distinct_1"] = metrics.distinct_n(outputs, 1)
         result["distinct_2"] = metrics.distinct_n(outputs, 2)
         result["length"] = metrics.length_stats(outputs)
         result["perplexity"] = None
-        if kind == "classification":
+        if scoring.kind == "classification":
             result["classification"] = metrics.classification_metrics(
-                [sample["parsed"][system] for sample in samples], [sample["gold"] for sample in samples], labels
+                [sample["parsed"][system] for sample in samples], [sample["gold"] for sample in samples], scoring.labels
             )
-        if kind == "structured":
+        if scoring.kind == "structured":
             result["structured"] = metrics.structured_metrics(
-                outputs, references, format=structured_format, schema=schema
+                outputs, references, format=scoring.structured_format, schema=scoring.schema
             )
+        if scoring.tool_calls:
+            result["tool_calls"] = _tool_scores(samples, system)
         overall[system] = result
     return overall
 
 
-def _grouped(samples: list[dict[str, Any]], key: str, kind: str) -> dict[str, dict[str, dict[str, Any]]]:
+def _grouped(samples: list[dict[str, Any]], key: str, scoring: _Scoring) -> dict[str, dict[str, dict[str, Any]]]:
     groups: dict[str, list[dict[str, Any]]] = {}
     for sample in samples:
         value = sample.get(key)
         if value is None or value == "":
             continue
         groups.setdefault(str(value), []).append(sample)
-    return {value: _group_scores(members, kind) for value, members in sorted(groups.items())}
+    return {value: _group_scores(members, scoring) for value, members in sorted(groups.items())}
 
 
 # --- The evaluation -----------------------------------------------------------------------------
@@ -330,6 +377,7 @@ def evaluate_run(
     Batches of `decoding.batch_size` items; after each, `progress(done, total)`. `should_stop()`
     is asked before each batch: when true, the report covers the items done so far, with
     `stopped=True` and no perplexity. Classification labels default to the items' labels.
+    BLEU's tokenizer is chosen once from all the items' references.
     """
     if kind not in KINDS:
         raise ValueError(f"Unknown evaluation kind {kind!r}; the kinds are {', '.join(KINDS)}.")
@@ -338,48 +386,105 @@ def evaluate_run(
     if kind == "structured" and structured_format not in metrics.STRUCTURED_FORMATS:
         raise ValueError(f"Unknown format {structured_format!r}; use one of: {', '.join(metrics.STRUCTURED_FORMATS)}.")
     started = time.monotonic()
-    labels = list(labels) or list(dict.fromkeys(item.label for item in items if item.label))
+    scoring = _scoring_for(items, kind, labels, structured_format, schema)
     models = _load(Path(output_dir))
-    total = len(items)
-    samples: list[dict[str, Any]] = []
-    stopped = False
-    for start in range(0, total, decoding.batch_size):
-        if should_stop is not None and should_stop():
-            stopped = True
-            break
-        batch = items[start : start + decoding.batch_size]
-        prompts = [item.prompt_messages for item in batch]
-        prompted = [few_shot_prompt(item.prompt_messages, [s for s in shots if s.id != item.id]) for item in batch]
-        seed = decoding.seed + start
-        with models.base_context():
-            base_model = models.base_model()
-            base = generate(base_model, models.base_tokenizer, prompts, decoding, seed=seed)
-            few_shot = generate(base_model, models.base_tokenizer, prompted, decoding, seed=seed)
-        tuned = generate(models.tuned, models.tokenizer, prompts, decoding, seed=seed)
-        for item, outputs in zip(batch, zip(base, few_shot, tuned, strict=True), strict=True):
-            samples.append(
-                _sample(item, dict(zip(SYSTEMS, outputs, strict=True)), kind, labels, structured_format, schema)
-            )
-        if progress is not None:
-            progress(len(samples), total)
-
-    report = EvalReport(samples=samples, stopped=stopped)
-    report.overall = _overall(samples, kind, labels, structured_format, schema)
+    samples, stopped = _answer_all(models, items, shots, decoding, scoring, progress, should_stop)
+    report = _report(samples, scoring, stopped)
     if samples and not stopped:
-        done = items[: len(samples)]
-        conversations = [item.conversation() for item in done]
+        conversations = [item.conversation() for item in items[: len(samples)]]
+        tools = [item.tools for item in items[: len(samples)]]
         with models.base_context():
             report.overall["base"]["perplexity"] = metrics.perplexity(
-                models.base_model(), models.base_tokenizer, conversations, models.max_seq_length
+                models.base_model(), models.base_tokenizer, conversations, models.max_seq_length, tools=tools
             )
         report.overall["tuned"]["perplexity"] = metrics.perplexity(
-            models.tuned, models.tokenizer, conversations, models.max_seq_length
+            models.tuned, models.tokenizer, conversations, models.max_seq_length, tools=tools
         )
-    report.by_label = _grouped(samples, "label", kind)
-    report.by_source = _grouped(samples, "source", kind)
     report.device = str(_device(models.tuned))
     report.seconds = time.monotonic() - started
     return report
+
+
+def _scoring_for(
+    items: Sequence[EvalItem],
+    kind: str,
+    labels: Sequence[str] = (),
+    structured_format: str = "json",
+    schema: dict[str, Any] | None = None,
+) -> _Scoring:
+    """The evaluation's scoring, chosen once from all its items (BLEU's tokenizer from their
+    references; tool calls scored when a reference turn has some)."""
+    return _Scoring(
+        kind=kind,
+        labels=list(labels) or list(dict.fromkeys(item.label for item in items if item.label)),
+        structured_format=structured_format,
+        schema=schema,
+        tokenize=metrics.choose_tokenize([item.reference for item in items]),
+        tool_calls=any(item.reference_calls for item in items),
+    )
+
+
+def _report(samples: list[dict[str, Any]], scoring: _Scoring, stopped: bool = False) -> EvalReport:
+    """The report of scored samples: how they were scored, overall, by label and by source."""
+    report = EvalReport(samples=samples, stopped=stopped)
+    report.scoring = {**metrics.scale(scoring.tokenize or "13a"), "perplexity": "evaluated_turn"}
+    report.scoring["tool_calls"] = scoring.tool_calls
+    report.overall = _overall(samples, scoring)
+    report.by_label = _grouped(samples, "label", scoring)
+    report.by_source = _grouped(samples, "source", scoring)
+    return report
+
+
+def score_answers(
+    items: Sequence[EvalItem],
+    answers: Sequence[dict[str, str]],
+    *,
+    kind: str = "chat",
+    labels: Sequence[str] = (),
+    structured_format: str = "json",
+    schema: dict[str, Any] | None = None,
+) -> EvalReport:
+    """Answers generated elsewhere (one {"base", "few_shot", "tuned": text} per item, e.g. by a
+    served model) scored as `evaluate_run` scores its own: one scale for every system, the
+    tool-call metrics when a reference has calls; no perplexity."""
+    if len(items) != len(answers):
+        raise ValueError(f"Each item needs its answers: got {len(items)} items and {len(answers)} answers.")
+    scoring = _scoring_for(items, kind, labels, structured_format, schema)
+    samples = [_scored(item, dict(outputs), scoring) for item, outputs in zip(items, answers, strict=True)]
+    return _report(samples, scoring)
+
+
+def _answer_all(
+    models: _Models,
+    items: list[EvalItem],
+    shots: list[EvalItem],
+    decoding: Decoding,
+    scoring: _Scoring,
+    progress: Callable[[int, int], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Every item answered by the three systems, batch by batch, and its samples scored; and
+    whether `should_stop` stopped it early."""
+    total = len(items)
+    samples: list[dict[str, Any]] = []
+    for start in range(0, total, decoding.batch_size):
+        if should_stop is not None and should_stop():
+            return samples, True
+        batch = items[start : start + decoding.batch_size]
+        prompts = [item.prompt_messages for item in batch]
+        prompted = [few_shot_prompt(item.prompt_messages, [s for s in shots if s.id != item.id]) for item in batch]
+        tools = [item.tools for item in batch]
+        seed = decoding.seed + start
+        with models.base_context():
+            base_model = models.base_model()
+            base = generate(base_model, models.base_tokenizer, prompts, decoding, seed=seed, tools=tools)
+            few_shot = generate(base_model, models.base_tokenizer, prompted, decoding, seed=seed, tools=tools)
+        tuned = generate(models.tuned, models.tokenizer, prompts, decoding, seed=seed, tools=tools)
+        for item, outputs in zip(batch, zip(base, few_shot, tuned, strict=True), strict=True):
+            samples.append(_scored(item, dict(zip(SYSTEMS, outputs, strict=True)), scoring))
+        if progress is not None:
+            progress(len(samples), total)
+    return samples, False
 
 
 def _sample(
@@ -389,10 +494,20 @@ def _sample(
     labels: Sequence[str],
     structured_format: str = "json",
     schema: dict[str, Any] | None = None,
+    *,
+    tokenize: str | None = None,
 ) -> dict[str, Any]:
+    """One item's prompt, reference, outputs and per-sample metrics (see `_scored`); BLEU's
+    tokenizer is `tokenize`, or chosen from this reference alone; tool calls are scored when the
+    reference has some."""
+    scoring = _Scoring(kind, labels, structured_format, schema, tokenize, bool(item.reference_calls))
+    return _scored(item, outputs, scoring)
+
+
+def _scored(item: EvalItem, outputs: dict[str, str], scoring: _Scoring) -> dict[str, Any]:
     """One item's prompt, reference, outputs and per-sample metrics (with, for classification,
     each system's parsed label and whether it is right; for structured output, whether each
-    answer parses and equals the reference)."""
+    answer parses and equals the reference; with tool calls, `toolcalls.score_sample`)."""
     reference = item.reference
     sample: dict[str, Any] = {
         "id": item.id,
@@ -402,17 +517,24 @@ def _sample(
         "context": item.prompt_messages[:-1] if len(item.prompt_messages) > 1 else [],
         "reference": reference,
         "outputs": outputs,
-        "metrics": {system: _sample_metrics(text, reference) for system, text in outputs.items()},
+        "metrics": {system: _sample_metrics(text, reference, scoring.tokenize) for system, text in outputs.items()},
     }
-    if kind == "classification":
+    if scoring.kind == "classification":
         sample["gold"] = item.gold_label
-        sample["parsed"] = {system: metrics.parse_label(text, labels) for system, text in outputs.items()}
+        sample["parsed"] = {system: metrics.parse_label(text, scoring.labels) for system, text in outputs.items()}
         for system, parsed in sample["parsed"].items():
             sample["metrics"][system]["label"] = parsed
             sample["metrics"][system]["correct"] = parsed is not None and parsed == sample["gold"]
-    if kind == "structured":
+    if scoring.kind == "structured":
         for system, text in outputs.items():
-            scores = metrics.structured_metrics([text], [reference], format=structured_format, schema=schema)
+            scores = metrics.structured_metrics(
+                [text], [reference], format=scoring.structured_format, schema=scoring.schema
+            )
             sample["metrics"][system]["valid"] = bool(scores["valid_rate"])
             sample["metrics"][system]["exact"] = bool(scores["exact_match"])
+    if scoring.tool_calls:
+        expected = item.reference_calls
+        for system, text in outputs.items():
+            called = toolcalls.parse_calls(text)
+            sample["metrics"][system]["tool_calls"] = toolcalls.score_sample(called, expected, item.tools)
     return sample

@@ -4,10 +4,12 @@ Plain Python (no Django): lists of texts in, numbers out.
 
 - Text overlap: corpus BLEU and chrF (sacrebleu) and ROUGE-L F-measure (rouge-score), all on a
   0..100 scale, through the local `evaluate` modules in `modules/` (loaded by path: the Hugging
-  Face Hub is never asked). BLEU uses sacrebleu's "13a" tokenizer, or its "char" tokenizer when the
-  texts hold Japanese or Chinese characters; ROUGE-L makes each Japanese or Chinese character a
-  token (rouge-score's own tokenizer would drop them); chrF works on characters anyway. See the
-  module files for the details.
+  Face Hub is never asked). Texts are NFKC-normalised first (full-width letters, half-width kana).
+  BLEU's tokenizer is chosen once, from the references (`choose_tokenize`): sacrebleu's "char"
+  when at least half of them hold Japanese or Chinese letters, else "13a"; an evaluation passes
+  its one choice to every system, every group and every per-sample score. ROUGE-L makes each
+  Japanese or Chinese character a token (rouge-score's own tokenizer would drop them); chrF works
+  on characters anyway. See the module files for the details.
 - Degeneration: repeated n-grams within an answer, distinct n-grams over all answers, lengths.
 - Classification: the label an answer names, accuracy, macro-F1 and per-label scores.
 - Structured output: JSON or SQL validity (the rules of curation/quality/formats.py, which needs
@@ -85,24 +87,55 @@ def _compute(name: str, predictions: list[str], references: list[str], **kwargs:
         return metric.compute(predictions=predictions, references=references, **kwargs)
 
 
+def normalise_text(text: str | None) -> str:
+    """The text as it is scored: NFKC (full-width Ｌａｔｉｎ is Latin, half-width ｶﾅ is カナ)."""
+    return unicodedata.normalize("NFKC", "" if text is None else str(text))
+
+
+def choose_tokenize(references: Sequence[str | None]) -> str:
+    """BLEU's tokenizer for an evaluation, from its references alone (the answers never change it).
+
+    "char" (sacrebleu's character tokens) when at least half of the non-blank references hold a
+    Japanese or Chinese letter (kana or Han) once NFKC-normalised, else "13a" (words): "13a" would
+    see a whole Japanese sentence as one word. "13a" when there is no reference.
+    """
+    texts = [normalise_text(text) for text in references]
+    texts = [text for text in texts if text.strip()]
+    cjk_count = sum(1 for text in texts if cjk.UNSPACED_CHAR.search(text))
+    return "char" if texts and 2 * cjk_count >= len(texts) else "13a"
+
+
+def scale(tokenize: str) -> dict[str, str]:
+    """How an evaluation's text overlap was scored, to store with its results: {"tokenize",
+    "bleu_unit" ("characters" or "words"), "normalization"}."""
+    return {"tokenize": tokenize, "bleu_unit": "characters" if tokenize == "char" else "words", "normalization": "NFKC"}
+
+
 def text_metrics(
-    predictions: Sequence[str | None], references: Sequence[str], *, per_sample: bool = False
+    predictions: Sequence[str | None],
+    references: Sequence[str],
+    *,
+    per_sample: bool = False,
+    tokenize: str | None = None,
 ) -> dict[str, Any]:
     """Corpus BLEU, chrF and ROUGE-L (mean F-measure) of the predictions, each 0..100.
 
-    {"bleu", "chrf", "rouge_l", "tokenize" (BLEU's tokenizer: "13a", or "char" for Japanese and
-    Chinese), "count"}; with `per_sample`, also "samples": a {"bleu", "chrf", "rouge_l"} dict per
-    pair (sentence scores, BLEU with the corpus's tokenizer). All scores None for empty lists.
-    A missing prediction (None) counts as an empty answer.
+    {"bleu", "chrf", "rouge_l", "tokenize" (BLEU's tokenizer: "13a" or "char"), "count"}; with
+    `per_sample`, also "samples": a {"bleu", "chrf", "rouge_l"} dict per pair (sentence scores,
+    BLEU with the same tokenizer). `tokenize` None: `choose_tokenize(references)`. Texts are
+    NFKC-normalised before scoring. All scores None for empty lists. A missing prediction (None)
+    counts as an empty answer.
     """
     _same_length(predictions, references)
-    predictions, references = _texts(predictions), _texts(references)
+    predictions = [normalise_text(text) for text in predictions]
+    references = [normalise_text(text) for text in references]
     if not predictions:
         result: dict[str, Any] = {"bleu": None, "chrf": None, "rouge_l": None, "tokenize": None, "count": 0}
         if per_sample:
             result["samples"] = []
         return result
-    bleu = _compute("bleu", predictions, references, per_sample=per_sample)
+    tokenize = tokenize or choose_tokenize(references)
+    bleu = _compute("bleu", predictions, references, per_sample=per_sample, tokenize=tokenize)
     chrf = _compute("chrf", predictions, references, per_sample=per_sample)
     rouge = _compute("rouge_l", predictions, references, per_sample=per_sample)
     result = {
@@ -120,12 +153,13 @@ def text_metrics(
     return result
 
 
-def sample_text_metrics(prediction: str | None, reference: str) -> dict[str, float]:
+def sample_text_metrics(prediction: str | None, reference: str, *, tokenize: str | None = None) -> dict[str, float]:
     """Sentence BLEU, chrF and ROUGE-L F-measure of one answer, each 0..100 (for the side-by-side page).
 
-    BLEU's tokenizer is chosen from this pair alone ("char" when it holds Japanese or Chinese).
+    An evaluation passes its `tokenize`, so that each sample is scored on the corpus's scale;
+    without it, the tokenizer is chosen from this reference alone.
     """
-    result = text_metrics([prediction], [reference], per_sample=True)
+    result = text_metrics([prediction], [reference], per_sample=True, tokenize=tokenize)
     return result["samples"][0]
 
 
@@ -449,6 +483,35 @@ def _virtual_tokens(model: Any) -> int:
     return int(active.num_virtual_tokens)
 
 
+def _last_turn(
+    tokenizer: Any, conversation: Sequence[dict[str, Any]], tools: list[dict[str, Any]] | None, max_seq_length: int
+) -> Any:
+    """The conversation encoded as for training, cut at `max_seq_length`, with labels only on its
+    last assistant turn (the last run of trained tokens of the whole conversation, so that a cut
+    never passes an earlier turn off as the last); None when none of that turn is left."""
+    from dataclasses import replace
+
+    from training.engine.data import IGNORE, encode
+    from training.engine.interface import TrainExample
+
+    example = TrainExample(messages=[dict(m) for m in conversation])
+    if tools:
+        example.tools = list(tools)
+    whole = encode(tokenizer, example, 10**9)
+    if whole is None:
+        return None
+    labels = whole.labels
+    start = len(labels)
+    while start > 0 and labels[start - 1] == IGNORE:
+        start -= 1
+    while start > 0 and labels[start - 1] != IGNORE:
+        start -= 1
+    ids = whole.input_ids[:max_seq_length]
+    kept = [IGNORE if index < start else label for index, label in enumerate(labels[:max_seq_length])]
+    item = replace(whole, input_ids=ids, labels=kept, length=len(ids))
+    return item if item.trainable_tokens else None
+
+
 def perplexity(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -456,25 +519,27 @@ def perplexity(
     max_seq_length: int,
     *,
     batch_size: int = 4,
+    tools: Sequence[list[dict[str, Any]] | None] | None = None,
 ) -> float | None:
     """Perplexity of the reference answers: exp of the mean negative log-likelihood per token.
 
     Each conversation is encoded as for training (`training.engine.data.encode`: the chat template,
-    cut at `max_seq_length`), and only the assistant tokens count, as in the trainer's
-    validation loss, so this is exp(validation loss) on the same examples. The mean is over all
-    answer tokens together, not per conversation. None when no conversation has an answer token.
+    cut at `max_seq_length`), and only the tokens of its last assistant turn count (the turn being
+    evaluated; earlier assistant turns are context, as the prompt is). The mean is over all
+    answer tokens together, not per conversation. None when no conversation has an answer token
+    (a last turn cut off entirely by `max_seq_length` is left out). `tools`, one list per
+    conversation, go to the chat template as in training.
     """
     import torch
     import torch.nn.functional as F
 
-    from training.engine.data import IGNORE, batch_order, collate, encode
-    from training.engine.interface import TrainExample
+    from training.engine.data import IGNORE, batch_order, collate
 
+    tools = list(tools) if tools is not None else [None] * len(conversations)
     encoded = [
         item
-        for conversation in conversations
-        if (item := encode(tokenizer, TrainExample(messages=[dict(m) for m in conversation]), max_seq_length))
-        is not None
+        for conversation, functions in zip(conversations, tools, strict=True)
+        if (item := _last_turn(tokenizer, conversation, functions, max_seq_length)) is not None
     ]
     if not encoded:
         return None

@@ -24,9 +24,19 @@ class EvaluationSerializer(serializers.ModelSerializer):
 
 class EvaluationDetailSerializer(EvaluationSerializer):
     judging = serializers.SerializerMethodField()
+    scoring = serializers.SerializerMethodField(
+        help_text=gettext_lazy(
+            "How the texts were scored, the same for every system and sample: BLEU's tokenizer "
+            "(tokenize: char or 13a; bleu_unit: characters or words), the normalization (NFKC), "
+            "whether tool calls were scored. Empty for an evaluation scored before it was recorded."
+        )
+    )
 
     class Meta(EvaluationSerializer.Meta):
-        fields = [*EvaluationSerializer.Meta.fields, "overall", "by_label", "by_source", "judging"]
+        fields = [*EvaluationSerializer.Meta.fields, "overall", "by_label", "by_source", "scoring", "judging"]
+
+    def get_scoring(self, evaluation: Evaluation) -> dict:
+        return dict((evaluation.config or {}).get("scoring") or {})
 
     def get_judging(self, evaluation: Evaluation) -> dict | None:
         from training.evaluation.judging import judging_results

@@ -50,7 +50,9 @@ def evaluation_create(
     if not 0 <= few_shot <= 10:
         raise TrainingRefused("few_shot", _("Choose 0 to 10 few-shot examples."))
     rows = list(
-        training_examples(run.project, Example.Split.TEST).values_list("pk", "messages", "label__name", "source")
+        training_examples(run.project, Example.Split.TEST).values_list(
+            "pk", "messages", "label__name", "source", "tools"
+        )
     )
     if not rows:
         raise TrainingRefused("split", _("The test split is empty: assign examples to it on the splits page."))
@@ -75,7 +77,10 @@ def evaluation_create(
         config={"max_new_tokens": max_new_tokens, "temperature": 0.0, "few_shot": len(shots)},
         created_by=user if getattr(user, "is_authenticated", False) else None,
     )
-    items = [{"id": pk, "messages": m, "label": label, "source": source} for pk, m, label, source in rows]
+    items = [
+        {"id": pk, "messages": m, "label": label, "source": source, "tools": tools or []}
+        for pk, m, label, source, tools in rows
+    ]
     (run_dir(run) / f"evaluation-{evaluation.pk}.json").write_text(
         json.dumps({"items": items, "shots": shots}, ensure_ascii=False), encoding="utf-8"
     )
@@ -95,8 +100,13 @@ def evaluation_execute(*, evaluation: Evaluation) -> Evaluation:
         from training.evaluation.evaluator import Decoding, EvalItem, evaluate_run
 
         frozen = json.loads((run_dir(run) / f"evaluation-{evaluation.pk}.json").read_text(encoding="utf-8"))
-        items = [EvalItem(r["id"], r["messages"], r.get("label"), r.get("source") or "") for r in frozen["items"]]
-        shots = [EvalItem(r["id"], r["messages"], r.get("label")) for r in frozen["shots"]]
+        items = [
+            EvalItem(r["id"], r["messages"], r.get("label"), r.get("source") or "", r.get("tools") or None)
+            for r in frozen["items"]
+        ]
+        shots = [
+            EvalItem(r["id"], r["messages"], r.get("label"), tools=r.get("tools") or None) for r in frozen["shots"]
+        ]
 
         def progress(done: int, total: int) -> None:
             Evaluation.objects.filter(pk=evaluation.pk).update(processed=done, total=total)
@@ -131,6 +141,8 @@ def evaluation_execute(*, evaluation: Evaluation) -> Evaluation:
                 status=Evaluation.Status.DONE,
                 processed=len(report.samples),
                 overall=_plain(report.overall),
+                # How the texts were scored (BLEU on characters or words, one scale for all systems).
+                config={**evaluation.config, "scoring": _plain(getattr(report, "scoring", None) or {})},
                 by_label=_plain(report.by_label),
                 by_source=_plain(report.by_source),
                 finished_at=timezone.now(),

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from curation.models import Project
-from training.evaluation import compare, metrics
+from training.evaluation import compare, metrics, toolcalls
 from training.evaluation.evaluator import SYSTEMS
 from training.models import Evaluation
 
@@ -53,9 +53,76 @@ def loss_gap_text(result: dict[str, Any] | None) -> str:
     return f"{gap:+.4f}" if gap is not None else "—"
 
 
-def overall_columns(kind: str) -> list[str]:
+def bleu_unit(evaluation: Evaluation | None) -> str | None:
+    """ "characters" or "words": what the evaluation's BLEU counted, for every system (recorded
+    with its results); for an older evaluation, what its systems all used, else None."""
+    if evaluation is None:
+        return None
+    unit = ((evaluation.config or {}).get("scoring") or {}).get("bleu_unit")
+    if unit:
+        return unit
+    chosen = {(scores or {}).get("tokenize") for scores in (evaluation.overall or {}).values()}
+    if len(chosen) == 1 and (tokenize := chosen.pop()):
+        return "characters" if tokenize == "char" else "words"
+    return None
+
+
+def bleu_column(evaluation: Evaluation | None) -> str:
+    unit = bleu_unit(evaluation)
+    if unit == "characters":
+        return _("BLEU on characters")
+    if unit == "words":
+        return _("BLEU on words")
+    return _("BLEU")
+
+
+def has_tool_calls(evaluation: Evaluation | None) -> bool:
+    """Whether the evaluation scored tool calls (its test set has reference turns with calls)."""
+    overall = (evaluation.overall if evaluation is not None else None) or {}
+    return any(isinstance((overall.get(system) or {}).get("tool_calls"), dict) for system in SYSTEMS)
+
+
+def tool_call_columns() -> list[str]:
+    return [
+        _("Right function"),
+        _("Exact arguments"),
+        _("Argument keys right"),
+        _("Valid JSON arguments"),
+        _("Schema-valid calls"),
+        _("Call precision"),
+        _("Call recall"),
+    ]
+
+
+def tool_call_values(scores: dict[str, Any] | None) -> list[str]:
+    t = (scores or {}).get("tool_calls") or {}
+    return [percent(t.get(key)) for key in toolcalls.RATES]
+
+
+def tool_call_answer_scores(scores: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """One answer's tool-call verdicts for the side-by-side page (none when it was not scored)."""
+    t = (scores or {}).get("tool_calls")
+    if not isinstance(t, dict):
+        return []
+    names = ", ".join(str(name or "?") for name in t.get("names") or []) or _("none")
+    rows = [(_("Calls"), names)]
+    if t.get("should_call"):
+        rows += [
+            (_("Right function"), yes_no(t.get("function"))),
+            (_("Exact arguments"), yes_no(t.get("arguments_exact"))),
+        ]
+    else:
+        rows.append((_("Call expected"), _("no")))
+    if t.get("calls"):
+        rows.append((_("Valid JSON arguments"), f"{t.get('valid_json', 0)} / {t['calls']}"))
+    if t.get("schema_judged"):
+        rows.append((_("Schema-valid calls"), f"{t.get('schema_valid', 0)} / {t['schema_judged']}"))
+    return rows
+
+
+def overall_columns(kind: str, evaluation: Evaluation | None = None) -> list[str]:
     columns = [
-        _("BLEU"),
+        bleu_column(evaluation),
         _("chrF"),
         _("ROUGE-L"),
         _("Perplexity"),
@@ -67,10 +134,12 @@ def overall_columns(kind: str) -> list[str]:
         columns += [_("Accuracy"), _("Macro-F1")]
     if kind == Project.Kind.STRUCTURED:
         columns += [_("Valid"), _("Schema-valid"), _("Exact match")]
+    if has_tool_calls(evaluation):
+        columns += tool_call_columns()
     return columns
 
 
-def overall_values(scores: dict[str, Any] | None, kind: str) -> list[str]:
+def overall_values(scores: dict[str, Any] | None, kind: str, tool_calls: bool = False) -> list[str]:
     s = scores or {}
     values = [
         number(s.get("bleu")),
@@ -87,12 +156,15 @@ def overall_values(scores: dict[str, Any] | None, kind: str) -> list[str]:
     if kind == Project.Kind.STRUCTURED:
         st = s.get("structured") or {}
         values += [percent(st.get("valid_rate")), percent(st.get("schema_valid_rate")), percent(st.get("exact_match"))]
+    if tool_calls:
+        values += tool_call_values(s)
     return values
 
 
 def overall_rows(evaluation: Evaluation, kind: str) -> list[tuple[str, list[str]]]:
     overall = evaluation.overall or {}
-    return [(str(SYSTEM_NAMES[system]), overall_values(overall.get(system), kind)) for system in SYSTEMS]
+    tools = has_tool_calls(evaluation)
+    return [(str(SYSTEM_NAMES[system]), overall_values(overall.get(system), kind, tools)) for system in SYSTEMS]
 
 
 @dataclass

@@ -50,6 +50,7 @@ from training.evaluation.tables import (
     overall_columns,
     overall_rows,
     regression_text,
+    tool_call_answer_scores,
     yes_no,
 )
 from training.evaluation.tasks import evaluation_start, judge_job_start
@@ -213,7 +214,7 @@ def answer_scores(scores: dict[str, Any] | None, kind: str) -> list[tuple[str, s
         rows += [(_("Label"), s.get("label") or _("none found")), (_("Verdict"), verdict)]
     if kind == Project.Kind.STRUCTURED:
         rows += [(_("Valid"), yes_no(s.get("valid"))), (_("Exact match"), yes_no(s.get("exact")))]
-    return rows
+    return rows + tool_call_answer_scores(s)
 
 
 def sample_row(sample: EvalSample, kind: str) -> SampleRow:
@@ -265,7 +266,7 @@ def evaluation_samples(request: ProjectRequest, evaluation_id: int) -> HttpRespo
         "evaluation": evaluation,
         "run": evaluation.run,
         "kind": kind,
-        "columns": overall_columns(kind),
+        "columns": overall_columns(kind, evaluation),
         "overall": overall_rows(evaluation, kind),
         "loss_gap": loss_gap_text(evaluation.run.result),
         "lost_choices": [
@@ -437,7 +438,7 @@ def evaluation_detail(request: ProjectRequest, evaluation_id: int) -> HttpRespon
 
     def page_context() -> dict[str, Any]:
         return {
-            "columns": overall_columns(project.kind),
+            "columns": overall_columns(project.kind, evaluation),
             "rows": overall_rows(evaluation, project.kind),
             "group_tables": group_tables(evaluation, project.kind),
             "loss_gap": loss_gap_text(run.result),

@@ -15,7 +15,7 @@ from django import forms
 from django.utils.translation import gettext_lazy
 
 from curation.models import Project
-from training.engine.config import BALANCE, BOUNDS, METHODS, PRESETS, SCHEDULERS, TrainConfig
+from training.engine.config import BALANCE, BOUNDS, METHODS, PRESETS, REASONING, SCHEDULERS, TrainConfig
 
 DEFAULT_PRESET = "quick_cpu_demo"
 # SmolLM2 is a Llama: these are its linear layers. Offered without loading a model in a request.
@@ -47,6 +47,7 @@ FIELD_LABELS: dict[str, Any] = {
     "seed": gettext_lazy("Seed"),
     "balance": gettext_lazy("Class balance"),
     "dpo_beta": gettext_lazy("DPO beta"),
+    "reasoning": gettext_lazy("Reasoning"),
 }
 # Help for the fields that have no numeric bounds (those have theirs in BOUNDS).
 FIELD_HELP: dict[str, Any] = {
@@ -62,6 +63,10 @@ FIELD_HELP: dict[str, Any] = {
     "target_modules": gettext_lazy("LoRA, QLoRA and DPO: the linear layers that get an adapter."),
     "lr_scheduler": gettext_lazy("How the learning rate changes after the warm-up."),
     "balance": gettext_lazy("How labels of unequal size are evened out for training (classification)."),
+    "reasoning": gettext_lazy(
+        "The reasoning of assistant turns: trained on; shown to the model with no loss; or removed from every "
+        "turn but the last, which is trained on."
+    ),
 }
 SCHEDULER_LABELS: dict[str, Any] = {
     "constant": gettext_lazy("Constant"),
@@ -130,6 +135,9 @@ class RunForm(forms.Form):
         help_text=FIELD_HELP["lr_scheduler"],
     )
     balance = forms.ChoiceField(label=FIELD_LABELS["balance"], choices=balance_choices, help_text=FIELD_HELP["balance"])
+    reasoning = forms.ChoiceField(
+        label=FIELD_LABELS["reasoning"], choices=list(REASONING.items()), help_text=FIELD_HELP["reasoning"]
+    )
     override_leakage = forms.BooleanField(
         label=gettext_lazy("Launch despite the leaks between splits"),
         required=False,
@@ -200,6 +208,6 @@ class RunForm(forms.Form):
                 gettext_lazy("Evaluation and checkpoints"),
                 ["eval_every", "early_stopping_patience", "early_stopping_threshold", "save_every"],
             ),
-            (gettext_lazy("Data"), ["balance", "seed"]),
+            (gettext_lazy("Data"), ["balance", "reasoning", "seed"]),
         ]
         return [(title, [self[name] for name in names]) for title, names in sections]

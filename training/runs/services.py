@@ -60,11 +60,11 @@ def training_run_prepare(
     training/runs/tasks.py queues it."""
     cleaned = _config(project, method=method, base_model=base_model, config=config, preset=preset)
     Project.objects.select_for_update().filter(pk=project.pk).first()
-    columns = ("pk", "content_hash", "messages", "label__name")
+    columns = ("pk", "content_hash", "messages", "label__name", "tools")
     train_rows = list(training_examples(project, Example.Split.TRAIN).values_list(*columns))
     validation_rows = list(training_examples(project, Example.Split.VALIDATION).values_list(*columns))
-    train = [(pk, digest) for pk, digest, _m, _l in train_rows]
-    validation = [(pk, digest) for pk, digest, _m, _l in validation_rows]
+    train = [(row[0], row[1]) for row in train_rows]
+    validation = [(row[0], row[1]) for row in validation_rows]
     pairs = _preference_pairs(project, cleaned)
     if cleaned.method != "dpo" and not train:
         raise TrainingRefused("split", _("The training split is empty: assign examples to it on the splits page."))
@@ -92,12 +92,20 @@ def training_run_prepare(
     _freeze(
         run,
         {
-            "train": [{"id": pk, "messages": m, "label": label} for pk, _d, m, label in train_rows],
-            "validation": [{"id": pk, "messages": m, "label": label} for pk, _d, m, label in validation_rows],
+            "train": [_frozen_row(*row) for row in train_rows],
+            "validation": [_frozen_row(*row) for row in validation_rows],
             "preference_pairs": pairs,
         },
     )
     return run
+
+
+def _frozen_row(pk: int, _digest: str, messages: list[Any], label: str | None, tools: list[Any] | None) -> dict:
+    """One example as the run trains on it: the canonical conversation, its tools (when it has any) and label."""
+    row: dict[str, Any] = {"id": pk, "messages": messages, "label": label}
+    if tools:
+        row["tools"] = tools
+    return row
 
 
 def _config(
@@ -243,7 +251,7 @@ def _frozen(run: TrainingRun) -> dict[str, Any]:
 
 
 def _examples(rows: list[dict[str, Any]], balance: str) -> list[TrainExample]:
-    examples = [TrainExample(messages=r["messages"], label=r.get("label")) for r in rows]
+    examples = [TrainExample(messages=r["messages"], label=r.get("label"), tools=r.get("tools") or None) for r in rows]
     if balance == "class_weights":
         counts: dict[str | None, int] = {}
         for example in examples:

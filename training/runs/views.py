@@ -23,7 +23,7 @@ from curation.core.permissions import Action, ProjectRequest, allowed_actions, p
 from curation.core.polling import render_polled
 from curation.models import Example, PreferencePair, Project
 from curation.quality.gates import LaunchBlocked
-from training.engine.config import METHODS, PRESETS, ConfigInvalid
+from training.engine.config import METHODS, PRESETS, REASONING, ConfigInvalid
 from training.models import TrainingRun
 from training.runs.forms import CONFIG_FIELDS, DEFAULT_PRESET, FIELD_LABELS, RunForm, field_help
 from training.runs.serializers import can_resume, has_artifact, log_tail, parse_after, points_payload
@@ -71,6 +71,8 @@ def setting_text(name: str, value: Any) -> str:
         return value or _("embedded SmolLM2-135M-Instruct")
     if name == "method":
         return str(METHODS.get(value, value))
+    if name == "reasoning":
+        return str(REASONING.get(value, value))
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return str(value)

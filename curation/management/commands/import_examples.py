@@ -33,8 +33,13 @@ class Command(BaseCommand):
             choices=[*formats.IMPORT_FORMATS, *formats.IMPORT_ALIASES],
             help="Guessed from the extension when left out (.jsonl, .csv, .tsv, .parquet, .zip, a folder).",
         )
-        parser.add_argument("--mapping", help="CSV/TSV columns, e.g. text=Body,label=Category.")
-        parser.add_argument("--encoding", help="auto (the default), utf-8, utf-16, cp932, ...")
+        parser.add_argument(
+            "--mapping",
+            help="Columns or keys of any format, field=column: text=question,label=category or "
+            "instruction=question,output=answer; join columns with + (instruction=title+body, joined "
+            "with a blank line).",
+        )
+        parser.add_argument("--encoding", help="Text files: auto (the default), utf-8, utf-16, cp932, ...")
         parser.add_argument("--delimiter", help="CSV/TSV cell separator (default , for csv, tab for tsv).")
         parser.add_argument("--split", help="Split for rows that name none: train, validation or test.")
         parser.add_argument(

@@ -4,12 +4,13 @@ Loaded by path, so that nothing is fetched from the Hugging Face Hub:
 `evaluate.load("training/evaluation/modules/bleu", keep_in_memory=True)`. One reference per
 prediction.
 
-Tokenisation: `tokenize="auto"` (the default) uses sacrebleu's "13a" tokenizer, the WMT
-standard, unless a prediction or reference of the call holds Japanese or Chinese characters
-(kana or Han ideographs); then sacrebleu's "char" tokenizer, since those languages write no
-spaces between words and "13a" would see a whole sentence as one word. "ja-mecab" would split
-Japanese into words, but needs MeCab, which is not installed. Any tokenizer name sacrebleu knows
-can be passed instead.
+Tokenisation: `tokenize="auto"` (the default) chooses from the references alone, so that the
+answers of one system cannot put it on another scale than the next: sacrebleu's "char" tokenizer
+when at least half of the non-blank references hold Japanese or Chinese characters (kana or Han
+ideographs), since those languages write no spaces between words and "13a" would see a whole
+sentence as one word; else "13a", the WMT standard. "ja-mecab" would split Japanese into words,
+but needs MeCab, which is not installed. Any tokenizer name sacrebleu knows can be passed instead
+(Shikomi's evaluations choose once and pass the name for every system and every sample).
 
 Effective order: n-gram orders that no prediction is long enough to have are left out of the
 geometric mean (sacrebleu's `effective_order=True`). For a corpus that has a 4-gram anywhere this
@@ -48,8 +49,8 @@ _INPUTS = """
 Args:
     predictions: list of generated texts.
     references: list of reference texts, one per prediction.
-    tokenize: "auto" (default: "char" when the texts hold Japanese or Chinese, else "13a"), or a
-        sacrebleu tokenizer name.
+    tokenize: "auto" (default: "char" when at least half of the references hold Japanese or
+        Chinese, else "13a"), or a sacrebleu tokenizer name.
     per_sample: also return sentence BLEU for each pair under "per_sample".
 Returns:
     score: corpus BLEU, 0..100; tokenize: the tokenizer used; precisions: n-gram precisions;
@@ -57,9 +58,12 @@ Returns:
 """
 
 
-def choose_tokenizer(texts):
-    """The sacrebleu tokenizer for `texts`: char when any holds Japanese or Chinese characters, else 13a."""
-    return "char" if any(CJK.search(text) for text in texts) else "13a"
+def choose_tokenizer(references):
+    """The sacrebleu tokenizer for these references: char when at least half of the non-blank ones
+    hold Japanese or Chinese characters, else 13a (training/evaluation/metrics.py's choose_tokenize)."""
+    texts = [text for text in references if text and text.strip()]
+    cjk = sum(1 for text in texts if CJK.search(text))
+    return "char" if texts and 2 * cjk >= len(texts) else "13a"
 
 
 class Bleu(evaluate.Metric):
@@ -78,7 +82,7 @@ class Bleu(evaluate.Metric):
         predictions = [text or "" for text in predictions]
         references = [text or "" for text in references]
         if tokenize == "auto":
-            tokenize = choose_tokenizer(predictions + references)
+            tokenize = choose_tokenizer(references)
         bleu = BLEU(tokenize=tokenize, effective_order=True)
         corpus = bleu.corpus_score(predictions, [references])
         result = {
