@@ -98,7 +98,7 @@ class Export(ProjectAPIView):
                 description="The file, streamed. Alpaca, prompt/completion and CSV/TSV hold plain turns only "
                 "(docs/data-model.md): examples they cannot hold (tool calls, reasoning, turn weights, several "
                 f"turns...) are left out, and the `{SKIPPED_HEADER}` header says how many and why, for example "
-                "`3 tool calls; 1 several turns` (ASCII; other characters percent-encoded as UTF-8).",
+                "`tool calls (3); several turns (1)` (ASCII; other characters percent-encoded as UTF-8).",
             )
         },
     )

@@ -46,9 +46,9 @@ class Export:
 
 
 def skipped_text(skipped: dict[str, int]) -> str:
-    """``3 tool calls; 1 several turns``: the examples left out, most first."""
+    """``tool calls (3); several turns (1)``: the examples left out, most first."""
     return "; ".join(
-        _("%(count)d %(reason)s") % {"count": count, "reason": reason}
+        _("%(reason)s (%(count)d)") % {"count": count, "reason": reason}
         for reason, count in sorted(skipped.items(), key=lambda item: (-item[1], item[0]))
     )
 

@@ -60,12 +60,12 @@ def test_the_export_page_says_what_is_left_out_before_the_download(client, mixed
 
     text = page.content.decode()
     assert page.status_code == 200 and not page.streaming
-    assert "2 examples cannot be written in this format and will be left out: 1 several turns; 1 tools." in text
+    assert "2 examples cannot be written in this format and will be left out: several turns (1); tools (1)." in text
     download = client.get(url, {"format": "csv", "confirm": "1"})
     assert download.streaming
     body = b"".join(download.streaming_content).decode("utf-8-sig")
     assert body.splitlines()[1:] == [",Hi,Hello!,billing,"]
-    assert unquote(download[SKIPPED_HEADER]) == "1 several turns; 1 tools"
+    assert unquote(download[SKIPPED_HEADER]) == "several turns (1); tools (1)"
 
 
 def test_a_format_that_holds_everything_downloads_at_once(client, mixed, users):
@@ -86,7 +86,7 @@ def test_the_api_reports_the_skipped_examples_in_an_ascii_header(mixed, users):
     response = client.get(f"/api/projects/{mixed.slug}/export/", {"format": "alpaca", "shikomi_fields": "true"})
 
     assert response.status_code == 200
-    assert response[SKIPPED_HEADER] == "1 tools"
+    assert response[SKIPPED_HEADER] == "tools (1)"
     records = json.loads(b"".join(response.streaming_content))
     assert [r["output"] for r in records] == ["Hello!", "Bye!"]
     assert records[0]["metadata"] == {"k": "値"} and set(records[0]) >= {"id", "status", "split"}
@@ -112,7 +112,7 @@ def test_the_export_command_prints_the_skips_to_stderr(mixed, tmp_path):
 
     call_command("export_examples", mixed.slug, "--format", "prompt_completion", "-o", str(out), stderr=err)
 
-    assert "Left out 2 example(s) that prompt_completion cannot hold: 1 several turns; 1 tools" in err.getvalue()
+    assert "Left out 2 example(s) that prompt_completion cannot hold: several turns (1); tools (1)" in err.getvalue()
     assert [json.loads(line)["prompt"] for line in out.read_text().splitlines()] == ["Hi"]
 
 
