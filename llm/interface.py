@@ -38,3 +38,26 @@ class GenerationBackend(Protocol):
     ) -> list[str]:
         """Return the assistant's reply to each conversation, in order."""
         ...
+
+
+class DetailedBackend:
+    """A backend that says whether each reply was cut off; its plain `generate` is the texts."""
+
+    def generate(
+        self,
+        conversations: list[Conversation],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+    ) -> list[str]:
+        replies = self.generate_detailed(conversations, max_new_tokens=max_new_tokens, temperature=temperature)
+        return [g.text for g in replies]
+
+    def generate_detailed(
+        self,
+        conversations: list[Conversation],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+    ) -> list[Generation]:
+        raise NotImplementedError

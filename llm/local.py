@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from llm.interface import Conversation, Generation, GenerationBackend, GenerationError
+from llm.interface import Conversation, DetailedBackend, Generation, GenerationBackend, GenerationError
 from llm.loading import EMBEDDED_NAME, TOKENIZE_LOCK, cached, load_for_generation
 from text.i18n import gettext as _
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
-class LocalBackend:
+class LocalBackend(DetailedBackend):
     """Runs a causal language model with transformers in this process.
 
     `model=None` is the embedded SmolLM2; otherwise a local folder, or a Hugging Face id that
@@ -38,18 +38,6 @@ class LocalBackend:
 
     def _load(self) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
         return load_for_generation(self.model or "")
-
-    def generate(
-        self,
-        conversations: list[Conversation],
-        *,
-        max_new_tokens: int = 64,
-        temperature: float = 0.0,
-    ) -> list[str]:
-        return [
-            g.text
-            for g in self.generate_detailed(conversations, max_new_tokens=max_new_tokens, temperature=temperature)
-        ]
 
     def generate_detailed(
         self,

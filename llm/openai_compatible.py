@@ -45,7 +45,7 @@ from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
 from llm import outbound
-from llm.interface import Conversation, Generation, GenerationError
+from llm.interface import Conversation, DetailedBackend, Generation, GenerationError
 from text import i18n
 from text.i18n import gettext as _
 from text.i18n import ngettext
@@ -86,7 +86,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-class OpenAICompatibleBackend:
+class OpenAICompatibleBackend(DetailedBackend):
     """Sends each conversation to `{base_url}/chat/completions`, up to `concurrency` at a time.
 
     `api_key` is the key itself, resolved by the caller from the operator's list of secrets
@@ -153,18 +153,6 @@ class OpenAICompatibleBackend:
         self.concurrency = concurrency
         self.allowed = allowed
         self.name = f"openai:{model}@{parts.netloc}"
-
-    def generate(
-        self,
-        conversations: list[Conversation],
-        *,
-        max_new_tokens: int = 64,
-        temperature: float = 0.0,
-    ) -> list[str]:
-        return [
-            g.text
-            for g in self.generate_detailed(conversations, max_new_tokens=max_new_tokens, temperature=temperature)
-        ]
 
     def generate_detailed(
         self,

@@ -231,3 +231,19 @@ def test_a_classification_parquet_export_imports_back(users, tmp_path):
         "test",
         {},
     )
+
+
+def test_an_unlabeled_classification_openai_export_keeps_its_label_key_and_imports_back(users, tmp_path):
+    project = Project.objects.create(name="t", slug="tickets", kind=Project.Kind.CLASSIFICATION)
+    example_create(project=project, user=users["admin"], messages=[PLAIN[0]])
+    _type, _name, chunks = example_export(project=project, format="openai")
+    data = b"".join(chunks)
+    assert json.loads(data)["label"] is None  # the import refuses a classification file without the key
+    copy = Project.objects.create(name="t2", slug="tickets-copy", kind=Project.Kind.CLASSIFICATION)
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(data)
+
+    job = example_import_path(project=copy, user=users["admin"], path=path, format="openai")
+
+    assert job.status == ImportJob.Status.SUCCEEDED, job.report
+    assert Example.objects.get(project=copy).label is None

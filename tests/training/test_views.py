@@ -501,3 +501,10 @@ def test_the_lists_checkboxes_lead_to_the_comparison(client, project, users):
     assert response.status_code == 400 and "Choose exactly two runs" in response.content.decode()
     response = client.get(url(project, "run_compare"))
     assert response.status_code == 200 and 'id="compare-choose"' in response.content.decode()
+
+
+def test_the_run_page_names_the_reasoning_setting_not_its_code():
+    from training.runs.views import setting_text
+
+    assert setting_text("reasoning", "drop_earlier") == "Remove it from earlier turns"
+    assert setting_text("reasoning", "mask") == "Show it, no loss"
