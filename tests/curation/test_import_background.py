@@ -38,7 +38,7 @@ def test_a_real_consumer_imports_an_uploaded_file(huey_consumer, project, users,
     job = wait_for(lambda: _finished(job.pk), timeout=90)
 
     assert job.status == ImportJob.Status.SUCCEEDED, job.error
-    examples = Example.objects.filter(project=project).order_by("source_line")
+    examples = Example.objects.filter(project=project).order_by("source_line", "id")
     assert [e.source_line for e in examples] == [1, 2, 3]
     assert examples[2].messages[0]["content"] == "請求書"
     assert {e.source for e in examples} == {"imported"} and {e.import_job_id for e in examples} == {job.pk}

@@ -45,7 +45,7 @@ def run_import(project, owner, data: bytes, format: str, filename: str = "data",
 
 
 def stored(project) -> list[tuple]:
-    rows = Example.objects.filter(project=project).order_by("source_line")
+    rows = Example.objects.filter(project=project).order_by("source_line", "id")
     return [(e.source_line, e.messages, e.label.name if e.label else None, e.split, e.metadata) for e in rows]
 
 

@@ -48,7 +48,7 @@ def run_import(project, owner, data: bytes, format: str, filename: str = "data",
 
 
 def stored(project) -> list[tuple]:
-    rows = Example.objects.filter(project=project).select_related("label").order_by("source_line")
+    rows = Example.objects.filter(project=project).select_related("label").order_by("source_line", "id")
     return [(e.messages, e.label.name if e.label else None, e.split, e.metadata) for e in rows]
 
 
