@@ -85,6 +85,11 @@ class Export(ProjectAPIView):
                 "importing the file gives back the same examples.",
             ),
             OpenApiParameter(
+                "per_split",
+                bool,
+                description="One file per split (those that have examples) in a ZIP archive.",
+            ),
+            OpenApiParameter(
                 SKIPPED_HEADER,
                 str,
                 location=OpenApiParameter.HEADER,
@@ -109,6 +114,7 @@ class Export(ProjectAPIView):
             format=q.get("format", ""),
             formulas=q.get("formulas") or None,
             shikomi_fields=serializers.boolean(q, "shikomi_fields"),
+            per_split=serializers.boolean(q, "per_split"),
             **{name: q.get(name) or None for name in selectors.FILTERS},
         )
         response = StreamingHttpResponse(export.chunks, content_type=export.content_type)

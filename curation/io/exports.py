@@ -7,6 +7,8 @@ selection, before the first byte is written, so pages, the API and the command c
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -68,6 +70,7 @@ def example_export(
     label: str | None = None,
     formulas: str | None = None,
     shikomi_fields: bool = False,
+    per_split: bool = False,
 ) -> Export:
     """The project's examples as a file: content type, download file name, byte chunks, and
     the examples the format cannot hold, counted per reason.
@@ -75,7 +78,9 @@ def example_export(
     Filters left as None (or "") select everything. The chunks come from a generator:
     the database is read while they are consumed. ``formulas`` (see FORMULAS) applies to
     CSV and TSV only. ``shikomi_fields`` adds id, label, split, status and metadata to each
-    record, so that importing the file gives back the same examples.
+    record, so that importing the file gives back the same examples. ``per_split`` writes one
+    file per split (train, validation, test, unassigned: those that have examples) into a ZIP
+    archive, each to be imported with its split chosen.
     """
     formulas = formulas or "escaped"
     if formulas not in FORMULAS:
@@ -100,16 +105,61 @@ def example_export(
             raise InvalidExample("pii", pii_message(flagged, kinds))
     classification = project.kind == Project.Kind.CLASSIFICATION
     skipped = _skipped(examples, writer, classification)
-    rows = (
-        formats.ExportRow(messages, label_name, split_name, metadata or {}, tools or [], pk, status_name)
-        for pk, messages, label_name, split_name, metadata, tools, status_name in examples.order_by("pk")
-        .values_list("pk", "messages", "label__name", "split", "metadata", "tools", "status")
-        .iterator(chunk_size=CHUNK_ROWS)
-    )
+    options = {"classification": classification, "raw_formulas": formulas == "raw", "shikomi_fields": shikomi_fields}
     parts = [project.slug, split or "", label or "", format]
     filename = "-".join(p for p in parts if p) + "." + writer.extension
-    chunks = writer(rows, classification=classification, raw_formulas=formulas == "raw", shikomi_fields=shikomi_fields)
-    return Export(writer.content_type, filename, chunks, skipped)
+    if not per_split:
+        return Export(writer.content_type, filename, writer(_rows(examples), **options), skipped)
+    present = set(examples.order_by().values_list("split", flat=True).distinct())
+    members = [
+        ("-".join(p for p in [project.slug, name, label or "", format] if p) + "." + writer.extension, name)
+        for name in Example.Split.values
+        if name in present
+    ]
+    chunks = _zipped((member, writer(_rows(examples.filter(split=name)), **options)) for member, name in members)
+    return Export("application/zip", filename.rsplit(".", 1)[0] + "-splits.zip", chunks, skipped)
+
+
+def _rows(examples: QuerySet[Example]) -> Iterator[formats.ExportRow]:
+    for pk, messages, label_name, split_name, metadata, tools, status_name in (
+        examples.order_by("pk")
+        .values_list("pk", "messages", "label__name", "split", "metadata", "tools", "status")
+        .iterator(chunk_size=CHUNK_ROWS)
+    ):
+        yield formats.ExportRow(messages, label_name, split_name, metadata or {}, tools or [], pk, status_name)
+
+
+class _Sink(io.RawIOBase):
+    """A write-only stream that hands back what was written since the last take(); not
+    seekable, so zipfile writes each member with a data descriptor and never goes back."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data = b"".join(self.parts)
+        self.parts.clear()
+        return data
+
+
+def _zipped(members: Iterator[tuple[str, Iterator[bytes]]]) -> Iterator[bytes]:
+    """A ZIP archive of (name, chunks) members, streamed as it is written."""
+    sink = _Sink()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, chunks in members:
+            with archive.open(name, "w", force_zip64=True) as member:
+                for chunk in chunks:
+                    member.write(chunk)
+                    if data := sink.take():
+                        yield data
+    yield sink.take()
 
 
 def _selection(

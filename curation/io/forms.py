@@ -110,6 +110,14 @@ class ExportForm(forms.Form):
         ),
     )
 
+    per_split = forms.BooleanField(
+        label=_("One file per split"),
+        required=False,
+        help_text=_(
+            "A ZIP archive with a file for each split (train, validation, test, unassigned) that has examples."
+        ),
+    )
+
     def __init__(self, *args, label_names: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["label"].choices = [("", _("Any"))] + [(n, n) for n in label_names]

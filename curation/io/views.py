@@ -84,6 +84,7 @@ def export(request: ProjectRequest) -> HttpResponse:
                 label=data["label"] or None,
                 formulas="raw" if data["raw_formulas"] else "escaped",
                 shikomi_fields=data["shikomi_fields"],
+                per_split=data["per_split"],
             )
         except InvalidExample as exc:
             flash_service_error(request, exc)

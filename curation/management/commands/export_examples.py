@@ -34,6 +34,11 @@ class Command(BaseCommand):
             help="Add each example's id, label, split, status and metadata to its record, so that importing "
             "the file gives back the same examples.",
         )
+        parser.add_argument(
+            "--per-split",
+            action="store_true",
+            help="One file per split (those that have examples) in a ZIP archive; write it with -o.",
+        )
         parser.add_argument("-o", "--output", help="File to write; standard output when left out.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -50,6 +55,7 @@ class Command(BaseCommand):
                 label=options["label"],
                 formulas="raw" if options["raw_formulas"] else "escaped",
                 shikomi_fields=options["shikomi_fields"],
+                per_split=options["per_split"],
             )
         except InvalidExample as exc:
             raise CommandError(f"{exc.field}: {exc.message}") from exc
@@ -69,8 +75,8 @@ class Command(BaseCommand):
             for chunk in chunks:
                 binary.write(chunk)
             binary.flush()
-        elif options["format"] == "parquet":
-            raise CommandError("Parquet is binary: write it to a file with -o.")
+        elif options["format"] == "parquet" or options["per_split"]:
+            raise CommandError("The file is binary (Parquet or ZIP): write it to a file with -o.")
         else:
             # A text stream (as in tests, or a redirected sys.stdout): write decoded text.
             for chunk in chunks:
