@@ -112,7 +112,12 @@ class ExampleSerializer(serializers.ModelSerializer):
         if example.weak_label_id is None:
             return None
         weak = example.weak_label
-        return {"rule_set": weak.run.number, "probability": weak.confidence, "run_id": weak.run_id}
+        return {
+            "rule_set": weak.run.number,
+            "model": weak.accepted_from or weak.Source.LABEL_MODEL,
+            "probability": weak.accepted_confidence,
+            "run_id": weak.run_id,
+        }
 
 
 class ExampleCreateSerializer(serializers.Serializer):

@@ -17,6 +17,7 @@ class LabelingRule(models.Model):
         METADATA = "metadata", _("Metadata field")
         SIMILARITY = "similarity", _("Similar to labeled examples")
         ZERO_SHOT = "llm", _("LLM zero-shot")
+        COMBINE = "combine", _("Combination of rules")
 
     class Target(models.TextChoices):
         USER = "user", _("User text")
@@ -83,7 +84,12 @@ class RuleRun(BackgroundWork):
 
 
 class WeakLabel(models.Model):
-    """What the rules said about one example in one run, and what the label model made of it."""
+    """What the rules said about one example in one run, and what the label model and majority
+    vote made of it."""
+
+    class Source(models.TextChoices):
+        LABEL_MODEL = "label_model", _("Label model")
+        MAJORITY = "majority", _("Majority vote")
 
     run = models.ForeignKey(RuleRun, on_delete=models.CASCADE, related_name="weak_labels")
     example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="weak_labels")
@@ -92,6 +98,22 @@ class WeakLabel(models.Model):
     label = models.ForeignKey(Label, null=True, on_delete=models.SET_NULL, related_name="+")
     confidence = models.FloatField(default=0.0)
     conflict = models.BooleanField(default=False)
+    majority_label = models.ForeignKey(
+        Label,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_("The label most rules voted for; none on a tie or without votes."),
+    )
+    majority_confidence = models.FloatField(
+        default=0.0, help_text=_("The majority label's share of the votes cast (0 without a decision).")
+    )
+    accepted_from = models.CharField(
+        max_length=20,
+        choices=Source.choices,
+        blank=True,
+        help_text=_("Which model's label an example took when this weak label was last accepted."),
+    )
 
     class Meta:
         ordering = ["id"]
@@ -100,3 +122,8 @@ class WeakLabel(models.Model):
 
     def __str__(self) -> str:
         return f"weak label of example {self.example_id} in run {self.run_id}"
+
+    @property
+    def accepted_confidence(self) -> float:
+        """The confidence of the label an example took from this weak label."""
+        return self.majority_confidence if self.accepted_from == self.Source.MAJORITY else self.confidence

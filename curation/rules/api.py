@@ -11,16 +11,17 @@ from typing import Any
 
 from django.db.models import JSONField, OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, status
+from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from curation.core.api import ProjectAPIView
 from curation.core.permissions import Action
 from curation.models import LabelingRule, Project, RuleRevision, RuleRun
+from curation.rules import accepting, services, tasks
 from curation.rules import serializers as s
-from curation.rules import services, tasks
 
 
 def rules_of(project: Project) -> QuerySet[LabelingRule]:
@@ -198,28 +199,134 @@ class WeakLabelList(RulesAPIView, generics.GenericAPIView):
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 
+class AcceptQuerySerializer(serializers.Serializer):
+    threshold = serializers.FloatField(
+        min_value=0, max_value=1, help_text=_("Accept labels with at least this confidence.")
+    )
+    source = serializers.ChoiceField(
+        accepting.SOURCES,
+        required=False,
+        help_text=_("Whose labels: the label model's or majority vote's. The run's own model by default."),
+    )
+
+
+class AcceptInputSerializer(AcceptQuerySerializer):
+    confirm = serializers.BooleanField(
+        default=False, help_text=_("Needed to accept a run older than the newest finished one.")
+    )
+
+
+class CurvePointSerializer(serializers.Serializer):
+    threshold = serializers.FloatField()
+    gold = serializers.IntegerField(help_text=_("Examples people labeled (that the run saw)."))
+    covered = serializers.IntegerField(help_text=_("Of them, those the source labels at this confidence."))
+    correct = serializers.IntegerField(help_text=_("Of those, labeled as people did."))
+    coverage = serializers.FloatField(allow_null=True)
+    accuracy = serializers.FloatField(allow_null=True)
+    acceptable = serializers.IntegerField(help_text=_("Examples accepting at this threshold would label."))
+
+
+class PreviewRowSerializer(serializers.Serializer):
+    example_id = serializers.IntegerField()
+    text = serializers.CharField()
+    label = serializers.CharField(help_text=_("The proposed label."))
+    confidence = serializers.FloatField()
+    current = serializers.CharField(allow_null=True, help_text=_("The example's label now (from rules), if any."))
+    current_rule_set = serializers.IntegerField(allow_null=True)
+
+
+class AcceptSummarySerializer(serializers.Serializer):
+    source = serializers.CharField()
+    threshold = serializers.FloatField()
+    acceptable = serializers.IntegerField(help_text=_("Examples accepting would label or relabel."))
+    new = serializers.IntegerField(help_text=_("Of them, examples without a label now."))
+    relabel = serializers.IntegerField(help_text=_("Of them, labels from rules that would change."))
+    from_newer = serializers.IntegerField(help_text=_("Of them, examples labeled from a newer rule set now."))
+    newest = serializers.IntegerField(allow_null=True, help_text=_("The newest rule set, when newer than this one."))
+    coverage = serializers.FloatField(allow_null=True)
+    accuracy = serializers.FloatField(allow_null=True)
+    curve = CurvePointSerializer(many=True)
+    preview = PreviewRowSerializer(many=True)
+
+
+class KeptSerializer(serializers.Serializer):
+    example_id = serializers.IntegerField()
+    text = serializers.CharField()
+    label = serializers.CharField(allow_null=True)
+    by = serializers.CharField()
+    at = serializers.DateTimeField(allow_null=True)
+
+
+class WithdrawalSerializer(serializers.Serializer):
+    withdrawn = serializers.IntegerField(help_text=_("Labels taken off (POST) or that would be (GET)."))
+    kept = serializers.IntegerField(help_text=_("Labels from the run a person has set since: kept."))
+    kept_examples = KeptSerializer(many=True, help_text=_("The first of them."))
+
+
+def _summary_data(summary: accepting.AcceptSummary) -> dict[str, Any]:
+    point = summary.point
+    return {
+        "source": summary.source,
+        "threshold": summary.threshold,
+        **{k: getattr(summary, k) for k in ("acceptable", "new", "relabel", "from_newer", "preview")},
+        "newest": summary.newest.number if summary.newest else None,
+        "coverage": point.coverage if point else None,
+        "accuracy": point.accuracy if point else None,
+        "curve": [p.data() for p in summary.curve],
+    }
+
+
+def _withdrawal_data(withdrawal: accepting.Withdrawal) -> dict[str, Any]:
+    return {
+        "withdrawn": withdrawal.withdrawn,
+        "kept": withdrawal.kept_count,
+        "kept_examples": [vars(k) for k in withdrawal.kept],
+    }
+
+
 class WeakLabelAccept(RulesAPIView):
     @extend_schema(
-        parameters=[OpenApiParameter("threshold", float, required=True)],
-        responses=s.AcceptableSerializer,
-        description="How many examples accepting at this threshold would label or relabel; nothing is written.",
+        parameters=[AcceptQuerySerializer],
+        responses=AcceptSummarySerializer,
+        description="What accepting from this source at this threshold would do; nothing is written. "
+        "Coverage and accuracy are on the examples people labeled, at the threshold and along a curve; "
+        "`preview` lists the first examples with the proposed label.",
     )
     def get(self, request: Request, slug: str, run_id: int) -> Response:
         run = self.get_run(run_id)
-        data = s.ThresholdSerializer(data=request.query_params.dict())
+        data = AcceptQuerySerializer(data=request.query_params.dict())
         data.is_valid(raise_exception=True)
-        count = services.weak_labels_acceptable(run=run, threshold=data.validated_data["threshold"])
-        return Response({"acceptable": count})
+        source = accepting.source_clean(run, data.validated_data.get("source"))
+        summary = accepting.accept_summary(run=run, source=source, threshold=data.validated_data["threshold"])
+        return Response(AcceptSummarySerializer(_summary_data(summary)).data)
 
     @extend_schema(
-        request=s.ThresholdSerializer,
-        responses=s.AcceptedSerializer,
-        description="Label the examples nobody labeled with the run's weak labels of at least this "
-        "confidence. A person's label is never replaced; each change is an example revision.",
+        request=AcceptInputSerializer,
+        responses={200: s.AcceptedSerializer, 409: None},
+        description="Label the examples nobody labeled with the source's labels of at least this "
+        "confidence. A person's label is never replaced; each change is an example revision. A run "
+        "older than the newest finished one answers 409 with what would change unless `confirm` is true.",
     )
     def post(self, request: Request, slug: str, run_id: int) -> Response:
         run = self.get_run(run_id)
-        data = s.ThresholdSerializer(data=request.data)
+        data = AcceptInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        accepted = services.weak_labels_accept(run=run, user=request.user, threshold=data.validated_data["threshold"])
+        accepted = accepting.weak_labels_accept(run=run, user=request.user, **data.validated_data)
         return Response({"accepted": accepted})
+
+
+class WeakLabelWithdraw(RulesAPIView):
+    @extend_schema(responses=WithdrawalSerializer, description="What withdrawing would do; nothing is written.")
+    def get(self, request: Request, slug: str, run_id: int) -> Response:
+        plan = accepting.withdrawal_plan(run=self.get_run(run_id))
+        return Response(WithdrawalSerializer(_withdrawal_data(plan)).data)
+
+    @extend_schema(
+        request=None,
+        responses=WithdrawalSerializer,
+        description="Take the run's labels off the examples that still carry them (each a revision). "
+        "Labels a person has set since are kept and listed.",
+    )
+    def post(self, request: Request, slug: str, run_id: int) -> Response:
+        done = accepting.weak_labels_withdraw(run=self.get_run(run_id), user=request.user)
+        return Response(WithdrawalSerializer(_withdrawal_data(done)).data)

@@ -17,13 +17,17 @@ from curation.rules import spec as S
 
 # kind → its parameters, in the order the editor shows them
 PARAMS: dict[str, tuple[str, ...]] = {
-    S.KEYWORDS: ("keywords", "mode", "whole_word", "case_sensitive"),
-    S.REGEX: ("pattern", "case_sensitive"),
+    S.KEYWORDS: ("keywords", "mode", "whole_word", "case_sensitive", "fold_width"),
+    S.REGEX: ("pattern", "case_sensitive", "fold_width"),
     S.LENGTH: ("unit", "min", "max"),
-    S.METADATA: ("key", "op", "value"),
+    S.METADATA: ("key", "op", "value", "keywords", "mode", "whole_word", "pattern", "case_sensitive", "fold_width"),
     S.SIMILARITY: ("threshold",),
     S.ZERO_SHOT: ("instruction",),
+    S.COMBINE: ("op", "rules"),
 }
+KIND_CHOICES = [
+    *LabelingRule.Kind.choices,
+]
 RULE_FIELDS = ("name", "kind", "label", "target", "active")
 METADATA_OPS = [
     ("equals", _("equals")),
@@ -34,12 +38,22 @@ METADATA_OPS = [
     ("gt", _("is greater than")),
     ("lt", _("is less than")),
     ("in", _("is one of (comma separated)")),
+    ("keywords", _("contains keywords")),
+    ("regex", _("matches a regular expression")),
 ]
+WHOLE_WORD_HELP = _(
+    "A keyword is not matched inside a longer word. Chinese, Japanese and Korean characters are "
+    "each a word of their own, so 返品 is found inside 返品したい, and PS5 inside PS5を買った."
+)
+FOLD_WIDTH_HELP = _(
+    "Compare full-width and half-width forms as one (ＡＢＣ and ABC, １２３ and 123, ｶﾅ and カナ): "
+    "the text and the pattern's characters are NFKC-normalised."
+)
 
 
 class RuleForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=100, required=False)
-    kind = forms.ChoiceField(label=_("Kind"), choices=LabelingRule.Kind.choices, initial=S.KEYWORDS)
+    kind = forms.ChoiceField(label=_("Kind"), choices=KIND_CHOICES, initial=S.KEYWORDS)
     label = forms.ChoiceField(label=_("Votes for"), choices=())
     target = forms.ChoiceField(label=_("Reads"), choices=LabelingRule.Target.choices, initial=S.USER)
     active = forms.BooleanField(
@@ -60,20 +74,26 @@ class RuleForm(forms.Form):
         required=False,
     )
     keywords_whole_word = forms.BooleanField(
-        label=_("Whole words only"),
-        required=False,
-        initial=True,
-        help_text=_("Turn off for Japanese or Chinese text, which has no spaces between words."),
+        label=_("Whole words only"), required=False, initial=True, help_text=WHOLE_WORD_HELP
     )
     keywords_case_sensitive = forms.BooleanField(label=_("Case sensitive"), required=False)
+    keywords_fold_width = forms.BooleanField(
+        label=_("Fold width"), required=False, initial=True, help_text=FOLD_WIDTH_HELP
+    )
 
     regex_pattern = forms.CharField(
         label=_("Pattern"),
         required=False,
         max_length=S.MAX_PATTERN_LENGTH,
-        help_text=_("RE2 syntax: no look-around and no back-references."),
+        help_text=_(
+            "Python re syntax and meaning (\\d, \\w, \\b and \\s know every script); "
+            "no look-around and no back-references."
+        ),
     )
     regex_case_sensitive = forms.BooleanField(label=_("Case sensitive"), required=False)
+    regex_fold_width = forms.BooleanField(
+        label=_("Fold width"), required=False, initial=True, help_text=FOLD_WIDTH_HELP
+    )
 
     length_unit = forms.ChoiceField(
         label=_("Count"), choices=[("words", _("words")), ("chars", _("characters"))], initial="words", required=False
@@ -84,6 +104,31 @@ class RuleForm(forms.Form):
     metadata_key = forms.CharField(label=_("Metadata field"), required=False, max_length=64)
     metadata_op = forms.ChoiceField(label=_("Test"), choices=METADATA_OPS, initial="equals", required=False)
     metadata_value = forms.CharField(label=_("Value"), required=False)
+    metadata_keywords = forms.CharField(
+        label=_("Keywords"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_('For "contains keywords": one per line, or separated by commas.'),
+    )
+    metadata_mode = forms.ChoiceField(
+        label=_("Match"),
+        choices=[("any", _("any of them")), ("all", _("all of them"))],
+        initial="any",
+        required=False,
+    )
+    metadata_whole_word = forms.BooleanField(
+        label=_("Whole words only"), required=False, initial=True, help_text=WHOLE_WORD_HELP
+    )
+    metadata_pattern = forms.CharField(
+        label=_("Pattern"),
+        required=False,
+        max_length=S.MAX_PATTERN_LENGTH,
+        help_text=_('For "matches a regular expression": Python re syntax, searched in the field\'s text.'),
+    )
+    metadata_case_sensitive = forms.BooleanField(label=_("Case sensitive"), required=False)
+    metadata_fold_width = forms.BooleanField(
+        label=_("Fold width"), required=False, initial=True, help_text=FOLD_WIDTH_HELP
+    )
 
     similarity_threshold = forms.FloatField(
         label=_("Similarity at least"),
@@ -103,12 +148,31 @@ class RuleForm(forms.Form):
         help_text=_("Optional: what the labels mean, beyond their descriptions."),
     )
 
+    combine_op = forms.ChoiceField(
+        label=_("Holds when"),
+        choices=[
+            ("and", _("all of the rules vote (and)")),
+            ("or", _("any of the rules votes (or)")),
+            ("not", _("the rule does not vote (not)")),
+        ],
+        initial="and",
+        required=False,
+    )
+    combine_rules = forms.MultipleChoiceField(
+        label=_("Rules"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_('The rule votes for its own label where the combination holds; "not" takes one rule.'),
+    )
+
     def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         names = list(project.labels.order_by("name").values_list("name", flat=True))
         self.fields["label"].choices = [(name, name) for name in names]
         if names and "label" not in self.initial:
             self.initial["label"] = names[0]
+        rules = project.rules.order_by("name").values_list("id", "name")
+        self.fields["combine_rules"].choices = [(str(pk), name) for pk, name in rules]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -132,7 +196,9 @@ class RuleForm(forms.Form):
         }
         for param in PARAMS.get(rule.kind, ()):
             value = rule.params.get(param)
-            if isinstance(value, list):
+            if rule.kind == S.COMBINE and param == "rules":
+                value = [str(v) for v in value or ()]
+            elif isinstance(value, list):
                 value = ("\n" if param == "keywords" else ", ").join(str(v) for v in value)
             initial[f"{rule.kind}_{param}"] = value
         return initial
@@ -159,10 +225,7 @@ class RuleForm(forms.Form):
 
     def fieldsets(self) -> list[tuple[str, str, list[forms.BoundField]]]:
         """(kind, its name, its parameter fields) for every kind, for the editor."""
-        return [
-            (kind, str(label), [self[f"{kind}_{param}"] for param in PARAMS[kind]])
-            for kind, label in LabelingRule.Kind.choices
-        ]
+        return [(kind, str(label), [self[f"{kind}_{param}"] for param in PARAMS[kind]]) for kind, label in KIND_CHOICES]
 
 
 def kind_of(field_name: str) -> str | None:

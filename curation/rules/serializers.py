@@ -14,6 +14,10 @@ from rest_framework import serializers
 
 from curation.models import LabelingRule, RuleRevision, RuleRun, WeakLabel
 
+KIND_CHOICES = [
+    *LabelingRule.Kind.choices,
+]
+
 # --- rules ----------------------------------------------------------------------------
 
 
@@ -69,13 +73,16 @@ class RuleInputSerializer(serializers.Serializer):
     """A rule as typed. The parameters depend on the kind (see curation/rules/spec.py)."""
 
     name = serializers.CharField(max_length=100, required=True, allow_blank=True, trim_whitespace=False)
-    kind = serializers.ChoiceField(LabelingRule.Kind.choices)
+    kind = serializers.ChoiceField(KIND_CHOICES)
     params = serializers.DictField(
         default=dict,
         help_text=_(
-            "keywords: keywords, mode (any|all), whole_word, case_sensitive; regex: pattern, case_sensitive "
-            "(RE2: no lookaround or back-references); length: unit (chars|words), min, max; metadata: key, "
-            "op, value; similarity: threshold; llm: instruction."
+            "keywords: keywords, mode (any|all), whole_word, case_sensitive, fold_width (NFKC, default true); "
+            "regex: pattern (Python re syntax and meaning; no lookaround or back-references), case_sensitive, "
+            "fold_width; length: unit (chars|words), min, max; metadata: key, op (equals, not_equals, contains, "
+            "exists, missing, gt, lt, in, keywords, regex), value, or with op keywords the keyword parameters, "
+            "with op regex the regex parameters; similarity: threshold; llm: instruction; combine: op "
+            "(and|or|not), rules (ids of the project's rules; not takes one)."
         ),
     )
     label = serializers.CharField(help_text=_("The name of the label the rule votes for."))
@@ -94,7 +101,7 @@ class RuleUpdateSerializer(serializers.Serializer):
         min_value=1, help_text=_("The version you read; a stale version is refused with 409.")
     )
     name = serializers.CharField(max_length=100, required=False, allow_blank=True, trim_whitespace=False)
-    kind = serializers.ChoiceField(LabelingRule.Kind.choices, required=False)
+    kind = serializers.ChoiceField(KIND_CHOICES, required=False)
     params = serializers.DictField(required=False)
     label = serializers.CharField(required=False)
     target = serializers.ChoiceField(LabelingRule.Target.choices, required=False)

@@ -1,4 +1,5 @@
-"""Writes for weak supervision: rules, their runs, weak labels, and accepting them.
+"""Writes for weak supervision: rules, their runs and weak labels (accepting and withdrawing
+them is in accepting.py).
 
 The browser, the API and the Huey task all come through here, so permissions, validation
 and provenance are enforced once.
@@ -15,14 +16,13 @@ import numpy as np
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, Q
+from django.db.models import F, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from curation.core.errors import ServiceError
 from curation.core.permissions import Action, can
-from curation.core.services import example_snapshot
-from curation.models import Example, ExampleRevision, Label, LabelingRule, Project, RuleRevision, RuleRun, WeakLabel
+from curation.models import Example, Label, LabelingRule, Project, RuleRevision, RuleRun, WeakLabel
 from curation.rules import spec as S
 from curation.rules.engine import ABSTAIN, Corpus, apply_rules, highlight, match_spans
 from curation.rules.spec import RuleError, RuleSpec
@@ -81,6 +81,7 @@ def rule_clean(
     target: Any,
     active: Any = True,
     require_name: bool = True,
+    rule_key: int | None = None,
 ) -> RuleInput:
     name = (name or "").strip() if isinstance(name, str) else ""
     if require_name and not name:
@@ -90,6 +91,9 @@ def rule_clean(
     kind = kind if isinstance(kind, str) else ""
     cleaned = S.clean_params(kind, params if params is not None else {})
     target = S.clean_target(kind, target)
+    if kind == S.COMBINE:
+        saved = {pk: (k, p) for pk, k, p in project.rules.values_list("pk", "kind", "params")}
+        S.combine_check(rule_key, cleaned, saved)
     if isinstance(label, Label):
         label_obj = label if label.project_id == project.pk else None
     else:
@@ -157,7 +161,7 @@ def rule_update(*, rule: LabelingRule, user: Any, version: int, **fields: Any) -
     project = rule.project
     _check(user, project)
     current = {**_spec_dict(rule), **{k: v for k, v in fields.items() if v is not None}}
-    data = rule_clean(project=project, **current)
+    data = rule_clean(project=project, rule_key=rule.pk, **current)
     if project.rules.filter(name=data.name).exclude(pk=rule.pk).exists():
         raise RuleError("name", _("A rule with this name exists already."))
     updated = LabelingRule.objects.filter(pk=rule.pk, version=version).update(
@@ -180,8 +184,38 @@ def rule_update(*, rule: LabelingRule, user: Any, version: int, **fields: Any) -
 
 @transaction.atomic
 def rule_delete(*, rule: LabelingRule, user: Any) -> None:
+    """Delete a rule that no combination uses (else RuleError naming the combinations)."""
     _check(user, rule.project)
+    users = [
+        name
+        for name, params in rule.project.rules.filter(kind=S.COMBINE).values_list("name", "params")
+        if rule.pk in (params or {}).get("rules", ())
+    ]
+    if users:
+        raise RuleError(
+            "rules",
+            _("Combinations use this rule: %(names)s. Change or delete them first.") % {"names": ", ".join(users)},
+        )
     rule.delete()
+
+
+def _operand_snapshots(project: Project, params_list: list[dict[str, Any]], skip: set[int]) -> list[dict[str, Any]]:
+    """The saved rules that combinations (their ``params``) use, directly or through other
+    combinations, leaving out those in ``skip`` (the rules applied anyway)."""
+    wanted = [ref for params in params_list for ref in params.get("rules", ())]
+    found: dict[int, dict[str, Any]] = {}
+    while wanted:
+        batch = [ref for ref in wanted if ref not in found and ref not in skip]
+        wanted = []
+        for rule in project.rules.filter(pk__in=batch).select_related("label"):
+            found[rule.pk] = {"id": rule.pk, "version": rule.version, **_spec_dict(rule)}
+            if rule.kind == S.COMBINE:
+                wanted.extend(rule.params.get("rules", ()))
+    return [found[pk] for pk in sorted(found)]
+
+
+def _specs(snapshots: list[dict[str, Any]], index: dict[str, int]) -> list[RuleSpec]:
+    return [RuleSpec(r["id"], r["kind"], index[r["label"]], r["target"], r["params"]) for r in snapshots]
 
 
 # --- applying rules -------------------------------------------------------------------
@@ -278,8 +312,21 @@ def _corpus(chunk: list[tuple]) -> Corpus:
     return Corpus([r[1] for r in chunk], [r[2] if isinstance(r[2], dict) else {} for r in chunk], [r[0] for r in chunk])
 
 
-def _apply(specs: list[RuleSpec], chunk: list[tuple], models: Models) -> np.ndarray:
-    return apply_rules(specs, _corpus(chunk), similarity=models.similarity, zero_shot=models.zero_shot)
+def _apply(
+    specs: list[RuleSpec],
+    chunk: list[tuple],
+    models: Models,
+    operands: list[RuleSpec] | None = None,
+    timeouts: dict[Any, int] | None = None,
+) -> np.ndarray:
+    """The chunk's label matrix; rows where a regular expression ran out of time (the rule
+    abstained there) are added to ``timeouts`` per rule."""
+    corpus = _corpus(chunk)
+    L = apply_rules(specs, corpus, similarity=models.similarity, zero_shot=models.zero_shot, operands=operands or ())
+    if timeouts is not None:
+        for key, count in corpus.timeouts.items():
+            timeouts[key] = timeouts.get(key, 0) + count
+    return L
 
 
 @dataclass
@@ -318,11 +365,13 @@ def rule_preview(*, project: Project, rule: RuleInput, sample: int = PREVIEW_SAM
     labels = project_labels(project)
     index = {label.pk: i for i, label in enumerate(labels)}
     spec = RuleSpec("preview", rule.kind, index[rule.label.pk], rule.target, rule.params)
+    by_name = {label.name: i for i, label in enumerate(labels)}
+    operands = _specs(_operand_snapshots(project, [rule.params], set()), by_name) if rule.kind == S.COMBINE else []
     models = Models(project, labels)
     limit = MODEL_PREVIEW_LIMIT.get(rule.kind, PREVIEW_LIMIT)
     preview = Preview(total=Example.objects.filter(project=project).count())
     for chunk in _rows(project, limit=limit):
-        votes = _apply([spec], chunk, models)[:, 0] != ABSTAIN
+        votes = _apply([spec], chunk, models, operands)[:, 0] != ABSTAIN
         preview.scanned += len(chunk)
         preview.hits += int(votes.sum())
         for hit, row in zip(votes, chunk, strict=True):
@@ -356,6 +405,11 @@ def rule_run_create(*, project: Project, user: Any) -> RuleRun:
     if len(labels) < 2:
         raise RuleError("labels", _("The label model needs at least two labels in the project."))
     snapshot = [{"id": r.pk, "version": r.version, **_spec_dict(r)} for r in rules]
+    # Inactive rules that active combinations use: applied for them, without a column of their own.
+    operands = _operand_snapshots(project, [r.params for r in rules if r.kind == S.COMBINE], {r.pk for r in rules})
+    for entry in snapshot:
+        if entry["kind"] == S.COMBINE and operands:
+            entry["operands"] = operands
     for _attempt in range(5):
         try:
             with transaction.atomic():
@@ -390,12 +444,18 @@ def rule_run_execute(*, run: RuleRun, progress: Callable[[int], None] | None = N
         if missing:
             raise RuleError("label", _("Label %(name)s was deleted after the run was queued.") % {"name": missing[0]})
         run.label_names = [label.name for label in labels]
-        specs = [RuleSpec(r["id"], r["kind"], index[r["label"]], r["target"], r["params"]) for r in run.rules]
+        specs = _specs(run.rules, index)
+        extra = {o["id"]: o for r in run.rules for o in r.get("operands", ())}
+        missing = [o["label"] for o in extra.values() if o["label"] not in index]
+        if missing:
+            raise RuleError("label", _("Label %(name)s was deleted after the run was queued.") % {"name": missing[0]})
+        operands = _specs(list(extra.values()), index)
         models = Models(project, labels)
         matrices, ids, gold = [], [], []
+        timeouts: dict[Any, int] = {}
         done = 0
         for chunk in _rows(project):
-            matrices.append(_apply(specs, chunk, models))
+            matrices.append(_apply(specs, chunk, models, operands, timeouts))
             ids.extend(r[0] for r in chunk)
             gold.extend(by_id.get(r[3], ABSTAIN) if r[3] is not None else ABSTAIN for r in chunk)
             done += len(chunk)
@@ -410,6 +470,10 @@ def rule_run_execute(*, run: RuleRun, progress: Callable[[int], None] | None = N
         stats = analysis.rule_stats(L, y)
         labeling = analysis.label(L, y, run.label_names)
         _store(run, L, ids, labels, labeling, stats)
+        if timeouts:
+            # Rows where a pattern took too long to confirm: the rule abstained there (engine.py).
+            metrics = {**RuleRun.objects.get(pk=run.pk).metrics, "timeouts": {str(k): n for k, n in timeouts.items()}}
+            RuleRun.objects.filter(pk=run.pk).update(metrics=metrics)
     except Exception as exc:  # noqa: BLE001 - any failure must end in a clear state
         RuleRun.objects.filter(pk=run.pk).update(
             status=RuleRun.Status.FAILED, error=str(exc) or exc.__class__.__name__, finished_at=timezone.now()
@@ -417,6 +481,19 @@ def rule_run_execute(*, run: RuleRun, progress: Callable[[int], None] | None = N
         raise
     run.refresh_from_db()
     return run
+
+
+def majority_vote(L: np.ndarray, cardinality: int) -> tuple[np.ndarray, np.ndarray]:
+    """Majority vote's label per row (ABSTAIN on a tie or without votes, as Snorkel's
+    MajorityLabelVoter decides) and the winner's share of the votes cast. Snorkel gives every
+    decision probability 1, which says nothing; the share says how far the rules agreed."""
+    counts = np.stack([(L == j).sum(axis=1) for j in range(cardinality)], axis=1) if len(L) else np.zeros((0, 1))
+    total = counts.sum(axis=1)
+    best = counts.max(axis=1, initial=0)
+    decided = (total > 0) & ((counts == best[:, None]).sum(axis=1) == 1)
+    labels = np.where(decided, counts.argmax(axis=1), ABSTAIN).astype(np.int64)
+    share = np.where(decided, best / np.maximum(total, 1), 0.0)
+    return labels, share
 
 
 @transaction.atomic
@@ -430,11 +507,13 @@ def _store(
 ) -> None:
     names = [label.name for label in labels]
     rule_ids = [r["id"] for r in run.rules]
+    majority, share = majority_vote(L, len(labels))
     rows = []
     for i, example_id in enumerate(ids):
         row = L[i]
         voted = np.flatnonzero(row != ABSTAIN)
         chosen = int(labeling.labels[i])
+        most = int(majority[i])
         rows.append(
             WeakLabel(
                 run=run,
@@ -448,6 +527,8 @@ def _store(
                 label=labels[chosen] if chosen != ABSTAIN else None,
                 confidence=float(labeling.confidence[i]),
                 conflict=bool(labeling.conflict[i]),
+                majority_label=labels[most] if most != ABSTAIN else None,
+                majority_confidence=float(share[i]),
             )
         )
     WeakLabel.objects.bulk_create(rows, batch_size=2000)
@@ -494,70 +575,7 @@ def latest_run(project: Project) -> RuleRun | None:
     return project.rule_runs.filter(status=RuleRun.Status.DONE).order_by("-number").first()
 
 
-# --- using weak labels ----------------------------------------------------------------
-
-
-def _acceptable(run: RuleRun, threshold: float):
-    return WeakLabel.objects.filter(run=run, label__isnull=False, confidence__gte=threshold).filter(
-        # Never over a person's label; a label from an earlier run may be replaced.
-        Q(example__label__isnull=True) | Q(example__weak_label__isnull=False)
-    )
-
-
-def weak_labels_acceptable(*, run: RuleRun, threshold: float) -> int:
-    return _acceptable(run, threshold).exclude(example__weak_label=F("pk")).count()
-
-
-@transaction.atomic
-def weak_labels_accept(*, run: RuleRun, user: Any, threshold: float) -> int:
-    """Put weak labels with at least ``threshold`` confidence on examples nobody has labeled,
-    each change a revision that records the rule set version and the probability."""
-    _check(user, run.project)
-    if run.status != RuleRun.Status.DONE:
-        raise RuleError("run", _("This run has not finished."))
-    if not 0.0 <= threshold <= 1.0:
-        raise RuleError("threshold", _("Must be between 0 and 1."))
-    author = user if getattr(user, "is_authenticated", False) else None
-    weak = {
-        w.example_id: w
-        for w in _acceptable(run, threshold).exclude(example__weak_label=F("pk")).select_related("label")
-    }
-    changed = 0
-    ids = sorted(weak)
-    for start in range(0, len(ids), 1000):
-        examples = list(
-            Example.objects.select_for_update(of=("self",))
-            .filter(pk__in=ids[start : start + 1000])
-            .select_related("label")
-        )
-        revisions = []
-        for example in examples:
-            w = weak[example.pk]
-            if example.label_id is not None and example.weak_label_id is None:
-                continue  # a person labeled it since the query above
-            before = example_snapshot(example)
-            example.label, example.weak_label = w.label, w
-            example.version += 1
-            example.updated_at = timezone.now()
-            after = example_snapshot(example)
-            after["label_source"] = {"rule_set": run.number, "probability": round(w.confidence, 4)}
-            revisions.append(
-                ExampleRevision(
-                    example=example,
-                    project=run.project,
-                    user=author,
-                    action=ExampleRevision.Action.UPDATE,
-                    version=example.version,
-                    before=before,
-                    after=after,
-                )
-            )
-        Example.objects.bulk_update(
-            [r.example for r in revisions], ["label", "weak_label", "version", "updated_at"], batch_size=1000
-        )
-        ExampleRevision.objects.bulk_create(revisions)
-        changed += len(revisions)
-    return changed
+# --- the annotation queue -------------------------------------------------------------
 
 
 @transaction.atomic

@@ -2,8 +2,10 @@
 
 Rules are data. A browser (or the API) sends a kind and a dictionary of parameters; this
 module checks every field and returns a clean copy, or raises ``RuleError`` naming the field.
-Nothing typed by a user is ever executed: regular expressions are compiled by RE2, whose
-matching time is linear in the text, so no pattern can hang a worker.
+Nothing typed by a user is ever executed. Regular expressions mean what Python's ``re`` makes
+of them (text/pyregex.py translates them) and run on RE2, whose matching time is linear in
+the text; the few that need ``\\b`` are confirmed on RE2's candidates by the ``regex`` package
+under a timeout, so no pattern can hang a worker.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import re2
 from django.utils.translation import gettext as _
 
 from curation.core.errors import ServiceError
+from text import pyregex
+from text.pyregex import PatternError, Translation
 
 KEYWORDS = "keywords"
 REGEX = "regex"
@@ -23,14 +27,19 @@ LENGTH = "length"
 METADATA = "metadata"
 SIMILARITY = "similarity"
 ZERO_SHOT = "llm"
-KINDS = (KEYWORDS, REGEX, LENGTH, METADATA, SIMILARITY, ZERO_SHOT)
+COMBINE = "combine"
+KINDS = (KEYWORDS, REGEX, LENGTH, METADATA, SIMILARITY, ZERO_SHOT, COMBINE)
+# The kinds whose text is searched (also what a metadata field is searched with).
+TEXT_KINDS = (KEYWORDS, REGEX)
 
 USER = "user"
 ASSISTANT = "assistant"
 BOTH = "both"
 TARGETS = (USER, ASSISTANT, BOTH)
 
-METADATA_OPS = ("equals", "not_equals", "contains", "exists", "missing", "gt", "lt", "in")
+METADATA_OPS = ("equals", "not_equals", "contains", "exists", "missing", "gt", "lt", "in", "keywords", "regex")
+COMBINE_OPS = ("and", "or", "not")
+MAX_COMBINED = 20
 
 MAX_KEYWORDS = 100
 MAX_KEYWORD_LENGTH = 200
@@ -132,27 +141,73 @@ def _keywords(value: Any) -> list[str]:
     return list(keywords)
 
 
+def _pattern_message(pattern: str, error: PatternError | None, detail: str) -> str:
+    reason = error.reason if error else ""
+    if reason == "lookaround" or "invalid perl operator" in detail:
+        return _(
+            "Lookahead and lookbehind are not supported (patterns run on RE2, which never backtracks). "
+            "Rewrite the pattern without them."
+        )
+    if reason == "backreference" or re.search(r"\\[1-9]", pattern):
+        return _("Back-references such as \\1 are not supported (patterns run on RE2). Remove them.")
+    if reason == "possessive":
+        return _("Possessive repeats (a*+) and atomic groups are not supported (patterns run on RE2). Remove them.")
+    if "pattern too large" in detail or "invalid repetition size" in detail or "bad repetition" in detail:
+        return _("The pattern is too large to run safely (%(detail)s); use fewer or smaller repetitions.") % {
+            "detail": detail
+        }
+    return _("Not a valid regular expression: %(detail)s") % {"detail": detail}
+
+
+def _re2_detail(exc: Exception) -> str:
+    detail = exc.args[0] if exc.args else str(exc)
+    return detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
+
+
 def compile_pattern(pattern: str, *, case_sensitive: bool) -> re2.Pattern:  # type: ignore[name-defined]
-    """Compile with RE2, translating its refusals into messages a user can act on."""
+    """Compile with RE2 as RE2 reads it, translating its refusals into messages a user can act on."""
     try:
         return re2.compile(pattern, re2_options(case_sensitive=case_sensitive))
     except re2.error as exc:
-        detail = exc.args[0] if exc.args else str(exc)
-        detail = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
-        if "invalid perl operator" in detail or "(?=" in pattern or "(?!" in pattern or "(?<" in pattern:
-            message = _(
-                "Lookahead and lookbehind are not supported (patterns run on RE2, which never backtracks). "
-                "Rewrite the pattern without them."
-            )
-        elif re.search(r"\\[1-9]", pattern):
-            message = _("Back-references such as \\1 are not supported (patterns run on RE2). Remove them.")
-        elif "pattern too large" in detail or "invalid repetition size" in detail:
-            message = _("The pattern is too large to run safely (%(detail)s); use fewer or smaller repetitions.") % {
-                "detail": detail
-            }
-        else:
-            message = _("Not a valid regular expression: %(detail)s") % {"detail": detail}
-        raise RuleError("pattern", message) from None
+        raise RuleError("pattern", _pattern_message(pattern, None, _re2_detail(exc))) from None
+
+
+def folding(params: dict[str, Any]) -> bool:
+    """Width folding is on unless a rule turned it off: rules saved before the option existed
+    fold too (full-width ＲＥＦＵＮＤ is the keyword refund to every reader of the rule)."""
+    return bool(params.get("fold_width", True))
+
+
+def regex_translation(pattern: str, *, case_sensitive: bool, fold_width: bool) -> Translation:
+    """The pattern with Python re's meaning on RE2, or a RuleError naming what RE2 cannot do."""
+    try:
+        translation = pyregex.translate(pattern, ignorecase=not case_sensitive, folding=fold_width)
+    except PatternError as exc:
+        if exc.reason != "syntax":
+            raise RuleError("pattern", _pattern_message(pattern, exc, exc.detail)) from None
+        # Syntax Python's re lacks but RE2 has (\p{Han}, \pL): RE2's own meaning, as before.
+        compile_pattern(pattern, case_sensitive=case_sensitive)
+        translation = Translation(("" if case_sensitive else "(?i)") + pattern, None, False)
+    try:
+        re2.compile(translation.re2, re2_options())
+    except re2.error as exc:
+        raise RuleError("pattern", _pattern_message(pattern, None, _re2_detail(exc))) from None
+    return translation
+
+
+def text_translations(params: dict[str, Any]) -> tuple[Translation, ...]:
+    """What RE2 (and, to confirm, the regex package) search for a keyword or regex rule, or a
+    metadata rule that searches its field with keywords or a pattern."""
+    fold_width, case_sensitive = folding(params), params["case_sensitive"]
+    if "keywords" in params:
+        return pyregex.keywords(
+            tuple(params["keywords"]),
+            any_of=params["mode"] != "all",
+            ignorecase=not case_sensitive,
+            folding=fold_width,
+            whole_word=params["whole_word"],
+        )
+    return (regex_translation(params["pattern"], case_sensitive=case_sensitive, fold_width=fold_width),)
 
 
 def _clean_keywords(params: dict[str, Any]) -> dict[str, Any]:
@@ -164,6 +219,7 @@ def _clean_keywords(params: dict[str, Any]) -> dict[str, Any]:
         "mode": mode,
         "whole_word": _bool(params, "whole_word", True),
         "case_sensitive": _bool(params, "case_sensitive", False),
+        "fold_width": _bool(params, "fold_width", True),
     }
 
 
@@ -174,8 +230,9 @@ def _clean_regex(params: dict[str, Any]) -> dict[str, Any]:
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise RuleError("pattern", _("At most %(n)d characters.") % {"n": MAX_PATTERN_LENGTH})
     case_sensitive = _bool(params, "case_sensitive", False)
-    compile_pattern(pattern, case_sensitive=case_sensitive)
-    return {"pattern": pattern, "case_sensitive": case_sensitive}
+    fold_width = _bool(params, "fold_width", True)
+    regex_translation(pattern, case_sensitive=case_sensitive, fold_width=fold_width)
+    return {"pattern": pattern, "case_sensitive": case_sensitive, "fold_width": fold_width}
 
 
 def _clean_length(params: dict[str, Any]) -> dict[str, Any]:
@@ -211,7 +268,7 @@ def _metadata_value(op: str, value: Any) -> Any:
                 % {"count": MAX_KEYWORDS, "n": MAX_KEYWORD_LENGTH},
             )
         return value
-    if op in ("exists", "missing"):
+    if op in ("exists", "missing", "keywords", "regex"):
         return None
     if value is None or (isinstance(value, (list, dict))):
         raise RuleError("value", _("Give a value to compare with."))
@@ -230,7 +287,73 @@ def _clean_metadata(params: dict[str, Any]) -> dict[str, Any]:
         raise RuleError("op", _("Choose one of %(ops)s.") % {"ops": ", ".join(METADATA_OPS)})
     if len(key) > MAX_KEYWORD_LENGTH:
         raise RuleError("key", _("At most %(n)d characters.") % {"n": MAX_KEYWORD_LENGTH})
-    return {"key": key.strip(), "op": op, "value": _metadata_value(op, params.get("value"))}
+    cleaned = {"key": key.strip(), "op": op, "value": _metadata_value(op, params.get("value"))}
+    # A field searched like a text: the same parameters and the same matching code.
+    if op == "keywords":
+        cleaned.update(_clean_keywords(params))
+    elif op == "regex":
+        cleaned.update(_clean_regex(params))
+    return cleaned
+
+
+def _rule_ids(value: Any) -> list[int]:
+    _size_check(value, "rules")
+    if isinstance(value, str):
+        value = [part.strip() for part in value.replace("\n", ",").split(",") if part.strip()]
+    if isinstance(value, (int, str)):
+        value = [value]
+    if not isinstance(value, list):
+        raise RuleError("rules", _("Give the rules to combine."))
+    ids: dict[int, None] = {}
+    for item in value:
+        try:
+            ids[int(item)] = None
+        except (TypeError, ValueError):
+            raise RuleError("rules", _("Name each rule by its number (id).")) from None
+    if len(ids) > MAX_COMBINED:
+        raise RuleError("rules", _("At most %(n)d rules per combination.") % {"n": MAX_COMBINED})
+    return list(ids)
+
+
+def _clean_combine(params: dict[str, Any]) -> dict[str, Any]:
+    op = params.get("op", "and") or "and"
+    if op not in COMBINE_OPS:
+        raise RuleError("op", _("Choose and, or or not."))
+    ids = _rule_ids(params.get("rules"))
+    if op == "not" and len(ids) != 1:
+        raise RuleError("rules", _('"not" takes exactly one rule.'))
+    if op != "not" and len(ids) < 2:
+        raise RuleError("rules", _('"and" and "or" take at least two rules.'))
+    return {"op": op, "rules": ids}
+
+
+def combine_check(key: Any, params: dict[str, Any], rules: dict[Any, tuple[str, dict[str, Any]]]) -> None:
+    """Refuse a combination that names a rule the project does not have, or that reaches
+    itself through other combinations. ``rules`` maps the project's rule ids to (kind, params)
+    as saved; ``key`` is the rule being checked (None for a new one)."""
+    graph = {k: list(p.get("rules", ())) for k, (kind, p) in rules.items() if kind == COMBINE}
+    graph[key] = list(params["rules"])
+    for ref in params["rules"]:
+        if ref not in rules or ref == key:
+            if ref == key:
+                raise RuleError("rules", _("A rule cannot combine itself."))
+            raise RuleError("rules", _("There is no rule %(id)s in this project.") % {"id": ref})
+    path: list[Any] = []
+    done: set[Any] = set()
+
+    def visit(node: Any) -> None:
+        if node in done:
+            return
+        if node in path:
+            names = " → ".join(str(n) for n in [*path[path.index(node) :], node])
+            raise RuleError("rules", _("These combinations form a cycle: %(path)s.") % {"path": names})
+        path.append(node)
+        for ref in graph.get(node, ()):
+            visit(ref)
+        path.pop()
+        done.add(node)
+
+    visit(key)
 
 
 def _clean_similarity(params: dict[str, Any]) -> dict[str, Any]:
@@ -259,6 +382,7 @@ _CLEANERS = {
     METADATA: _clean_metadata,
     SIMILARITY: _clean_similarity,
     ZERO_SHOT: _clean_zero_shot,
+    COMBINE: _clean_combine,
 }
 
 

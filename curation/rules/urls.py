@@ -12,6 +12,7 @@ urlpatterns = [
     path("p/<slug:slug>/rules/<int:rule_id>/delete/", views.rule_delete, name="rule_delete"),
     path("p/<slug:slug>/rules/runs/<int:run_id>/", views.rule_run_detail, name="rule_run_detail"),
     path("p/<slug:slug>/rules/runs/<int:run_id>/accept/", views.weak_accept, name="weak_accept"),
+    path("p/<slug:slug>/rules/runs/<int:run_id>/withdraw/", views.weak_withdraw, name="weak_withdraw"),
 ]
 
 api_urlpatterns = [
@@ -30,5 +31,10 @@ api_urlpatterns = [
         "projects/<slug:slug>/rule-runs/<int:run_id>/accept/",
         api.WeakLabelAccept.as_view(),
         name="api_weak_accept",
+    ),
+    path(
+        "projects/<slug:slug>/rule-runs/<int:run_id>/withdraw/",
+        api.WeakLabelWithdraw.as_view(),
+        name="api_weak_withdraw",
     ),
 ]

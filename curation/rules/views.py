@@ -1,4 +1,5 @@
-"""Weak supervision for project admins: rules, their live preview, runs, accepting weak labels."""
+"""Weak supervision for project admins: rules, their live preview, runs, accepting and
+withdrawing weak labels."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from curation.core.errors import add_service_error, flash_service_error
 from curation.core.permissions import Action, ProjectRequest, project_view
 from curation.core.polling import render_polled
-from curation.models import LabelingRule, Project, RuleRevision, RuleRun
+from curation.models import LabelingRule, Project, RuleRevision, RuleRun, WeakLabel
+from curation.rules import accepting, tasks
 from curation.rules import services as svc
-from curation.rules import tasks
 from curation.rules.analysis import MIN_GOLD_PER_CLASS
 from curation.rules.embeddings import EmbeddingError
 from curation.rules.forms import PARAMS, RULE_FIELDS, RuleForm
@@ -47,7 +48,8 @@ def rule_list(request: ProjectRequest) -> HttpResponse:
     )
     now = {row["id"]: row for row in latest.analysis} if latest else {}
     before = {row["id"]: row for row in previous.analysis} if previous else {}
-    runs = project.rule_runs.defer("rules", "analysis", "metrics").order_by("-number")[:RECENT_RUNS]
+    runs = accepting.with_labels_in_use(project.rule_runs.defer("rules", "analysis", "metrics"))
+    runs = runs.order_by("-number")[:RECENT_RUNS]
     # Before any run (or for a rule written since), the figures measured when it was saved.
     saved = {
         (rule_id, version): stats.get("saved")
@@ -156,7 +158,11 @@ def rule_delete(request: ProjectRequest, rule_id: int) -> HttpResponse:
     project = request.project
     rule = _rule(project, rule_id)
     name = rule.name
-    svc.rule_delete(rule=rule, user=request.user)
+    try:
+        svc.rule_delete(rule=rule, user=request.user)
+    except RuleError as error:
+        flash_service_error(request, error)
+        return redirect("rule_edit", project.slug, rule.pk)
     messages.success(request, _("Rule %(name)s deleted.") % {"name": name})
     return redirect("rule_list", project.slug)
 
@@ -293,60 +299,97 @@ def rule_run_detail(request: ProjectRequest, run_id: int) -> HttpResponse:
     """A run's progress (polled while it works), then its analysis and the two models."""
     project = request.project
     run = get_object_or_404(RuleRun.objects.select_related("created_by"), pk=run_id, project=project)
-    ctx = _run_context(run, request.GET.get("threshold"))
+    ctx = _run_context(run, request.GET.get("threshold"), request.GET.get("source"))
     return render_polled(request, "curation/rules/run.html", "run-body", ctx, finished=run.finished)
 
 
 @require_http_methods(["GET", "POST"])
 @project_view(Action.MANAGE_RULES)
 def weak_accept(request: ProjectRequest, run_id: int) -> HttpResponse:
-    """GET: how many examples a threshold would label. POST: label them."""
+    """GET: what accepting from a source at a threshold would do (coverage and accuracy on
+    people's labels, a curve, the first examples). POST: do it; a run older than the newest
+    asks first, saying how many labels would change."""
     project = request.project
     run = get_object_or_404(RuleRun, pk=run_id, project=project)
     back = reverse("rule_run_detail", args=[project.slug, run.pk])
+    params = request.GET if request.method == "GET" else request.POST
     if request.method == "GET":
         if not request.htmx:
             query = request.GET.urlencode()
             return redirect(back + (f"?{query}" if query else ""))
-        return render(
-            request, "curation/rules/run.html#accept-count", _accept_context(run, request.GET.get("threshold"))
-        )
+        ctx = _accept_context(run, params.get("threshold"), params.get("source"))
+        return render(request, "curation/rules/_accept_summary.html", ctx)
     try:
-        threshold = _threshold(request.POST.get("threshold"))
-        changed = svc.weak_labels_accept(run=run, user=request.user, threshold=threshold)
+        threshold = _threshold(params.get("threshold"))
+        source = accepting.source_clean(run, params.get("source"))
+        changed = accepting.weak_labels_accept(
+            run=run, user=request.user, threshold=threshold, source=source, confirm=bool(params.get("confirm"))
+        )
+    except accepting.NeedsConfirmation as question:
+        # The confirm step: the run page again, saying what would change, with a button that says yes.
+        ctx = _run_context(run, params.get("threshold"), params.get("source"))
+        ctx["confirm"] = question
+        return render(request, "curation/rules/run.html", ctx, status=409)
     except RuleError as error:
-        flash_service_error(request, error, {"threshold": _("Threshold")})
+        flash_service_error(request, error, {"threshold": _("Threshold"), "source": _("Source")})
         return redirect(back)
+    model = _("majority vote") if source == accepting.MAJORITY else _("the label model")
     messages.success(
         request,
-        ngettext("%(n)d example labeled from rule set v%(v)d.", "%(n)d examples labeled from rule set v%(v)d.", changed)
-        % {"n": changed, "v": run.number},
+        ngettext(
+            "%(n)d example labeled from rule set v%(v)d. Source: %(model)s.",
+            "%(n)d examples labeled from rule set v%(v)d. Source: %(model)s.",
+            changed,
+        )
+        % {"n": changed, "v": run.number, "model": model},
     )
     return redirect(back)
+
+
+@require_http_methods(["GET", "POST"])
+@project_view(Action.MANAGE_RULES)
+def weak_withdraw(request: ProjectRequest, run_id: int) -> HttpResponse:
+    """GET: what withdrawing the run's labels would do. POST: withdraw them; labels a person
+    has set since are kept and listed."""
+    project = request.project
+    run = get_object_or_404(RuleRun, pk=run_id, project=project)
+    if request.method == "GET":
+        ctx = {"project": project, "run": run, "plan": accepting.withdrawal_plan(run=run)}
+        if request.htmx:
+            return render(request, "curation/rules/_withdraw.html", ctx)
+        return render(request, "curation/rules/run.html", _run_context(run, None, None) | ctx)
+    done = accepting.weak_labels_withdraw(run=run, user=request.user)
+    ctx = {"project": project, "run": run, "done": done}
+    if request.htmx:
+        return render(request, "curation/rules/_withdraw.html", ctx)
+    messages.success(
+        request,
+        ngettext(
+            "%(n)d label of rule set v%(v)d withdrawn.", "%(n)d labels of rule set v%(v)d withdrawn.", done.withdrawn
+        )
+        % {"n": done.withdrawn, "v": run.number},
+    )
+    return render(request, "curation/rules/run.html", _run_context(run, None, None) | ctx)
 
 
 def _threshold(value: str | None) -> float:
     if value is None or value == "":
         return DEFAULT_THRESHOLD
-    try:
-        threshold = float(value)
-    except ValueError:
-        raise RuleError("threshold", _("Must be a number between 0 and 1.")) from None
-    if not 0.0 <= threshold <= 1.0:
-        raise RuleError("threshold", _("Must be a number between 0 and 1."))
-    return threshold
+    return accepting.threshold_clean(value)
 
 
-def _accept_context(run: RuleRun, value: str | None) -> dict[str, Any]:
+def _accept_context(run: RuleRun, value: str | None, source: str | None) -> dict[str, Any]:
+    ctx: dict[str, Any] = {"project": run.project, "run": run, "threshold": value, "source": source}
     try:
         threshold = _threshold(value)
+        source = accepting.source_clean(run, source) if source else accepting.better_source(run)
     except RuleError as error:
-        return {"project": run.project, "run": run, "threshold": value, "acceptable": None, "accept_error": error}
-    acceptable = svc.weak_labels_acceptable(run=run, threshold=threshold) if run.status == RuleRun.Status.DONE else 0
-    return {"project": run.project, "run": run, "threshold": threshold, "acceptable": acceptable}
+        return ctx | {"summary": None, "accept_error": error}
+    summary = accepting.accept_summary(run=run, source=source, threshold=threshold)
+    return ctx | {"threshold": threshold, "source": source, "summary": summary, "acceptable": summary.acceptable}
 
 
-def _run_context(run: RuleRun, threshold: str | None) -> dict[str, Any]:
+def _run_context(run: RuleRun, threshold: str | None, source: str | None) -> dict[str, Any]:
     metrics = run.metrics or {}
     label_model, majority = metrics.get("label_model") or {}, metrics.get("majority") or {}
     balance = metrics.get("class_balance")
@@ -364,5 +407,11 @@ def _run_context(run: RuleRun, threshold: str | None) -> dict[str, Any]:
         "min_gold": MIN_GOLD_PER_CLASS,
     }
     if run.status == RuleRun.Status.DONE:
-        ctx.update(_accept_context(run, threshold))
+        ctx.update(_accept_context(run, threshold, source))
+        ctx["sources"] = [
+            (value, label) for value, label in WeakLabel.Source.choices if value in accepting.sources_of(run)
+        ]
+        ctx["in_use"] = accepting.with_labels_in_use(RuleRun.objects.filter(pk=run.pk)).values_list(
+            "in_use", flat=True
+        )[0]
     return ctx

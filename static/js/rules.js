@@ -7,13 +7,39 @@ function showKind(form) {
   });
 }
 
+// A metadata rule compares its field with a value, or searches it with keywords or a pattern:
+// only the fields of the chosen test show.
+const METADATA_FIELDS = {
+  value: (op) => !["keywords", "regex", "exists", "missing"].includes(op),
+  keywords: (op) => op === "keywords",
+  mode: (op) => op === "keywords",
+  whole_word: (op) => op === "keywords",
+  pattern: (op) => op === "regex",
+  case_sensitive: (op) => op === "keywords" || op === "regex",
+  fold_width: (op) => op === "keywords" || op === "regex",
+};
+
+function showMetadataOp(form) {
+  const select = form.querySelector("select[name=metadata_op]");
+  if (!select) return;
+  Object.entries(METADATA_FIELDS).forEach(([name, shown]) => {
+    const input = form.querySelector(`[name=metadata_${name}]`);
+    const row = input && input.closest(".field");
+    if (row) row.hidden = !shown(select.value);
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const form = document.getElementById("rule-form");
-  if (form) showKind(form);
+  if (form) {
+    showKind(form);
+    showMetadataOp(form);
+  }
 });
 
 document.addEventListener("change", (event) => {
   if (event.target.matches("#rule-form select[name=kind]")) showKind(event.target.form);
+  if (event.target.matches("#rule-form select[name=metadata_op]")) showMetadataOp(event.target.form);
 });
 
 // Forms that destroy something ask first (the message is in data-confirm).

@@ -80,4 +80,4 @@ def test_an_admin_applies_the_rules_and_accepts_confident_weak_labels(page, live
     assert Example.objects.filter(weak_label__isnull=False).exclude(pk__in=unlabeled).count() == 0
 
     page.goto(f"{live_server.url}/p/{project.slug}/examples/{labeled.first().pk}/")
-    assert re.search(r"rules v1 · 0\.\d\d", page.locator("main").inner_text())
+    assert re.search(r"rules v1 · (majority · )?[01]\.\d\d", page.locator("main").inner_text())

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import random
 import re
+import unicodedata
 
 import numpy as np
 import pandas as pd
 import pytest
-import re2
+import regex
 from snorkel.labeling import LabelingFunction, PandasLFApplier
 
 from curation.rules import spec as S
 from curation.rules.engine import ABSTAIN, Corpus, apply_rules, metadata_matches, target_text
 from curation.rules.spec import RuleSpec, clean_params
+from text.cjk import CJK_CLASS
 
 BILLING, SHIPPING, SPAM = 0, 1, 2
 
@@ -35,6 +37,8 @@ TEXTS = [
     "un-refund-able",
     "ÉTÉ été refund",
     "baaaaa",
+    "ＲＥＦＵＮＤ please, ｶｽﾀﾏｰ配送",
+    "商品の返品をしたい",
 ]
 
 
@@ -47,7 +51,15 @@ def _rows(seed: int = 3, n: int = 400) -> list[dict]:
         messages = [{"role": "system", "content": "refund parcel system prompt"}, {"role": "user", "content": user}]
         if assistant:
             messages.append({"role": "assistant", "content": assistant})
-        metadata = rng.choice([{}, {"channel": "email"}, {"channel": "chat", "priority": 3}, {"priority": "7"}])
+        metadata = rng.choice(
+            [
+                {},
+                {"channel": "email"},
+                {"channel": "chat", "priority": 3},
+                {"priority": "7"},
+                {"tags": ["VIP", "返品"], "channel": "Ｅｍａｉｌ"},
+            ]
+        )
         rows.append({"messages": messages, "metadata": metadata})
     quiet = [
         {"role": "user", "content": "Good morning to all of you here today"},
@@ -74,32 +86,81 @@ RULES = [
     RuleSpec("len_chars", S.LENGTH, BILLING, S.ASSISTANT, {"unit": "chars", "min": 20, "max": 40}),
     RuleSpec("meta_email", S.METADATA, BILLING, S.USER, {"key": "channel", "op": "equals", "value": "email"}),
     RuleSpec("meta_gt", S.METADATA, SHIPPING, S.USER, {"key": "priority", "op": "gt", "value": 5.0}),
+    RuleSpec("meta_kw", S.METADATA, BILLING, S.USER, {"key": "tags", "op": "keywords", "keywords": ["返品", "vip"]}),
+    RuleSpec("meta_re", S.METADATA, BILLING, S.USER, {"key": "channel", "op": "regex", "pattern": r"^e\w+l$"}),
+    RuleSpec("re_word", S.REGEX, BILLING, S.USER, {"pattern": r"\w+したい|\bref\w*"}),
+    RuleSpec("kw_nofold", S.KEYWORDS, BILLING, S.USER, {"keywords": ["refund"], "fold_width": False}),
+    # Combinations of the rules above (by key), as a Snorkel user would call one LF from another.
+    RuleSpec("and", S.COMBINE, SPAM, S.USER, {"op": "and", "rules": ["re_check", "kw_case"]}),
+    RuleSpec("or", S.COMBINE, SHIPPING, S.USER, {"op": "or", "rules": ["kw_ja_ship", "meta_gt", "and"]}),
+    RuleSpec("not", S.COMBINE, BILLING, S.USER, {"op": "not", "rules": ["or"]}),
 ]
+
+HOSTILE = {r"(a+)+$"}
+NON_CJK_WORD = rf"[^\W{CJK_CLASS}]"
+
+
+def nfkc(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
+def keyword_regex(keyword: str, p: dict) -> re.Pattern:
+    """A keyword as a Snorkel user writes it with re: apart from word characters at an end
+    that is one (CJK characters are each a word of their own), on width-folded text."""
+    keyword = nfkc(keyword) if p.get("fold_width", True) else keyword
+    left = p["whole_word"] and re.match(NON_CJK_WORD, keyword[0])
+    right = p["whole_word"] and re.match(NON_CJK_WORD, keyword[-1])
+    body = (f"(?<!{NON_CJK_WORD})" if left else "") + re.escape(keyword) + (f"(?!{NON_CJK_WORD})" if right else "")
+    return re.compile(body, 0 if p["case_sensitive"] else re.IGNORECASE)
+
+
+def text_test(p: dict):
+    """The test a keyword or regex rule (or a metadata rule searching a field) makes of a text."""
+    fold = p.get("fold_width", True)
+    if "keywords" in p:
+        found = [keyword_regex(k, p) for k in p["keywords"]]
+        combine = all if p["mode"] == "all" else any
+        return lambda text: combine(r.search(nfkc(text) if fold else text) for r in found)
+    pattern = nfkc(p["pattern"]) if fold else p["pattern"]
+    # Python's re would backtrack for hours on the hostile pattern; the regex package (re's
+    # syntax and meaning in V0) does not.
+    engine = regex if pattern in HOSTILE else re
+    compiled = engine.compile(pattern, 0 if p["case_sensitive"] else re.IGNORECASE)
+    return lambda text: compiled.search(nfkc(text) if fold else text) is not None
 
 
 def _cleaned(rule: RuleSpec) -> RuleSpec:
+    if rule.kind == S.COMBINE:  # keys here are names, not ids
+        return rule
     return RuleSpec(rule.key, rule.kind, rule.label, rule.target, clean_params(rule.kind, rule.params))
 
 
-def _snorkel_lf(rule: RuleSpec) -> LabelingFunction:
+def _snorkel_lf(rule: RuleSpec, lfs: dict | None = None) -> LabelingFunction:
     """The same rule written the way a Snorkel user would: plain Python on one row."""
     p = rule.params
     column = f"text_{rule.target}"
-    if rule.kind == S.KEYWORDS:
-        flags = 0 if p["case_sensitive"] else re.IGNORECASE
-        found = [
-            re.compile(rf"(?<!\w){re.escape(k)}(?!\w)" if p["whole_word"] else re.escape(k), flags)
-            for k in p["keywords"]
-        ]
-        combine = all if p["mode"] == "all" else any
+    if rule.kind in (S.KEYWORDS, S.REGEX):
+        test = text_test(p)
 
-        def f(x, found=found, combine=combine):
-            return rule.label if combine(r.search(x[column]) for r in found) else ABSTAIN
-    elif rule.kind == S.REGEX:
-        compiled = re2.compile(p["pattern"], S.re2_options(case_sensitive=p["case_sensitive"]))
+        def f(x, test=test):
+            return rule.label if test(x[column]) else ABSTAIN
+    elif rule.kind == S.METADATA and p["op"] in ("keywords", "regex"):
+        test = text_test(p)
 
-        def f(x, compiled=compiled):
-            return rule.label if compiled.search(x[column]) else ABSTAIN
+        def f(x, test=test):
+            value = x["metadata"].get(p["key"])
+            if value is None:
+                return ABSTAIN
+            text = (
+                "\n".join(v if isinstance(v, str) else str(v) for v in value) if isinstance(value, list) else str(value)
+            )
+            return rule.label if test(text) else ABSTAIN
+    elif rule.kind == S.COMBINE:
+        operands = [lfs[key] for key in p["rules"]]
+        op = {"and": all, "or": any, "not": lambda votes: not next(iter(votes))}[p["op"]]
+
+        def f(x, operands=operands, op=op):
+            return rule.label if op(lf(x) != ABSTAIN for lf in operands) else ABSTAIN
     elif rule.kind == S.LENGTH:
 
         def f(x):
@@ -126,13 +187,16 @@ def test_the_matrix_equals_snorkels_pandas_applier():
             "metadata": [r["metadata"] for r in rows],
         }
     )
-    expected = PandasLFApplier([_snorkel_lf(r) for r in rules]).apply(frame, progress_bar=False)
+    lfs: dict = {}
+    for r in rules:
+        lfs[r.key] = _snorkel_lf(r, lfs)
+    expected = PandasLFApplier(list(lfs.values())).apply(frame, progress_bar=False)
 
     got = apply_rules(rules, Corpus([r["messages"] for r in rows], [r["metadata"] for r in rows]))
 
     np.testing.assert_array_equal(got, expected)
     # The data set really exercises what the parity is about.
-    voting = (got != ABSTAIN).sum(axis=1)
+    voting = (got[:, :-1] != ABSTAIN).sum(axis=1)  # "not" votes wherever "or" does not
     assert (voting == 0).any(), "some examples get no vote"
     assert (voting >= 2).any(), "some examples get several votes"
     conflicting = [len({v for v in row if v != ABSTAIN}) > 1 for row in got]

@@ -14,6 +14,7 @@ from curation.core.background import mark_interrupted
 from curation.core.services import example_update
 from curation.models import Example, ExampleRevision, LabelingRule, RuleRun, WeakLabel
 from curation.rules import spec as S
+from curation.rules.accepting import weak_labels_accept
 from curation.rules.engine import ABSTAIN, Corpus, apply_rules
 from curation.rules.services import (
     StaleRule,
@@ -22,7 +23,6 @@ from curation.rules.services import (
     rule_preview,
     rule_run_execute,
     rule_update,
-    weak_labels_accept,
 )
 from curation.rules.spec import RuleError, RuleSpec, clean_params
 from curation.rules.tasks import rule_run_start

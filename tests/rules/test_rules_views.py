@@ -29,6 +29,8 @@ def rule_form(**changes) -> dict:
         "keywords_keywords": "refund\ninvoice, charged",
         "keywords_mode": "any",
         "keywords_whole_word": "on",
+        "keywords_fold_width": "on",
+        "regex_fold_width": "on",
         "length_unit": "words",
         "metadata_op": "equals",
         "similarity_threshold": "0.8",
@@ -74,6 +76,7 @@ def test_an_admin_creates_a_rule_through_the_form_and_its_parameters_are_parsed(
         "mode": "any",
         "whole_word": True,
         "case_sensitive": False,
+        "fold_width": True,
     }
     # Only the chosen kind's parameters are kept, though every kind's fields were sent.
     assert "threshold" not in rule.params and "unit" not in rule.params
