@@ -7,11 +7,25 @@ it (or a folder, or a cached hub id) once per process.
 
 from __future__ import annotations
 
+import inspect
+import logging
 from typing import TYPE_CHECKING, Any
 
-from llm.interface import Conversation, DetailedBackend, Generation, GenerationBackend, GenerationError
+from llm import toolcalls
+from llm.chat import prompt_text
+from llm.interface import (
+    Conversation,
+    DetailedBackend,
+    Generation,
+    GenerationBackend,
+    GenerationError,
+    Tools,
+    tools_for,
+)
 from llm.loading import EMBEDDED_NAME, TOKENIZE_LOCK, cached, load_for_generation
 from text.i18n import gettext as _
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -45,18 +59,26 @@ class LocalBackend(DetailedBackend):
         *,
         max_new_tokens: int = 64,
         temperature: float = 0.0,
+        tools: list[Tools | None] | None = None,
     ) -> list[Generation]:
-        """The replies, each with whether it stopped at `max_new_tokens` instead of ending."""
+        """The replies, each with whether it stopped at `max_new_tokens` instead of ending. A reply
+        to a conversation offered tools is read for calls (`<tool_call>` tags or bare JSON calls,
+        llm/toolcalls.py): its text is then what the model wrote beside them."""
         if not conversations:
             return []
+        offered = tools_for(conversations, tools)
         tokenizer, model = self.load()
-        replies = self.generate_token_ids(conversations, max_new_tokens=max_new_tokens, temperature=temperature)
+        replies = self.generate_token_ids(
+            conversations, max_new_tokens=max_new_tokens, temperature=temperature, tools=offered
+        )
         stop = _stop_tokens(model)
         texts = tokenizer.batch_decode(replies, skip_special_tokens=True)
-        return [
-            Generation(text.strip(), truncated=len(tokens) >= max_new_tokens and (not tokens or tokens[-1] not in stop))
-            for text, tokens in zip(texts, replies, strict=True)
-        ]
+        generations = []
+        for text, tokens, given in zip(texts, replies, offered, strict=True):
+            truncated = len(tokens) >= max_new_tokens and (not tokens or tokens[-1] not in stop)
+            text, calls = toolcalls.split_text(text.strip()) if given else (text.strip(), [])
+            generations.append(Generation(text, truncated=truncated, tool_calls=calls or None))
+        return generations
 
     def generate_token_ids(
         self,
@@ -64,8 +86,10 @@ class LocalBackend(DetailedBackend):
         *,
         max_new_tokens: int = 64,
         temperature: float = 0.0,
+        tools: list[Tools | None] | None = None,
     ) -> list[list[int]]:
-        """The new tokens of each reply, in order, up to and including the end-of-sequence token."""
+        """The new tokens of each reply, in order, up to and including the end-of-sequence token.
+        Each conversation is rendered as training renders it (llm/chat.py), with its tools."""
         if not conversations:
             return []
         import torch
@@ -80,7 +104,11 @@ class LocalBackend(DetailedBackend):
         if temperature > 0:
             sampling = {"do_sample": True, "temperature": temperature}
         stop = _stop_tokens(model)
-        prompts = tokenizer.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
+        offered = tools_for(conversations, tools)
+        prompts = [
+            prompt_text(tokenizer, conversation, given)
+            for conversation, given in zip(conversations, offered, strict=True)
+        ]
         with TOKENIZE_LOCK:
             # The chat template already holds the special tokens.
             encoded = tokenizer(prompts, add_special_tokens=False)["input_ids"]
@@ -118,15 +146,29 @@ def generate_detailed(
     *,
     max_new_tokens: int = 64,
     temperature: float = 0.0,
+    tools: list[Tools | None] | None = None,
 ) -> list[Generation]:
-    """`backend.generate_detailed` where the backend has it, else its plain replies."""
+    """`backend.generate_detailed` where the backend has it, else its plain replies. `tools` (one
+    list per conversation) reach a backend that takes them; one that does not is asked without
+    them (a warning in the log), and conversations with no tools are asked as before."""
     detailed = getattr(backend, "generate_detailed", None)
-    if detailed is not None:
-        return detailed(conversations, max_new_tokens=max_new_tokens, temperature=temperature)
-    return [
-        Generation(text)
-        for text in backend.generate(conversations, max_new_tokens=max_new_tokens, temperature=temperature)
-    ]
+    method = detailed if detailed is not None else backend.generate
+    options: dict[str, Any] = {"max_new_tokens": max_new_tokens, "temperature": temperature}
+    if any(tools_for(conversations, tools)):
+        if _takes_tools(method):
+            options["tools"] = tools
+        else:
+            log.warning("%s does not take tools; asking without them", getattr(backend, "name", backend))
+    replies = method(conversations, **options)
+    return list(replies) if detailed is not None else [Generation(text) for text in replies]
+
+
+def _takes_tools(method: Any) -> bool:
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+    return "tools" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def default_backend() -> GenerationBackend:

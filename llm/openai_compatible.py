@@ -14,6 +14,11 @@ How it behaves, and why:
   30 s). Other 4xx answers are the caller's mistake and fail at once.
 - An answer that is not a chat completion (not JSON, no `choices[0].message.content`, content
   that is not text) fails at once: a server that sends garbage usually sends it again.
+- Tools: a conversation offered tools is sent with `"tools"` (OpenAI's definitions, as the
+  example holds them); the calls in the answer's `message.tool_calls` come back in the
+  canonical shape (arguments as JSON text; an object some servers send is written as text),
+  and the content may then be empty or null. Canonical messages are sent in OpenAI's shape:
+  without Shikomi's `weight` and `reasoning`.
 - Redirects are not followed: urllib would turn the POST into a GET and could carry the key
   to another host, so the error names the new address (without its query) instead.
 - Before each attempt the host is resolved and checked, and the request goes to the checked
@@ -45,7 +50,7 @@ from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
 from llm import outbound
-from llm.interface import Conversation, DetailedBackend, Generation, GenerationError
+from llm.interface import Conversation, DetailedBackend, Generation, GenerationError, Tools, tools_for
 from text import i18n
 from text.i18n import gettext as _
 from text.i18n import ngettext
@@ -59,6 +64,8 @@ EXCERPT_CHARS = 200
 # How much of a reason phrase and of a redirect's address an error message shows.
 REASON_CHARS = 40
 LOCATION_CHARS = 200
+# Keys of a canonical message that are Shikomi's own, not OpenAI's: not sent.
+_NOT_SENT = frozenset({"weight", "reasoning"})
 # An OpenAI-style error code or type ("model_not_found", "invalid_request_error").
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,39}")
 
@@ -160,21 +167,28 @@ class OpenAICompatibleBackend(DetailedBackend):
         *,
         max_new_tokens: int = 64,
         temperature: float = 0.0,
+        tools: list[Tools | None] | None = None,
     ) -> list[Generation]:
-        """The replies; `truncated` is the server's finish_reason "length" (None if it gave none)."""
+        """The replies; `truncated` is the server's finish_reason "length" (None if it gave none);
+        `tool_calls` the calls the model made, for a conversation sent with tools."""
         if not conversations:
             return []
+        offered = tools_for(conversations, tools)
         headers, api_key = self._headers()
         # The active language belongs to this thread; the workers format their errors in it.
         language = i18n.get_language()
 
-        def complete(conversation: Conversation) -> Generation:
+        def complete(conversation: Conversation, given: Tools | None) -> Generation:
             with i18n.override(language):
-                return self._complete(conversation, headers, api_key, max_new_tokens, temperature)
+                body = self._body(conversation, given, max_new_tokens, temperature)
+                return self._complete(body, headers, api_key)
 
         pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations)))
         try:
-            futures = [pool.submit(complete, conversation) for conversation in conversations]
+            futures = [
+                pool.submit(complete, conversation, given)
+                for conversation, given in zip(conversations, offered, strict=True)
+            ]
             wait(futures, return_when=FIRST_EXCEPTION)
             for future in futures:
                 if future.done() and (error := future.exception()) is not None:
@@ -202,17 +216,14 @@ class OpenAICompatibleBackend(DetailedBackend):
         headers["Authorization"] = f"Bearer {self.api_key}"
         return headers, self.api_key
 
-    def _complete(
-        self,
-        conversation: Conversation,
-        headers: dict[str, str],
-        api_key: str,
-        max_new_tokens: int,
-        temperature: float,
-    ) -> Generation:
-        body = json.dumps(
-            {"model": self.model, "messages": conversation, "max_tokens": max_new_tokens, "temperature": temperature}
-        ).encode()
+    def _body(self, conversation: Conversation, tools: Tools | None, max_new_tokens: int, temperature: float) -> bytes:
+        messages = [{k: v for k, v in message.items() if k not in _NOT_SENT} for message in conversation]
+        request = {"model": self.model, "messages": messages, "max_tokens": max_new_tokens, "temperature": temperature}
+        if tools:
+            request["tools"] = tools
+        return json.dumps(request).encode()
+
+    def _complete(self, body: bytes, headers: dict[str, str], api_key: str) -> Generation:
         for attempt in range(self.retries):
             try:
                 return self._attempt(body, headers, api_key)
@@ -319,13 +330,22 @@ class OpenAICompatibleBackend(DetailedBackend):
         except ValueError:
             raise self._garbage(_("not JSON"), raw, api_key) from None
         try:
-            content = answer["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
+            message = answer["choices"][0]["message"]
+            # A turn that only calls may leave the content out.
+            content = message.get("content") if message.get("tool_calls") else message["content"]
+        except (KeyError, IndexError, TypeError, AttributeError):
             raise self._garbage(_("no choices[0].message.content"), raw, api_key) from None
+        calls = _calls(message.get("tool_calls"))
+        if calls is None:
+            raise self._garbage(_("choices[0].message.tool_calls is not a list of function calls"), raw, api_key)
+        if content is None and calls:
+            content = ""  # a turn that only calls
         if not isinstance(content, str):
             raise self._garbage(_("choices[0].message.content is not text"), raw, api_key)
         finish = answer["choices"][0].get("finish_reason")
-        return Generation(content.strip(), truncated=None if finish is None else finish == "length")
+        return Generation(
+            content.strip(), truncated=None if finish is None else finish == "length", tool_calls=calls or None
+        )
 
     def _garbage(self, what: str, raw: bytes, api_key: str) -> GenerationError:
         # Not quoted to the user (see _refusal); operators find the start of it in the debug log.
@@ -338,6 +358,34 @@ class OpenAICompatibleBackend(DetailedBackend):
             )
             % {"url": self.url, "what": what}
         )
+
+
+def _calls(value: object) -> list[dict[str, object]] | None:
+    """The calls of an answer's message in the canonical shape (none when it has none), or None
+    when they are not OpenAI's list of {"id", "type": "function", "function": {"name", "arguments"}}."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        return None
+    calls: list[dict[str, object]] = []
+    for index, entry in enumerate(value):
+        function = entry.get("function") if isinstance(entry, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            return None
+        arguments = function.get("arguments")
+        if arguments is None:
+            arguments = "{}"
+        elif not isinstance(arguments, str):  # Ollama and others send the object itself
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        call_id = entry.get("id")
+        calls.append(
+            {
+                "id": call_id if isinstance(call_id, str) and call_id else f"call_{index}",
+                "type": "function",
+                "function": {"name": function["name"], "arguments": arguments},
+            }
+        )
+    return calls
 
 
 def _retry_after(headers: Message) -> float | None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from curation.formats import alpaca, hf, openai, prompt_completion, sharegpt, tabular
+from curation.formats import alpaca, hf, openai, preference, prompt_completion, sharegpt, tabular
 from curation.formats.checks import check_row
 from curation.formats.rows import ExportRow, ReadOptions, Row, RowError, Source
 
@@ -30,7 +30,7 @@ __all__ = [
     "read",
 ]
 
-IMPORT_FORMATS = ("openai", "alpaca", "sharegpt", "prompt_completion", "csv", "tsv", "hf")
+IMPORT_FORMATS = ("openai", "alpaca", "sharegpt", "prompt_completion", "csv", "tsv", "hf", "preference")
 # Other names people use for the same thing.
 IMPORT_ALIASES = {"parquet": "hf", "jsonl": "openai"}
 
@@ -46,6 +46,7 @@ def _reader(format: str) -> Callable[[str | os.PathLike[str], ReadOptions], Sour
         "sharegpt": sharegpt.read,
         "prompt_completion": prompt_completion.read,
         "hf": hf.read,
+        "preference": preference.read,
     }[format]
 
 

@@ -1,6 +1,8 @@
 """Augmentation: the generation backend rewrites the prompts of chosen examples in other
 words; each rewrite becomes a draft (source "augmented", status draft) carrying the original
-answer, and waits for a reviewer like any synthetic draft.
+answer, and waits for a reviewer like any synthetic draft. The model is offered the source
+example's tools (so it knows what the conversation can call; a rewrite that calls one instead
+is not a rewrite and is listed as an error), and the draft keeps them.
 
 The job runs in a Huey task. Drafts are written as they are made, one per (job, key), so a
 failed or cancelled job keeps what it finished and a retried one never makes a draft twice.
@@ -23,6 +25,7 @@ from curation.generation.checks import DraftChecker
 from curation.generation.synthetic import DraftRow, write_drafts
 from curation.models import Example, GenerationJob, Project
 from llm.interface import GenerationBackend, GenerationError
+from llm.local import generate_detailed
 
 log = logging.getLogger(__name__)
 
@@ -135,11 +138,12 @@ def _draft_row(source: Example, key: str, rewrite: str, index: int, checker: Dra
         messages=messages,
         target=index,
         label_id=source.label_id,
+        tools=list(source.tools or []),
         source=Example.Source.AUGMENTED,
         metadata={"augmented_from": source.pk},
         request=source.messages[index]["content"],
         original=rewrite,
-        flags=checker.check(messages, target=index, group=key),
+        flags=checker.check(messages, target=index, group=key, tools=source.tools or None),
     )
 
 
@@ -177,13 +181,19 @@ def augment_execute(*, job: GenerationJob, backend: GenerationBackend | None = N
                 [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": src.messages[i]["content"]}]
                 for src, _key, i in todo
             ]
-            replies = backend.generate(
-                conversations, max_new_tokens=cfg["max_new_tokens"], temperature=cfg["temperature"]
+            replies = generate_detailed(
+                backend,
+                conversations,
+                max_new_tokens=cfg["max_new_tokens"],
+                temperature=cfg["temperature"],
+                tools=[src.tools or None for src, _key, _i in todo],
             )
             created = 0
             for (src, key, index), reply in zip(todo, replies, strict=True):
-                rewrite = clean_rewrite(reply)
+                rewrite = clean_rewrite(reply.text)
                 problem = paraphrase_problem(rewrite, src.messages[index]["content"])
+                if reply.tool_calls:
+                    problem = _("the model called a tool instead of rewriting the message")
                 if problem:
                     errors.append({"source": src.pk, "key": key, "error": problem})
                 else:

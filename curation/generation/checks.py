@@ -2,8 +2,8 @@
 and shown next to it; nothing is hidden or dropped because of them.
 
 A flag is a small dict: ``code`` and, where they apply, ``example`` (the id it duplicates),
-``similarity``, ``detail`` (a parser's message). `flag_message` turns one into a sentence in
-the reader's language.
+``similarity``, ``detail`` (a parser's message), and for a tool call ``call`` (its id) and
+``name`` (its function). `flag_message` turns one into a sentence in the reader's language.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
+from curation.generation.tools import tool_flag_message, tool_flags
 from curation.models import Example, Project
 from curation.quality.near_dupes import NearIndex, normalise
+from llm import toolcalls
 from llm.interface import Generation
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,9 @@ FLAG_CODES = (
     "near_duplicate",
     "same_prompt",
     "critique_unparsed",
+    toolcalls.UNKNOWN,
+    toolcalls.ARGUMENTS_INVALID,
+    toolcalls.ARGUMENTS_SCHEMA,
 )
 
 
@@ -56,7 +61,7 @@ def flag_message(flag: dict[str, Any]) -> str:
         return _("Example #%(example)s has the same request.") % values
     if code == "critique_unparsed":
         return _("The critique step gave no improved answer; this is the first answer.")
-    return str(code)
+    return tool_flag_message(flag) or str(code)
 
 
 def _texts(messages: list[dict[str, Any]]) -> tuple[str, str]:
@@ -120,32 +125,44 @@ class DraftChecker:
             self.remember(draft.pk, group, draft.messages)
 
     def check(
-        self, messages: list[dict[str, Any]], *, target: int, group: str, generation: Generation | None = None
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        target: int,
+        group: str,
+        generation: Generation | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> list[dict[str, Any]]:
+        """The flags of a draft whose message `target` the model wrote; `tools` are the example's."""
         flags: list[dict[str, Any]] = []
-        text = str(messages[target].get("content") or "") if 0 <= target < len(messages) else ""
-        if not text.strip():
+        written = messages[target] if 0 <= target < len(messages) else {}
+        text = str(written.get("content") or "")
+        if not text.strip() and not written.get("tool_calls"):
             flags.append({"code": "empty"})
         if generation is not None and generation.truncated:
             flags.append({"code": "truncated"})
-        tokens = self._tokens(messages)
+        flags.extend(tool_flags(written, tools))
+        tokens = self._tokens(messages, tools)
         if tokens is not None and tokens > self.project.max_seq_length:
             flags.append({"code": "over_long", "tokens": tokens, "limit": self.project.max_seq_length})
-        if self.project.kind == Project.Kind.STRUCTURED and messages[target].get("role") == "assistant":
+        only_calls = bool(written.get("tool_calls")) and not text.strip()
+        if self.project.kind == Project.Kind.STRUCTURED and written.get("role") == "assistant" and not only_calls:
             from curation.quality.formats import check_structured
 
             problems = check_structured([messages[target]], format=self.project.structured_format, schema=self.schema)
             if problems:
                 flags.append({"code": "format", "detail": "; ".join(problems)})
-        flags.extend(self._duplicates(messages, group))
+        flags.extend(self._duplicates(messages, group, tools))
         return flags
 
-    def _duplicates(self, messages: list[dict[str, Any]], group: str) -> list[dict[str, Any]]:
+    def _duplicates(
+        self, messages: list[dict[str, Any]], group: str, tools: list[dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
         from curation.core.services import content_hash
 
         whole, request = _texts(messages)
         key = normalise(whole)
-        exact = self.hashes.get(content_hash(messages)) or self.wholes.get(key)
+        exact = self.hashes.get(content_hash(messages, tools)) or self.wholes.get(key)
         if exact is None:
             exact = next((pk for pk, g, text in self.own if g != group and normalise(text) == key), None)
         if exact is not None:
@@ -171,7 +188,7 @@ class DraftChecker:
                 found.append({"code": "same_prompt", "example": same})
         return found
 
-    def _tokens(self, messages: list[dict[str, Any]]) -> int | None:
+    def _tokens(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> int | None:
         if self.length_problem:
             return None
         from curation.quality import lengths
@@ -179,7 +196,7 @@ class DraftChecker:
         try:
             if self._tokenizer is None:
                 self._tokenizer = lengths.load_tokenizer(self.project.base_model)
-            return lengths.count_tokens(self._tokenizer, [messages])[0]
+            return lengths.count_tokens(self._tokenizer, [messages], tools=[tools])[0]
         except lengths.LengthError as error:
             self.length_problem = str(error)
             log.warning("draft length check skipped: %s", error)

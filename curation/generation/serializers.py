@@ -16,7 +16,7 @@ from rest_framework import serializers
 from curation.core.serializers import MessageSerializer
 from curation.generation.checks import flag_message
 from curation.generation.stats import REJECT_REASONS, Stats
-from curation.models import Draft, GenerationJob, PreferencePair, PromptTemplate
+from curation.models import Draft, GenerationJob, PromptTemplate
 
 
 def _values(choices: Any) -> str:
@@ -253,7 +253,8 @@ class GenerationStatsSerializer(serializers.Serializer):
 
 class FlagSerializer(serializers.Serializer):
     code = serializers.CharField(
-        help_text="empty, truncated, over_long, format, exact_duplicate, near_duplicate, same_prompt, critique_unparsed"
+        help_text="empty, truncated, over_long, format, exact_duplicate, near_duplicate, same_prompt, "
+        "critique_unparsed, tool_unknown, tool_arguments_invalid, tool_arguments_schema"
     )
     message = serializers.CharField(help_text=gettext_lazy("The finding in words, for the reviewer."))
 
@@ -346,18 +347,6 @@ class RankSerializer(serializers.Serializer):
 class RankResultSerializer(serializers.Serializer):
     best = DraftSerializer(help_text=gettext_lazy("The best candidate, now an approved example."))
     pairs = serializers.IntegerField(help_text=gettext_lazy("Preference pairs the ranking made."))
-
-
-class PreferencePairSerializer(serializers.ModelSerializer):
-    origin = serializers.CharField(help_text=_values(PreferencePair.Origin.values))
-    prompt = MessageSerializer(many=True, help_text=gettext_lazy("The conversation up to the answer."))
-    example = serializers.IntegerField(source="example_id", allow_null=True)
-    job = serializers.IntegerField(source="job_id", allow_null=True)
-    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
-
-    class Meta:
-        model = PreferencePair
-        fields = ["id", "origin", "prompt", "chosen", "rejected", "example", "job", "created_by", "created_at"]
 
 
 class ConflictDetailSerializer(serializers.Serializer):

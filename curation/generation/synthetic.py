@@ -25,6 +25,7 @@ from curation.core.services import content_hash, example_snapshot, search_text
 from curation.generation import ConfigError
 from curation.generation.checks import DraftChecker
 from curation.generation.templates import TASK_TYPES, few_shot_block, few_shot_pool, render, uses
+from curation.generation.tools import answer_turn, project_tools
 from curation.models import Draft, Example, ExampleRevision, GenerationJob, Project, PromptTemplate
 from llm.interface import Generation, GenerationBackend, GenerationError
 from llm.local import generate_detailed
@@ -61,6 +62,7 @@ class DraftRow:
     messages: list[dict[str, Any]]
     target: int
     label_id: int | None = None
+    tools: list[dict[str, Any]] = field(default_factory=list)
     source: str = Example.Source.SYNTHETIC
     metadata: dict[str, Any] = field(default_factory=dict)
     request: str = ""
@@ -79,12 +81,13 @@ def write_drafts(job: GenerationJob, rows: list[DraftRow]) -> list[Example]:
                 example = Example.objects.create(
                     project_id=job.project_id,
                     messages=row.messages,
+                    tools=row.tools,
                     label_id=row.label_id,
                     source=row.source,
                     status=Example.Status.DRAFT,
                     split=Example.Split.UNASSIGNED,
                     metadata={**row.metadata, "backend": job.backend},
-                    content_hash=content_hash(row.messages),
+                    content_hash=content_hash(row.messages, row.tools),
                     search_text=search_text(row.messages),
                     generation_job=job,
                     generation_key=row.key,
@@ -194,6 +197,8 @@ def synthetic_create(
             "critique": bool(critique),
             "seed": int(seed),
             "backend": spec,
+            # Offered to the model with each request it answers (curation/generation/tools.py).
+            "tools": [] if project.kind == Project.Kind.CLASSIFICATION else project_tools(project),
         },
         total=count,
         created_by=user if getattr(user, "is_authenticated", False) else None,
@@ -381,8 +386,13 @@ def _answer_rows(
     conversations = [
         [*system, {"role": "user", "content": unit.prompts[0]}] for unit in answerable for _k in range(candidates)
     ]
+    tools = cfg.get("tools") or []
     answers = generate_detailed(
-        backend, conversations, max_new_tokens=cfg["max_new_tokens"], temperature=cfg["temperature"]
+        backend,
+        conversations,
+        max_new_tokens=cfg["max_new_tokens"],
+        temperature=cfg["temperature"],
+        tools=[tools] * len(conversations) if tools else None,
     )
     critiques = _critiques(job, conversations, answers, backend)
     rows: dict[int, list[DraftRow]] = {}
@@ -400,12 +410,8 @@ def _answer_rows(
                 else:
                     critique_text, text = parsed
                     first, generation = answer.text, critique
-            messages = [
-                *system,
-                {"role": "user", "content": unit.prompts[0]},
-                {"role": "assistant", "content": text},
-            ]
-            row = _row(unit, k, messages, len(messages) - 1, text, generation, checker, unit.request)
+            messages = [*system, {"role": "user", "content": unit.prompts[0]}, answer_turn(text, generation)]
+            row = _row(unit, k, messages, len(messages) - 1, text, generation, checker, unit.request, tools)
             row.first_answer, row.critique = first, critique_text
             if unparsed:
                 row.flags.append({"code": "critique_unparsed"})
@@ -423,13 +429,21 @@ def _critiques(
     cfg = job.config
     if not (cfg.get("critique") and answers):
         return [None] * len(answers)
+    # An answer that calls a tool is not critiqued: the critique asks for a better text.
+    asked = [index for index, answer in enumerate(answers) if not answer.tool_calls]
     asks_critique = [
-        [{"role": "user", "content": CRITIQUE.format(request=conv[-1]["content"], answer=answer.text)}]
-        for conv, answer in zip(conversations, answers, strict=True)
+        [{"role": "user", "content": CRITIQUE.format(request=conversations[i][-1]["content"], answer=answers[i].text)}]
+        for i in asked
     ]
-    return list(
+    replies = (
         generate_detailed(backend, asks_critique, max_new_tokens=cfg["max_new_tokens"], temperature=cfg["temperature"])
+        if asked
+        else []
     )
+    critiques: list[Generation | None] = [None] * len(answers)
+    for index, reply in zip(asked, replies, strict=True):
+        critiques[index] = reply
+    return critiques
 
 
 def _row(
@@ -441,6 +455,7 @@ def _row(
     generation: Generation,
     checker: DraftChecker,
     request: str,
+    tools: list[dict[str, Any]] | None = None,
 ) -> DraftRow:
     group = f"p{unit.number}"
     metadata = {k: v for k, v in (("topic", unit.topic), ("task_type", unit.task_type)) if v}
@@ -451,10 +466,11 @@ def _row(
         messages=messages,
         target=target,
         label_id=unit.label_id,
+        tools=list(tools or []),
         metadata=metadata,
         request=request,
         original=text,
-        flags=checker.check(messages, target=target, group=group, generation=generation),
+        flags=checker.check(messages, target=target, group=group, generation=generation, tools=tools),
     )
 
 

@@ -24,6 +24,7 @@ from curation.generation import tasks as generation_tasks
 from curation.generation.checks import flag_message
 from curation.generation.forms import JobForm, TemplateForm, placeholder_help
 from curation.generation.tasks import generation_job_resume, synthetic_start
+from curation.generation.tools import project_tools
 from curation.models import Draft, GenerationJob, Project, PromptTemplate
 
 
@@ -250,7 +251,13 @@ def job_new(request: ProjectRequest) -> HttpResponse:
     return render(
         request,
         "curation/generation/job_new.html",
-        {"project": project, "form": form, "title": _("New generation job")},
+        {
+            "project": project,
+            "form": form,
+            "tools": [tool["function"]["name"] for tool in project_tools(project)],
+            "classification": project.kind == Project.Kind.CLASSIFICATION,
+            "title": _("New generation job"),
+        },
         status=status,
     )
 

@@ -11,6 +11,7 @@ IMPORT_FORMATS = [
     ("csv", _("CSV with a column mapping")),
     ("tsv", _("TSV with a column mapping")),
     ("hf", _("Hugging Face dataset (Parquet, or a zipped save_to_disk folder)")),
+    ("preference", _("Preference pairs (TRL prompt/chosen/rejected, LLaMA-Factory ranking)")),
 ]
 
 

@@ -18,9 +18,10 @@ from django.utils.translation import ngettext
 
 from curation import formats
 from curation.core.services import InvalidExample, content_hash, example_bulk_update, search_text
+from curation.formats.preference import PreferenceRow
 from curation.formats.rows import DecodedTooLarge, FileRejected, ReadOptions, Row, RowError, batched
 from curation.io.options import OPTION_NAMES, import_options_clean, mapping_clean
-from curation.models import Example, ImportJob, Project
+from curation.models import Example, ImportJob, PreferencePair, Project
 
 __all__ = ["OPTION_NAMES", "example_import", "example_import_path", "import_job_create", "mapping_clean"]
 
@@ -176,6 +177,7 @@ class _Tally:
         self.duplicates: list[dict[str, Any]] = []
         self.skipped_lines: list[int] = []
         self.encoding: str | None = None
+        self.pairs_created = 0  # preference pairs of a preference file
 
     def error(self, error: RowError) -> None:
         self.errors_total += 1
@@ -199,7 +201,7 @@ class _Tally:
 
     def rolled_back(self) -> None:
         """Nothing was written after all: no example created, no label applied."""
-        self.rows_created = self.labels_applied = 0
+        self.rows_created = self.labels_applied = self.pairs_created = 0
         for entry in self.duplicates:
             entry.pop("label_applied", None)
 
@@ -214,6 +216,8 @@ class _Tally:
         }
         if self.skip:
             report["skipped_lines"] = self.skipped_lines
+        if self.pairs_created:
+            report["preference_pairs"] = self.pairs_created
         return report
 
 
@@ -352,10 +356,41 @@ def _write(
         if new:
             inserter.insert(new)
             tally.rows_created += len(new)
+        if writing:
+            tally.pairs_created += _pairs_write(job, [(r, d) for r, d in good if isinstance(r, PreferenceRow)])
         if relabel:
             relabel.write(job)
         if progress is not None:
             progress(source.progress(), tally.rows_read)
+
+
+def _pairs_write(job: ImportJob, rows: list[tuple[PreferenceRow, str]]) -> int:
+    """The preference pairs of a preference file's rows, each linked to its example: the one
+    this import wrote, or the one already in the project that the row duplicates (files often
+    pair one chosen answer with several rejected ones)."""
+    if not rows:
+        return 0
+    examples: dict[str, int] = {}
+    found = Example.objects.filter(project_id=job.project_id, content_hash__in={d for _r, d in rows}).order_by()
+    for digest, pk in found.values_list("content_hash", "pk"):
+        examples[digest] = min(pk, examples.get(digest, pk))
+    pairs = []
+    for row, digest in rows:
+        prompt, chosen, rejected = row.pair
+        pairs.append(
+            PreferencePair(
+                project_id=job.project_id,
+                example_id=examples.get(digest),
+                prompt=prompt,
+                chosen=chosen,
+                rejected=rejected,
+                tools=row.tools or [],
+                origin=PreferencePair.Origin.IMPORT,
+                created_by_id=job.created_by_id,
+            )
+        )
+    PreferencePair.objects.bulk_create(pairs, batch_size=500)
+    return len(pairs)
 
 
 class _Relabel:

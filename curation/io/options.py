@@ -92,7 +92,11 @@ def mapping_clean(value: Any, format: str = "csv") -> dict[str, Any]:
         value = {k.strip(): v.strip() for k, v in (p.split("=", 1) for p in pairs)}
     if not isinstance(value, dict):
         raise InvalidExample("mapping", _('expected an object such as {"text": "Body", "label": "Category"}'))
-    fields = FIELDS[format]
+    fields = FIELDS.get(format)
+    if fields is None:
+        raise InvalidExample(
+            "mapping", _("the %(format)s format reads its own fields; it takes no column mapping") % {"format": format}
+        )
     clean: dict[str, Any] = {}
     for key, column in value.items():
         if key not in fields:

@@ -19,6 +19,12 @@ class AnnotationInputSerializer(serializers.Serializer):
         required=False, allow_null=True, default=None, help_text=_("Your edit of the messages; leave out if unchanged.")
     )
     rating = serializers.IntegerField(required=False, allow_null=True, default=None)
+    turn_ratings = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=_('Ratings of single assistant turns, 1 to 5, by message index: {"1": 4, "3": 2}.'),
+    )
     note = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
 
 
@@ -36,6 +42,7 @@ class AnnotationSerializer(serializers.ModelSerializer):
             "label",
             "messages",
             "rating",
+            "turn_ratings",
             "note",
             "based_on_version",
             "submitted_at",

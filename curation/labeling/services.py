@@ -123,10 +123,57 @@ def _clean(
     if rating is not None and not 1 <= rating <= 5:
         raise InvalidExample("rating", _("must be between 1 and 5."))
     if messages is not None:
-        messages = validate_messages(messages, needs_reply=needs_reply(example.project))
+        messages = validate_messages(messages, needs_reply=needs_reply(example.project), tools=example.tools)
         if messages == example.messages:
             messages = None  # unchanged: nothing to apply or to compare
     return _label(example.project, label), messages
+
+
+def turn_ratings_clean(ratings: Any, messages: list[dict]) -> dict[str, int]:
+    """Ratings of single turns as {"<message index>": 1..5}, each on an assistant turn of
+    ``messages`` (the annotator's edit, or the example's own); raises InvalidExample naming the
+    turn otherwise."""
+    if ratings is None:
+        return {}
+    if not isinstance(ratings, dict):
+        raise InvalidExample(
+            "turn_ratings", _('expected an object {"<message index>": rating from 1 to 5}, such as {"1": 4}.')
+        )
+    clean: dict[str, int] = {}
+    for key, value in ratings.items():
+        index = int(key) if isinstance(key, str) and key.isdigit() else None
+        if index is None or index >= len(messages):
+            raise InvalidExample(
+                "turn_ratings",
+                _("%(key)s is not the index of a message; this example has messages 0 to %(last)d.")
+                % {"key": repr(key), "last": len(messages) - 1},
+            )
+        message = messages[index]
+        if not isinstance(message, dict) or message.get("role") != "assistant":
+            raise InvalidExample(
+                f"turn_ratings.{index}",
+                _("message %(index)d is not an assistant turn; only assistant turns are rated.") % {"index": index},
+            )
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+            raise InvalidExample(
+                f"turn_ratings.{index}",
+                _("the rating of message %(index)d must be a whole number from 1 to 5.") % {"index": index},
+            )
+        clean[str(index)] = value
+    return clean
+
+
+def _draft_turn_ratings(ratings: Any, messages: list[dict]) -> dict[str, int]:
+    """A draft keeps the ratings that are valid and drops the rest, as it does the rating."""
+    if not isinstance(ratings, dict):
+        return {}
+    kept = {}
+    for key, value in ratings.items():
+        try:
+            kept.update(turn_ratings_clean({key: value}, messages))
+        except InvalidExample:
+            continue
+    return kept
 
 
 @transaction.atomic
@@ -139,6 +186,7 @@ def annotation_save_draft(
     messages: list[dict] | None = None,
     rating: int | None = None,
     note: str = "",
+    turn_ratings: dict[str, Any] | None = None,
 ) -> Annotation:
     """Autosave: keep whatever the annotator has typed so far. Drafts are not validated
     beyond their shape, so half-finished text is never refused."""
@@ -152,6 +200,7 @@ def annotation_save_draft(
     annotation.label = label_obj
     annotation.messages = messages if isinstance(messages, list) and messages != example.messages else None
     annotation.rating = rating if rating in (1, 2, 3, 4, 5) else None
+    annotation.turn_ratings = _draft_turn_ratings(turn_ratings, annotation.messages or example.messages)
     annotation.note = note or ""
     annotation.based_on_version = based_on_version
     annotation.save()
@@ -168,11 +217,13 @@ def annotation_submit(
     messages: list[dict] | None = None,
     rating: int | None = None,
     note: str = "",
+    turn_ratings: dict[str, Any] | None = None,
 ) -> Annotation:
     """Submit an answer. Raises StaleVersion (one annotation per example) when the example
     changed since the annotator opened it; the caller keeps their text as a draft."""
     label_obj, messages = _clean(example, label, messages, rating)
-    if label_obj is None and messages is None and rating is None and not note.strip():
+    turn_ratings = turn_ratings_clean(turn_ratings, messages or example.messages)
+    if label_obj is None and messages is None and rating is None and not turn_ratings and not note.strip():
         raise InvalidExample("label", _("Choose a label, edit the text, rate or write a note, or skip."))
     if example.project.kind == Project.Kind.CLASSIFICATION and label_obj is None:
         raise InvalidExample("label", _("Choose a label."))
@@ -182,6 +233,7 @@ def annotation_submit(
     newly_submitted = annotation.status != Annotation.Status.SUBMITTED
     annotation.status = Annotation.Status.SUBMITTED
     annotation.label, annotation.messages, annotation.rating, annotation.note = label_obj, messages, rating, note
+    annotation.turn_ratings = turn_ratings
     annotation.based_on_version = based_on_version
     annotation.submitted_at = timezone.now()
     annotation.save()

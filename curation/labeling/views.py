@@ -14,7 +14,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from curation.core.forms import int_or_none, messages_from_post
+from curation.core.forms import (
+    arguments_check,
+    editor_context,
+    field_in_words,
+    int_or_none,
+    messages_from_post,
+    turn_ratings_from_post,
+)
 from curation.core.permissions import Action, ProjectRequest, project_view
 from curation.core.selectors import example_get
 from curation.core.serializers import ExampleSerializer
@@ -22,16 +29,22 @@ from curation.core.services import InvalidExample, StaleVersion
 from curation.labeling import services as svc
 from curation.models import Annotation, Example
 
-ROLES = ["system", "user", "assistant"]
-
 
 def _answer(request: ProjectRequest) -> dict:
     return {
         "label": request.POST.get("label") or None,
         "messages": messages_from_post(request.POST),
         "rating": int_or_none(request.POST.get("rating")),
+        "turn_ratings": turn_ratings_from_post(request.POST),
         "note": request.POST.get("note", ""),
     }
+
+
+def _check_arguments(example: Example, messages: list[dict] | None) -> None:
+    """An edited conversation's calls fit their functions' schemas (an untouched one is not
+    refused for what it held already)."""
+    if messages and messages != example.messages:
+        arguments_check(messages, example.tools)
 
 
 def _page(request: ProjectRequest, example: Example | None, **extra) -> HttpResponse:
@@ -44,24 +57,28 @@ def _page(request: ProjectRequest, example: Example | None, **extra) -> HttpResp
             "label": annotation.label.name if annotation and annotation.label_id else None,
             "messages": annotation.messages if annotation and annotation.messages else None,
             "rating": annotation.rating if annotation else None,
+            "turn_ratings": annotation.turn_ratings if annotation else {},
             "note": annotation.note if annotation else "",
         }
         if annotation
         else None
     )
+    turns = (draft or {}).get("messages") or (example.messages if example else [])
     ctx = {
         "project": project,
         "example": example,
         "draft": draft,
-        "turns": (draft or {}).get("messages") or (example.messages if example else []),
         "chosen_label": (draft or {}).get("label") or (example.label.name if example and example.label_id else None),
         "labels": project.labels.order_by("shortcut", "name"),
-        "roles": ROLES,
         "remaining": svc.queue_remaining(project=project, user=request.user),
         "remaining_cap": svc.COUNT_CAP,
         "version": extra.pop("version", example.version if example else None),
+        "rate_turns": True,
+        **editor_context(turns, example.tools if example else [], (draft or {}).get("turn_ratings")),
         **extra,
     }
+    if "error" in extra:
+        ctx["error_where"] = field_in_words(extra["error"].field)
     return render(request, "curation/labeling/label.html", ctx, status=extra.get("status", 200))
 
 
@@ -97,6 +114,7 @@ def label_submit(request: ProjectRequest, example_id: int) -> HttpResponse:
     version = int_or_none(request.POST.get("version")) or example.version
     try:
         with transaction.atomic():
+            _check_arguments(example, answer["messages"])
             svc.annotation_submit(example=example, user=request.user, based_on_version=version, **answer)
     except StaleVersion as stale:
         # Their text is kept (as a draft and on the page); the other person's change is shown.
@@ -147,6 +165,9 @@ def disagreement_detail(request: ProjectRequest, example_id: int) -> HttpRespons
     project = request.project
     example = example_get(project=request.project, example_id=example_id)
     answers = list(example.annotations.filter(status=Annotation.Status.SUBMITTED).select_related("annotator", "label"))
+    for answer in answers:
+        # Shown by turn number, as the editor numbers turns.
+        answer.turn_numbers = sorted((int(i) + 1, r) for i, r in (answer.turn_ratings or {}).items() if i.isdigit())
     votes = Counter(a.label.name for a in answers if a.label_id)
     ctx = {
         "project": project,
@@ -154,15 +175,15 @@ def disagreement_detail(request: ProjectRequest, example_id: int) -> HttpRespons
         "answers": answers,
         "votes": votes.most_common(),
         "labels": project.labels.order_by("shortcut", "name"),
-        "roles": ROLES,
         "chosen_label": votes.most_common(1)[0][0] if votes else (example.label.name if example.label_id else None),
-        "turns": example.messages,
         "version": example.version,
+        **editor_context(example.messages, example.tools),
     }
     if request.method == "POST":
         turns = messages_from_post(request.POST)
         version = int_or_none(request.POST.get("version")) or example.version
         try:
+            _check_arguments(example, turns)
             svc.disagreement_resolve(
                 example=example,
                 user=request.user,
@@ -174,12 +195,17 @@ def disagreement_detail(request: ProjectRequest, example_id: int) -> HttpRespons
             ctx.update(
                 conflict=ExampleSerializer(stale.current).data,
                 version=stale.current.version,
-                turns=turns,
                 chosen_label=request.POST.get("label"),
+                **editor_context(turns, example.tools),
             )
             return render(request, "curation/labeling/disagreement.html", ctx, status=409)
         except InvalidExample as error:
-            ctx.update(error=error, turns=turns, chosen_label=request.POST.get("label"))
+            ctx.update(
+                error=error,
+                error_where=field_in_words(error.field),
+                chosen_label=request.POST.get("label"),
+                **editor_context(turns, example.tools),
+            )
             return render(request, "curation/labeling/disagreement.html", ctx, status=400)
         flash.success(request, _("Example %(n)d resolved.") % {"n": example.pk})
         following = svc.disagreement_list(project=project).first()

@@ -135,21 +135,28 @@ class Draft(models.Model):
 
 
 class PreferencePair(models.Model):
-    """A (prompt, chosen, rejected) triple for preference training (DPO), made by a review:
-    a ranking of candidates, or an edit (the edited answer chosen over the model's)."""
+    """A (prompt, chosen, rejected) triple for preference training (DPO), made by a review (a
+    ranking of candidates, or an edit: the edited answer chosen over the model's) or imported
+    from a preference file. Chosen and rejected are whole assistant messages of the canonical
+    conversation (docs/data-model.md), so tool calls and reasoning are kept; `tools` are the
+    example's tools, which the chat template lists when the pair is trained on."""
 
     class Origin(models.TextChoices):
         RANKING = "ranking", _("Ranking")
         EDIT = "edit", _("Edit")
+        IMPORT = "import", _("Import")
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="preference_pairs")
     example = models.ForeignKey(
         Example, null=True, blank=True, on_delete=models.SET_NULL, related_name="preference_pairs"
     )
     job = models.ForeignKey(GenerationJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    prompt = models.JSONField(help_text=_("The conversation up to the answer, in OpenAI chat shape."))
-    chosen = models.TextField()
-    rejected = models.TextField()
+    prompt = models.JSONField(help_text=_("The conversation up to the answer: canonical messages."))
+    chosen = models.JSONField(help_text=_("The preferred assistant message (content, reasoning, tool calls)."))
+    rejected = models.JSONField(help_text=_("The assistant message ranked lower, or the model's before an edit."))
+    tools = models.JSONField(
+        default=list, blank=True, help_text=_("The functions the conversation may call (the example's tools).")
+    )
     origin = models.CharField(max_length=20, choices=Origin.choices)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

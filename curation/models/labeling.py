@@ -9,7 +9,8 @@ from curation.models.core import Example, Label
 
 
 class Annotation(models.Model):
-    """One annotator's answer for one example: a label, edited messages, a rating, a note."""
+    """One annotator's answer for one example: a label, edited messages, a rating (of the whole
+    example and of single assistant turns), a note."""
 
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")
@@ -25,6 +26,11 @@ class Annotation(models.Model):
     )
     rating = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+    turn_ratings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_('Ratings of single assistant turns, 1 to 5: {"<message index>": rating}.'),
     )
     note = models.TextField(blank=True)
     based_on_version = models.PositiveIntegerField(help_text=_("The example version the annotator saw."))

@@ -4,7 +4,8 @@ An example longer than the training sequence length is cut off, and the cut usua
 the assistant's answer, the part the model learns from; one longer than the model's context
 cannot be trained at all. Characters or words say little about either, and tokenizers differ by
 a factor of two or more on Japanese, so the counts come from the base model's own tokenizer
-and chat template: the exact text the trainer tokenises.
+and chat template: the exact text the trainer tokenises, tools' schemas, calls and reasoning
+included (rendered by llm/chat.py, which the trainer uses too).
 
 Plain Python: conversations in, numbers out. A service reads the examples and stores or shows
 what comes back.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext as _
 
+from llm.chat import full_text
 from llm.loading import TOKENIZE_LOCK, ModelLoadError, model_config, model_source, shared_tokenizer
 
 if TYPE_CHECKING:
@@ -57,33 +59,34 @@ def context_length(base_model: str = "") -> int:
     return positions
 
 
-def _plain_text(conversation: Conversation) -> str:
-    return "\n".join(f"{message.get('role', '')}: {message.get('content') or ''}" for message in conversation)
-
-
 def count_tokens(
-    tokenizer: PreTrainedTokenizerBase, conversations: list[Conversation], *, batch_size: int = 256
+    tokenizer: PreTrainedTokenizerBase,
+    conversations: list[Conversation],
+    *,
+    tools: Sequence[list[dict[str, Any]] | None] | None = None,
+    batch_size: int = 256,
 ) -> list[int]:
     """The number of tokens in each conversation, as the trainer will see it.
 
-    The conversation is rendered with the tokenizer's chat template (no generation prompt: the
-    answer is already there) and tokenised without adding special tokens, since the template
-    writes them; this is what `apply_chat_template(conversation, tokenize=True)` does, one batch
-    at a time. A tokenizer without a chat template gets "role: content" lines and its own
-    special tokens. An empty conversation has 0 tokens.
+    The conversation is rendered as training renders it (llm/chat.py): with the tokenizer's chat
+    template, given the example's `tools` (one list per conversation, or None) and the assistant
+    turns' tool calls and reasoning, or written in the documented fallback where the template
+    cannot render them (the tools listed in the system message, calls as `<tool_call>` JSON,
+    reasoning as a `<think>` block), so tool schemas, call names and arguments and reasoning all
+    count. No generation prompt (the answer is already there); tokenised without adding special
+    tokens, since the template writes them. A tokenizer without a chat template gets "role:
+    content" lines and its own special tokens. An empty conversation has 0 tokens.
     """
     if batch_size < 1:
         raise ValueError(_("batch_size is %(size)r; it must be at least 1.") % {"size": batch_size})
+    if tools is not None and len(tools) != len(conversations):
+        raise ValueError(_("Give one list of tools per conversation (or none at all)."))
     counts = [0] * len(conversations)
     templated = tokenizer.chat_template is not None
     filled = [index for index, conversation in enumerate(conversations) if conversation]
     for start in range(0, len(filled), batch_size):
         indices = filled[start : start + batch_size]
-        batch = [conversations[index] for index in indices]
-        if templated:
-            texts = tokenizer.apply_chat_template(batch, tokenize=False, add_generation_prompt=False)
-        else:
-            texts = [_plain_text(conversation) for conversation in batch]
+        texts = [full_text(tokenizer, conversations[index], tools[index] if tools else None) for index in indices]
         with TOKENIZE_LOCK:
             lengths = _encoded_lengths(tokenizer, texts, add_special_tokens=not templated)
         for index, length in zip(indices, lengths, strict=True):

@@ -33,6 +33,7 @@ class _Row:
     messages: list[dict[str, Any]]
     split: str
     hash: str
+    tools: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -73,10 +74,10 @@ def quality_scan_execute(*, scan: QualityScan) -> QualityScan:
         return scan
     try:
         rows = [
-            _Row(pk, messages, split, digest)
-            for pk, messages, split, digest in Example.objects.filter(project_id=scan.project_id)
+            _Row(pk, messages, split, digest, tools)
+            for pk, messages, split, digest, tools in Example.objects.filter(project_id=scan.project_id)
             .order_by("pk")
-            .values_list("pk", "messages", "split", "content_hash")
+            .values_list("pk", "messages", "split", "content_hash", "tools")
         ]
         progress = _Progress(scan, len(STAGES), len(rows))
         found = _Found()
@@ -169,7 +170,7 @@ def _lengths(rows: list[_Row], cfg: dict[str, Any], found: _Found) -> None:
     except lengths.LengthError as exc:
         found.summary["lengths"] = {"error": str(exc)}
         return
-    counts = lengths.count_tokens(tokenizer, [r.messages for r in rows])
+    counts = lengths.count_tokens(tokenizer, [r.messages for r in rows], tools=[r.tools for r in rows])
     over_limit = over_context = 0
     for row, n in zip(rows, counts, strict=True):
         if n > limit or n > context:

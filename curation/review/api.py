@@ -27,8 +27,10 @@ from curation.core.permissions import Action
 from curation.generation import ConfigError
 from curation.generation import serializers as s
 from curation.generation.api import DECISION_FILTERS, GenerationAPIView
+from curation.io.exports import SKIPPED_HEADER, skipped_header
 from curation.models import Draft, PreferencePair, Project
 from curation.review import services as review
+from curation.review.serializers import PreferencePairSerializer
 
 
 def drafts_of(project: Project) -> QuerySet[Draft]:
@@ -149,13 +151,13 @@ class DraftRank(DraftAPIView):
 
 class PreferenceList(GenerationAPIView, generics.GenericAPIView):
     project_action = Action.EXPORT
-    serializer_class = s.PreferencePairSerializer
+    serializer_class = PreferencePairSerializer
 
     @extend_schema(
         parameters=[
             OpenApiParameter("origin", str, enum=PreferencePair.Origin.values, description="Only these pairs.")
         ],
-        responses=s.PreferencePairSerializer(many=True),
+        responses=PreferencePairSerializer(many=True),
         description="Preference pairs made by edits and rankings, oldest first.",
     )
     def get(self, request: Request, slug: str) -> Response:
@@ -181,18 +183,24 @@ class PreferenceExport(GenerationAPIView):
                 str,
                 enum=list(review.PAIR_FORMATS),
                 description="conversational (the default): prompt as messages, chosen and rejected as one "
-                "assistant message each; standard: plain strings.",
+                "assistant message each (tool calls and reasoning kept), tools when the pair has some; standard: "
+                "plain strings.",
             )
         ],
         responses={(200, "application/jsonl"): OpenApiTypes.STR},
-        description="Every preference pair as JSON Lines that TRL's DPOTrainer reads.",
+        description="Every preference pair as JSON Lines that TRL's DPOTrainer reads. Pairs the format cannot "
+        f"hold (tool calls in plain strings) are left out, and the `{SKIPPED_HEADER}` header says how many and "
+        "why.",
     )
     def get(self, request: Request, slug: str) -> Response | StreamingHttpResponse:
         chosen = request.query_params.get("format") or "conversational"
         if chosen not in review.PAIR_FORMATS:
             raise ConfigError("format", _("Choose one of %(formats)s.") % {"formats": ", ".join(review.PAIR_FORMATS)})
+        skipped = review.preferences_skipped(self.project, format=chosen)
         response = StreamingHttpResponse(
             review.preferences_jsonl(self.project, format=chosen), content_type="application/jsonl; charset=utf-8"
         )
         response["Content-Disposition"] = content_disposition_header(True, f"{self.project.slug}-preferences.jsonl")
+        if skipped:
+            response[SKIPPED_HEADER] = skipped_header(skipped)
         return response

@@ -9,6 +9,7 @@ Edits and rankings yield preference pairs (prompt, chosen, rejected) for DPO.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -98,10 +99,29 @@ def _may_pair(draft: Draft, messages: list[dict[str, Any]]) -> bool:
     return 0 <= draft.target < len(messages) and messages[draft.target].get("role") == "assistant"
 
 
+def answer_of(message: dict[str, Any]) -> dict[str, Any]:
+    """The assistant message a pair keeps: the turn as written (content, reasoning, tool calls,
+    name), without its training weight, which is about supervised training, not preferences."""
+    return {key: value for key, value in message.items() if key != "weight"}
+
+
+def _says_something(message: dict[str, Any]) -> bool:
+    return bool(str(message.get("content") or "").strip() or message.get("tool_calls"))
+
+
 def _pair(
-    draft: Draft, messages: list[dict[str, Any]], chosen: str, rejected: str, origin: str, user: Any
+    draft: Draft,
+    messages: list[dict[str, Any]],
+    chosen: dict[str, Any],
+    rejected: dict[str, Any],
+    origin: str,
+    user: Any,
+    tools: list[dict[str, Any]] | None,
 ) -> PreferencePair | None:
-    if chosen == rejected or not chosen.strip() or not rejected.strip():
+    """A pair of two answers to `messages[:draft.target]` (the whole conversation before the
+    answer), or None when the answers are the same or one of them says nothing."""
+    chosen, rejected = answer_of(chosen), answer_of(rejected)
+    if chosen == rejected or not _says_something(chosen) or not _says_something(rejected):
         return None
     return PreferencePair.objects.create(
         project_id=draft.project_id,
@@ -110,9 +130,19 @@ def _pair(
         prompt=messages[: draft.target],
         chosen=chosen,
         rejected=rejected,
+        tools=list(tools or []),
         origin=origin,
         created_by=user if getattr(user, "is_authenticated", False) else None,
     )
+
+
+def _model_answer(draft: Draft, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The message the model wrote, as it wrote it: the stored turn, with the model's own text
+    when the draft kept it (an edit outside the queue does not make it the model's)."""
+    message = dict(messages[draft.target]) if 0 <= draft.target < len(messages) else {"role": "assistant"}
+    if draft.original:
+        message["content"] = draft.original
+    return message
 
 
 @transaction.atomic
@@ -136,12 +166,13 @@ def draft_approve(
         changes["messages"] = messages
     if label is not None:
         changes["label"] = label
-    final = messages if edited else example.messages
+    before = example.messages
+    final = messages if edited else before
     try:
         validate_messages(final, needs_reply=needs_reply(example.project))
     except InvalidExample as error:
         raise ConfigError("messages", _("It cannot be approved as it is: %(problem)s") % {"problem": error}) from None
-    before_text = draft.original if draft.original else _target_text(example.messages, draft.target)
+    before_text = draft.original if draft.original else _target_text(before, draft.target)
     after_text = _target_text(final, draft.target)
     distance = edit_share(before_text, after_text)
     decision = Draft.Decision.EDITED if edited else Draft.Decision.APPROVED
@@ -151,7 +182,8 @@ def draft_approve(
     except StaleVersion as error:
         raise _stale(error) from None
     if edited and _may_pair(draft, final):
-        _pair(draft, final, after_text, before_text, PreferencePair.Origin.EDIT, user)
+        rejected = _model_answer(draft, before)
+        _pair(draft, final, final[draft.target], rejected, PreferencePair.Origin.EDIT, user, example.tools)
     draft.refresh_from_db()
     return draft
 
@@ -229,12 +261,20 @@ def drafts_rank(*, project: Project, user: Any, order: list[int], versions: dict
             )
         except StaleVersion as error:
             raise _stale(error) from None
-    texts = [_target_text(d.example.messages, d.target) for d in ranked]
     top = ranked[0]
-    if _may_pair(top, top.example.messages):
+    if all(_may_pair(d, d.example.messages) for d in ranked):
+        answers = [d.example.messages[d.target] for d in ranked]
         for i in range(len(ranked)):
             for j in range(i + 1, len(ranked)):
-                _pair(ranked[i], top.example.messages, texts[i], texts[j], PreferencePair.Origin.RANKING, user)
+                _pair(
+                    ranked[i],
+                    top.example.messages,
+                    answers[i],
+                    answers[j],
+                    PreferencePair.Origin.RANKING,
+                    user,
+                    top.example.tools,
+                )
     top.refresh_from_db()
     return top
 
@@ -264,28 +304,75 @@ def next_group(project: Project, *, job: GenerationJob | None = None, after: int
 PAIR_FORMATS = ("conversational", "standard")
 
 
+def _check_format(format: str) -> None:
+    if format not in PAIR_FORMATS:
+        raise ConfigError("format", _("Choose one of %(formats)s.") % {"formats": ", ".join(PAIR_FORMATS)})
+
+
+def pair_cannot_hold(pair: PreferencePair, *, format: str) -> str | None:
+    """Why `format` cannot hold the pair (a short reason), or None. The conversational shape
+    holds every pair; the standard one is plain text, so an answer that calls tools (or a prompt
+    with tools or calls) cannot be written in it."""
+    if format != "standard":
+        return None
+    answers = (pair.chosen, pair.rejected)
+    if any(isinstance(m, dict) and m.get("tool_calls") for m in answers):
+        return _("tool calls")
+    if pair.tools or any(m.get("tool_calls") or m.get("role") == "tool" for m in pair.prompt or []):
+        return _("tools")
+    return None
+
+
+def _text(message: Any) -> str:
+    """An answer as plain text: its reasoning as a leading <think> block, as the text formats
+    write it (curation/formats/conversation.py with_think), so an import reads it back."""
+    if not isinstance(message, dict):
+        return str(message or "")
+    content = str(message.get("content") or "")
+    reasoning = message.get("reasoning")
+    return f"<think>\n{reasoning}\n</think>\n\n{content}" if reasoning else content
+
+
 def preference_record(pair: PreferencePair, *, format: str = "conversational") -> dict[str, Any]:
     """One pair in a shape TRL's DPOTrainer reads.
 
-    conversational: prompt is a list of messages, chosen and rejected are one assistant
-    message each (TRL applies the model's chat template). standard: plain strings, the prompt
-    being the last user turn.
+    conversational: prompt is the list of messages before the answer, chosen and rejected are
+    one assistant message each, as stored (tool calls and reasoning kept; TRL applies the
+    model's chat template), and "tools" when the pair has some. standard: plain strings, the
+    prompt being the last user turn (see pair_cannot_hold for what it cannot hold).
     """
+    _check_format(format)
     if format == "conversational":
-        return {
-            "prompt": pair.prompt,
-            "chosen": [{"role": "assistant", "content": pair.chosen}],
-            "rejected": [{"role": "assistant", "content": pair.rejected}],
-        }
-    if format == "standard":
-        prompt = next((str(m.get("content") or "") for m in reversed(pair.prompt) if m.get("role") == "user"), "")
-        return {"prompt": prompt, "chosen": pair.chosen, "rejected": pair.rejected}
-    raise ConfigError("format", _("Choose one of %(formats)s.") % {"formats": ", ".join(PAIR_FORMATS)})
+        record: dict[str, Any] = {"prompt": pair.prompt, "chosen": [pair.chosen], "rejected": [pair.rejected]}
+        if pair.tools:
+            record["tools"] = pair.tools
+        return record
+    prompt = next((str(m.get("content") or "") for m in reversed(pair.prompt) if m.get("role") == "user"), "")
+    return {"prompt": prompt, "chosen": _text(pair.chosen), "rejected": _text(pair.rejected)}
+
+
+def _pairs(project: Project) -> QuerySet[PreferencePair]:
+    return PreferencePair.objects.filter(project=project).order_by("id")
+
+
+def preferences_skipped(project: Project, *, format: str = "conversational") -> dict[str, int]:
+    """The pairs `format` cannot hold, counted per reason: known before the export starts, so
+    pages, the API and the command can say what is left out (as example exports do)."""
+    _check_format(format)
+    if format == "conversational":
+        return {}
+    counts: Counter[str] = Counter()
+    for pair in _pairs(project).only("prompt", "chosen", "rejected", "tools").iterator(chunk_size=1000):
+        reason = pair_cannot_hold(pair, format=format)
+        if reason is not None:
+            counts[reason] += 1
+    return dict(counts)
 
 
 def preferences_jsonl(project: Project, *, format: str = "conversational") -> Iterator[str]:
-    """The project's preference pairs as JSON Lines, oldest first; each line ends in a newline."""
-    if format not in PAIR_FORMATS:
-        raise ConfigError("format", _("Choose one of %(formats)s.") % {"formats": ", ".join(PAIR_FORMATS)})
-    for pair in PreferencePair.objects.filter(project=project).order_by("id").iterator(chunk_size=1000):
-        yield json.dumps(preference_record(pair, format=format), ensure_ascii=False) + "\n"
+    """The project's preference pairs as JSON Lines, oldest first; each line ends in a newline.
+    Pairs the format cannot hold are left out (preferences_skipped counts them)."""
+    _check_format(format)
+    for pair in _pairs(project).iterator(chunk_size=1000):
+        if pair_cannot_hold(pair, format=format) is None:
+            yield json.dumps(preference_record(pair, format=format), ensure_ascii=False) + "\n"

@@ -30,6 +30,7 @@ from curation.core.services import InvalidExample
 from curation.generation import ConfigError
 from curation.generation.checks import flag_message
 from curation.generation.templates import TASK_TYPES
+from curation.io.exports import SKIPPED_HEADER, skipped_header, skipped_text
 from curation.models import Draft, GenerationJob, PreferencePair, Project
 from curation.review import services as review
 
@@ -57,20 +58,50 @@ PAIR_FORMAT_LABELS: dict[str, Any] = {
 
 @dataclass
 class Turn:
+    """One message as the review pages show it: its text, and the reasoning and tool calls
+    around it, so that a turn that only calls a tool does not look empty."""
+
     role: str
     content: str
     by_model: bool = False
+    reasoning: str = ""
+    calls: list[str] = field(default_factory=list)
+    answers: str = ""  # on a tool result: the id of the call it answers
+
+
+def _call_text(call: Any) -> str:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict):
+        return str(call)
+    arguments = function.get("arguments")
+    return f"{function.get('name') or '?'}({arguments if isinstance(arguments, str) else arguments or ''})"
+
+
+def turn_of(message: Any, *, by_model: bool = False) -> Turn:
+    if not isinstance(message, dict):
+        return Turn("", str(message or ""), by_model)
+    calls = message.get("tool_calls")
+    return Turn(
+        role=str(message.get("role") or ""),
+        content=str(message.get("content") or ""),
+        by_model=by_model,
+        reasoning=str(message.get("reasoning") or ""),
+        calls=[_call_text(call) for call in calls] if isinstance(calls, list) else [],
+        answers=str(message.get("tool_call_id") or ""),
+    )
 
 
 @dataclass
 class Card:
-    """One draft as the queue shows it: its conversation, what the model wrote, its flags."""
+    """One draft as the queue shows it: its conversation (the earlier turns are the context of
+    the model's message), what the model wrote, its flags."""
 
     draft: Draft
     turns: list[Turn]
     answer: str
     answer_role: str
     user_text: str | None
+    answer_turn: Turn | None = None
     flags: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -87,10 +118,7 @@ def _user_index(messages: list[dict[str, Any]], target: int) -> int | None:
 def _card(draft: Draft) -> Card:
     messages = draft.example.messages
     target = draft.target
-    turns = [
-        Turn(str(m.get("role") or ""), str(m.get("content") or ""), by_model=i == target)
-        for i, m in enumerate(messages)
-    ]
+    turns = [turn_of(m, by_model=i == target) for i, m in enumerate(messages)]
     in_range = 0 <= target < len(messages)
     user = _user_index(messages, target)
     return Card(
@@ -99,6 +127,7 @@ def _card(draft: Draft) -> Card:
         answer=turns[target].content if in_range else "",
         answer_role=turns[target].role if in_range else "",
         user_text=turns[user].content if user is not None else None,
+        answer_turn=turns[target] if in_range else None,
         flags=[{"code": str(f.get("code") or ""), "message": flag_message(f)} for f in draft.flags or []],
     )
 
@@ -361,8 +390,11 @@ def preference_list(request: ProjectRequest) -> HttpResponse:
         "total": sum(by_origin.values()),
         "counts": counts,
         "page": page,
-        "rows": [(pair, _last_user_text(pair.prompt)) for pair in page],
-        "formats": [(name, PAIR_FORMAT_LABELS.get(name, name)) for name in review.PAIR_FORMATS],
+        "rows": [(pair, _last_user_text(pair.prompt), turn_of(pair.chosen), turn_of(pair.rejected)) for pair in page],
+        "formats": [
+            (name, PAIR_FORMAT_LABELS.get(name, name), skipped_text(review.preferences_skipped(project, format=name)))
+            for name in review.PAIR_FORMATS
+        ],
     }
     return render(request, "curation/review/preferences.html", ctx)
 
@@ -378,8 +410,11 @@ def preference_export(request: ProjectRequest) -> HttpResponse:
             % {"format": chosen, "formats": ", ".join(review.PAIR_FORMATS)},
             content_type="text/plain; charset=utf-8",
         )
+    skipped = review.preferences_skipped(project, format=chosen)
     response = StreamingHttpResponse(
         review.preferences_jsonl(project, format=chosen), content_type="application/jsonl; charset=utf-8"
     )
     response["Content-Disposition"] = content_disposition_header(True, f"{project.slug}-preferences.jsonl")
+    if skipped:
+        response[SKIPPED_HEADER] = skipped_header(skipped)
     return response

@@ -12,6 +12,11 @@ urlpatterns = [
     path("p/<slug:slug>/examples/<int:example_id>/edit/", views.example_edit, name="example_edit"),
     path("p/<slug:slug>/examples/<int:example_id>/history/", views.example_history, name="example_history"),
     path(
+        "p/<slug:slug>/examples/<int:example_id>/tool-arguments/",
+        views.tool_arguments_check,
+        name="tool_arguments_check",
+    ),
+    path(
         "p/<slug:slug>/examples/<int:example_id>/revisions/<int:revision_id>/restore/",
         views.revision_restore,
         name="revision_restore",

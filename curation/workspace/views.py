@@ -10,6 +10,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -17,7 +18,14 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from curation.core import selectors as core_selectors
-from curation.core.forms import int_or_none, messages_from_post
+from curation.core.forms import (
+    argument_problem,
+    arguments_check,
+    editor_context,
+    field_in_words,
+    int_or_none,
+    messages_from_post,
+)
 from curation.core.history import example_restore, revision_history
 from curation.core.limits import LimitExceeded, bulk_ids_check
 from curation.core.permissions import (
@@ -249,14 +257,15 @@ def _example_page(request: ProjectRequest, example: Example, status: int = 200, 
         "history": revision_history(example=example),
         "allowed": allowed,
         "labels": project.labels.all(),
-        "roles": ["system", "user", "assistant"],
-        "turns": example.messages,
         "chosen_label": example.label.name if example.label_id else None,
         "version": example.version,
         "statuses": [(v, n) for v, n in Example.Status.choices if allowed["review"] or v not in REVIEW_STATUSES],
         "splits": Example.Split.choices,
         **extra,
+        **editor_context(extra.get("turns", example.messages), example.tools),
     }
+    if "error" in extra:
+        ctx["error_where"] = field_in_words(extra["error"].field)
     return render(request, "curation/workspace/example_detail.html", ctx, status=status)
 
 
@@ -282,7 +291,12 @@ def example_edit(request: ProjectRequest, example_id: int) -> HttpResponse:
     }
     kept = {"turns": turns, "chosen_label": changes["label"], "edit_open": True}
     version = int_or_none(request.POST.get("version")) or example.version
+    if _unchanged(example, changes):
+        messages.info(request, _("Nothing changed."))
+        return redirect("example_detail", request.project.slug, example.pk)
     try:
+        if turns != example.messages:
+            arguments_check(turns, example.tools)
         example_update(example=example, user=request.user, version=version, **changes)
     except StaleVersion as stale:
         current = core_selectors.example_get(project=request.project, example_id=example_id)
@@ -298,3 +312,23 @@ def example_edit(request: ProjectRequest, example_id: int) -> HttpResponse:
         return _example_page(request, example, status=400, error=error, version=version, **kept)
     messages.success(request, _("Saved."))
     return redirect("example_detail", request.project.slug, example.pk)
+
+
+def _unchanged(example: Example, changes: dict) -> bool:
+    """Saving what the page showed, untouched, makes no new version."""
+    return (
+        changes["messages"] == example.messages
+        and changes["label"] == (example.label.name if example.label_id else None)
+        and changes["split"] == example.split
+        and changes["status"] == example.status
+    )
+
+
+@require_POST
+@project_view(Action.EDIT)
+def tool_arguments_check(request: ProjectRequest, example_id: int) -> HttpResponse:
+    """The chat editor's check of a call as its arguments are typed: what is wrong with the
+    function and its arguments against the example's tools, escaped; nothing when all is well."""
+    example = core_selectors.example_get(project=request.project, example_id=example_id)
+    problem = argument_problem(request.POST.get("function", ""), request.POST.get("arguments", ""), example.tools)
+    return HttpResponse(escape(problem), content_type="text/html; charset=utf-8")

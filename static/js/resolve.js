@@ -6,12 +6,8 @@
     button.addEventListener("click", () => {
       const messages = JSON.parse(button.nextElementSibling.textContent);
       editor.turns.replaceChildren();
-      messages.forEach((m) => {
-        const node = editor.addTurn();
-        node.className = `turn ${m.role}`;
-        node.querySelector("select").value = m.role;
-        node.querySelector("textarea").value = m.content;
-      });
+      // The whole message: tool calls, results' call ids, reasoning and weights too.
+      messages.forEach((m) => editor.fill(editor.addTurn(), m));
     });
   });
   document.addEventListener("keydown", (e) => {

@@ -81,7 +81,7 @@ def test_a_reviewer_decides_and_ranks_drafts_with_keys_and_drag(
         page.keyboard.press("Control+Enter")
     assert "Edited and approved: a preference pair was recorded." in page.locator(".messages").inner_text()
     pair = PreferencePair.objects.get(example_id=edit.example_id)
-    assert (pair.chosen, pair.rejected) == (original + " Thank you for waiting.", original)
+    assert (pair.chosen["content"], pair.rejected["content"]) == (original + " Thank you for waiting.", original)
 
     # Three candidates: select the third and move it to the top.
     assert page.locator("#ranking > li").count() == 3

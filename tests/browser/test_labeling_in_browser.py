@@ -114,7 +114,7 @@ def test_two_people_editing_the_same_example_see_the_conflict(new_page, live_ser
     sign_in(second, base, "demo-reviewer")
     for page in (first, second):
         page.goto(f"{base}/p/kumo-support/examples/{example.pk}/")
-        page.locator("#edit summary").click()
+        page.locator("#edit > summary").click()
 
     first.locator("#turns .turn.assistant textarea").first.fill("The annotator's answer.")
     first.get_by_role("button", name="Save").click()

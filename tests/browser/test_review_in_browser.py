@@ -40,7 +40,7 @@ def test_a_reviewer_resolves_a_disagreement_by_taking_one_annotators_text(page, 
     page.get_by_role("link", name=str(example.pk), exact=True).click()
     assert "the old answer was vague" in page.locator(".answers").inner_text()
     page.get_by_role("button", name="Use this text").click()
-    assert page.locator("#turns textarea").last.input_value() == "A clearer answer from the annotator."
+    assert page.locator("#turns textarea[name=content]").last.input_value() == "A clearer answer from the annotator."
     page.keyboard.press("1")  # billing
     screenshot(page, "resolving")
     page.get_by_role("button", name="Resolve and approve").click()

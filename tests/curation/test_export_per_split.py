@@ -74,7 +74,9 @@ def test_each_file_imported_with_its_split_gives_back_that_split(split_project, 
     for split in ("train", "validation", "test"):
         path = tmp_path / f"{split}.jsonl"
         path.write_bytes(files.read(f"support-{split}-openai.jsonl"))
-        job = example_import_path(project=copy, user=users["admin"], path=path, format="openai", options={"split": split})
+        job = example_import_path(
+            project=copy, user=users["admin"], path=path, format="openai", options={"split": split}
+        )
         assert job.status == ImportJob.Status.SUCCEEDED, job.report
 
     for split in ("train", "validation", "test"):

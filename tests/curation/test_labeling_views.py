@@ -87,7 +87,8 @@ def test_a_conflicting_submit_shows_their_change_and_keeps_my_text(annie, projec
 def test_an_invalid_submit_keeps_the_text_and_says_what_is_wrong(annie, project, examples):
     response = annie.post(f"/p/{project.slug}/label/{examples[0].pk}/submit/", form(examples[0], answer="   "))
     assert response.status_code == 400
-    assert "messages[1].content: the content is empty" in response.content.decode()
+    html = response.content.decode()
+    assert "Turn 2, content: the content is empty" in html and 'data-error-field="messages[1].content"' in html
 
 
 def test_skip_and_undo(annie, project, examples):

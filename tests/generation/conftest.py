@@ -20,7 +20,9 @@ from tests.curation.test_openai_backend import _no_proxy, server, sleeps  # noqa
 class ScriptedBackend:
     """Answers by rule: a request-writing prompt gets "Question N about <topic>?", a critique
     prompt gets a critique and an improved answer, anything else "Answer K to: <question>".
-    `replies` overrides by substring of the last message; `fail` raises on the next call."""
+    `replies` overrides by substring of the last message; `calls` (by substring too) makes the
+    reply call tools, as a backend that returns structured calls does; `fail` raises on the next
+    call. `tools_seen` records the tools each call was given (None when it was given none)."""
 
     name = "scripted"
 
@@ -30,16 +32,29 @@ class ScriptedBackend:
         self.truncate: set[str] = set()
         self.fail: Exception | None = None
         self.counter = 0
+        self.tool_calls: dict[str, list[dict[str, Any]]] = {}
+        self.call_text = ""  # the text beside the calls
+        self.tools_seen: list[list[list[dict[str, Any]] | None] | None] = []
 
     def generate_detailed(
-        self, conversations: list[list[dict[str, str]]], *, max_new_tokens: int = 64, temperature: float = 0.0
+        self,
+        conversations: list[list[dict[str, str]]],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+        tools: list[list[dict[str, Any]] | None] | None = None,
     ) -> list[Generation]:
         if self.fail is not None:
             raise self.fail
         self.calls.append(conversations)
+        self.tools_seen.append(tools)
         out = []
-        for conversation in conversations:
+        for index, conversation in enumerate(conversations):
             last = conversation[-1]["content"]
+            calls = next((made for key, made in self.tool_calls.items() if key in last), None)
+            if calls is not None and tools and tools[index]:
+                out.append(Generation(self.call_text, truncated=False, tool_calls=calls))
+                continue
             text = next((reply for key, reply in self.replies.items() if key in last), None)
             if text is None:
                 self.counter += 1

@@ -433,7 +433,11 @@ def test_an_edited_draft_is_approved_and_makes_a_preference_pair(rhea, project, 
     assert response.json()["messages"] == messages
     assert response.json()["edit_distance"] > 0
     pair = PreferencePair.objects.get()
-    assert (pair.origin, pair.chosen, pair.rejected) == ("edit", "A better answer, written by hand.", draft.original)
+    assert (pair.origin, pair.chosen["content"], pair.rejected["content"]) == (
+        "edit",
+        "A better answer, written by hand.",
+        draft.original,
+    )
     assert pair.prompt == messages[:-1]
 
 
@@ -605,7 +609,7 @@ def test_preference_pairs_are_listed_and_filtered_by_origin(rhea, project, pairs
     assert [p["origin"] for p in body["results"]] == ["ranking", "ranking", "ranking", "edit"]
     edit = body["results"][3]
     assert (edit["chosen"], edit["created_by"], edit["example"], edit["job"]) == (
-        "Edited answer.",
+        {"role": "assistant", "content": "Edited answer."},
         "adam",
         pairs[3].example_id,
         pairs[3].job_id,
@@ -629,8 +633,8 @@ def test_preference_pairs_export_as_conversational_jsonl(rhea, project, pairs):
         record = json.loads(line)
         assert set(record) == {"prompt", "chosen", "rejected"}
         assert record["prompt"] == pair.prompt
-        assert record["chosen"] == [{"role": "assistant", "content": pair.chosen}]
-        assert record["rejected"] == [{"role": "assistant", "content": pair.rejected}]
+        assert record["chosen"] == [pair.chosen] and record["chosen"][0]["role"] == "assistant"
+        assert record["rejected"] == [pair.rejected] and record["rejected"][0]["role"] == "assistant"
 
 
 def test_preference_pairs_export_as_standard_jsonl(rhea, project, pairs):

@@ -36,7 +36,7 @@ def test_it_writes_one_line_per_pair_to_the_file(project, pairs, tmp_path):
     records = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
     assert len(records) == 3
     assert records[0]["prompt"] == pairs[0].prompt
-    assert records[0]["chosen"] == [{"role": "assistant", "content": pairs[0].chosen}]
+    assert records[0]["chosen"] == [pairs[0].chosen] == [{"role": "assistant", "content": pairs[0].chosen["content"]}]
     assert "Wrote 3 preference pairs" in err.getvalue()
     assert [p.name for p in tmp_path.iterdir()] == ["pairs.jsonl"]
 
@@ -47,7 +47,9 @@ def test_it_writes_to_standard_output_in_the_standard_format(project, pairs):
     call_command("export_preferences", "support", format="standard", stdout=out, stderr=err)
 
     records = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [(r["chosen"], r["rejected"]) for r in records] == [(p.chosen, p.rejected) for p in pairs]
+    assert [(r["chosen"], r["rejected"]) for r in records] == [
+        (p.chosen["content"], p.rejected["content"]) for p in pairs
+    ]
     assert all(isinstance(r["prompt"], str) and r["prompt"] for r in records)
     assert "Wrote 3 preference pairs to standard output" in err.getvalue()
 
@@ -94,3 +96,22 @@ def test_a_failure_half_way_leaves_an_existing_file_as_it_was(project, pairs, tm
 
     assert target.read_text(encoding="utf-8") == "the previous export\n"
     assert [p.name for p in tmp_path.iterdir()] == ["pairs.jsonl"], "the temporary file is removed"
+
+
+def test_the_standard_format_says_on_stderr_which_pairs_it_leaves_out(project, users, tmp_path):
+
+    call = {"id": "call_0", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    PreferencePair.objects.create(
+        project=project,
+        prompt=[{"role": "user", "content": "Hi"}],
+        chosen={"role": "assistant", "content": "", "tool_calls": [call]},
+        rejected={"role": "assistant", "content": "No."},
+        origin=PreferencePair.Origin.EDIT,
+    )
+    err = StringIO()
+
+    call_command(
+        "export_preferences", project.slug, "--format", "standard", "-o", str(tmp_path / "p.jsonl"), stderr=err
+    )
+
+    assert "Left out 1 pair(s)" in err.getvalue() and "tool calls (1)" in err.getvalue()

@@ -196,6 +196,7 @@ def test_the_job_form_starts_a_job_with_the_settings_and_queues_one_task(
         "critique": True,
         "seed": 7,
         "backend": {"connection": embedded_connection().pk},
+        "tools": [],  # the project's approved examples have none
     }
 
 

@@ -66,7 +66,11 @@ def test_an_edit_approves_and_records_the_edit_as_a_preference(drafts, users):
     )
     assert draft.decision == Draft.Decision.EDITED and 0 < draft.edit_distance <= 1
     pair = PreferencePair.objects.get()
-    assert (pair.chosen, pair.rejected, pair.origin) == ("We refund within 5 days.", original, "edit")
+    assert (pair.chosen, pair.rejected, pair.origin) == (
+        {"role": "assistant", "content": "We refund within 5 days."},
+        {"role": "assistant", "content": original},
+        "edit",
+    )
     assert pair.prompt == draft.example.messages[: draft.target] and pair.example_id == draft.example_id
 
 
@@ -126,7 +130,7 @@ def test_ranking_approves_the_best_sets_the_others_aside_and_records_every_pair(
     assert decided[order[1]] == (Draft.Decision.RANKED_LOWER, 2, Example.Status.REJECTED)
     assert decided[order[0]] == (Draft.Decision.APPROVED, 1, Example.Status.APPROVED)
     texts = {d.example_id: d.example.messages[-1]["content"] for d in group}
-    pairs = [(p.chosen, p.rejected) for p in PreferencePair.objects.order_by("id")]
+    pairs = [(p.chosen["content"], p.rejected["content"]) for p in PreferencePair.objects.order_by("id")]
     assert pairs == [
         (texts[order[0]], texts[order[1]]),
         (texts[order[0]], texts[order[2]]),

@@ -132,8 +132,8 @@ def test_editing_then_approving_records_a_preference_pair(reviewer, project, dra
     assert draft.edit_distance and draft.edit_distance > 0
     pair = PreferencePair.objects.get()
     assert pair.origin == PreferencePair.Origin.EDIT and pair.example == example
-    assert pair.chosen == "Refunds arrive within five days.\nSorry for the wait."
-    assert pair.rejected == original
+    assert pair.chosen == {"role": "assistant", "content": "Refunds arrive within five days.\nSorry for the wait."}
+    assert pair.rejected == {"role": "assistant", "content": original}
     assert pair.prompt == [{"role": "user", "content": "Where is my refund for order 42?"}]
 
 
@@ -224,7 +224,7 @@ def test_ranking_three_candidates_approves_the_first_and_records_three_pairs(rev
     assert (first.decision, first.rank) == (Draft.Decision.RANKED_LOWER, 2)
     assert (second.decision, second.rank) == (Draft.Decision.RANKED_LOWER, 3)
     assert first.example.status == second.example.status == Example.Status.REJECTED
-    pairs = list(PreferencePair.objects.order_by("id").values_list("chosen", "rejected"))
+    pairs = [(p.chosen["content"], p.rejected["content"]) for p in PreferencePair.objects.order_by("id")]
     assert pairs == [
         (answer(third), answer(first)),
         (answer(third), answer(second)),
@@ -311,7 +311,7 @@ def test_hostile_model_text_is_escaped_in_the_queue_and_the_pairs(reviewer, proj
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x onerror=alert(1)&gt;" in page
     decide(reviewer, made[0], action="approve", answer="A calm answer.")  # pairs need a ranking or edit
     pair = PreferencePair.objects.get()
-    assert pair.rejected == HOSTILE
+    assert pair.rejected["content"] == HOSTILE
     page = reviewer.get(f"/p/{project.slug}/preferences/").content.decode()
     assert HOSTILE not in page and "<img src=x" not in page and "&lt;script&gt;alert(1)" in page
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -213,3 +214,94 @@ def test_unknown_target_modules_are_refused(tiny_model_dir, tmp_path):
 def test_a_missing_base_model_folder_is_refused(tmp_path):
     with pytest.raises(ModelLoadError, match="does not exist"):
         train_dpo(config(tmp_path / "nowhere"), pairs(), [], tmp_path / "run")
+
+
+# --- answers with tool calls: rendered as SFT renders them, loss on the answers only -----------
+
+TOOL_PROMPT = [
+    {"role": "system", "content": "You help with the weather."},
+    {"role": "user", "content": "Weather in Kyoto?"},
+    {
+        "role": "assistant",
+        "content": "",
+        "reasoning": "Earlier thinking.",
+        "tool_calls": [
+            {"id": "call_0", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Kyoto"}'}}
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_0", "content": '{"temp_c": 21}'},
+    {"role": "assistant", "content": "It is 21 degrees in Kyoto."},
+    {"role": "user", "content": "And Osaka?"},
+]
+TOOL_CHOSEN = {
+    "role": "assistant",
+    "content": "",
+    "reasoning": "Same tool.",
+    "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Osaka"}'}}
+    ],
+}
+TOOL_REJECTED = {"role": "assistant", "content": "Osaka is probably sunny."}
+
+
+def tool_pair() -> PreferenceExample:
+    from tests.training.test_toolcall_masking import TOOLS
+
+    return PreferenceExample(prompt=TOOL_PROMPT, chosen=TOOL_CHOSEN, rejected=TOOL_REJECTED, tools=TOOLS)
+
+
+@pytest.fixture(scope="module")
+def smollm(tiny_model_dir):
+    from training.engine.modeling import load_tokenizer
+
+    return load_tokenizer(str(tiny_model_dir))
+
+
+@pytest.mark.parametrize("template", ["fallback", "qwen_like"])
+def test_a_tool_call_answer_renders_with_the_tools_and_only_the_answers_carry_loss(smollm, template):
+    import copy
+
+    from tests.training.test_toolcall_masking import QWEN_LIKE
+    from training.engine.chat import FALLBACK_TOOLS_HEADER
+    from training.engine.dpo import encode_pair
+
+    tokenizer = copy.deepcopy(smollm)
+    if template == "qwen_like":
+        tokenizer.chat_template = QWEN_LIKE
+    encoded = encode_pair(tokenizer, tool_pair(), "drop_earlier")
+    prompt = tokenizer.decode(encoded["prompt_ids"])
+    chosen, rejected = tokenizer.decode(encoded["chosen_ids"]), tokenizer.decode(encoded["rejected_ids"])
+    print(f"\n--- {template} ---\n{prompt}«{chosen}»\n{prompt}«{rejected}»")
+    # The tools reach the template (or its documented fallback), in the prompt, which has no loss.
+    listing = "# Tools\n<tools>\n" if template == "qwen_like" else FALLBACK_TOOLS_HEADER
+    assert prompt.startswith("<|im_start|>system\nYou help with the weather.\n\n" + listing)
+    assert '"name": "get_weather"' in prompt.split("<|im_end|>", 1)[0]
+    assert prompt.endswith("<|im_start|>user\nAnd Osaka?<|im_end|>\n<|im_start|>assistant\n")
+    assert "It is 21 degrees in Kyoto." in prompt and "Earlier thinking." not in prompt  # drop_earlier
+    # Each answer is its whole turn: reasoning, call, and the marker that closes it; nothing of the prompt.
+    separator = "\n" if template == "qwen_like" else ""
+    call = f'<tool_call>{separator}{{"name": "get_weather", "arguments": {{"city": "Osaka"}}}}{separator}</tool_call>'
+    assert chosen == f"<think>\nSame tool.\n</think>\n\n{call}<|im_end|>"
+    assert rejected == "Osaka is probably sunny.<|im_end|>"
+
+
+def test_dpo_trains_on_tool_call_pairs(tiny_model_dir, tmp_path):
+    recorder = Recorder()
+    result = train_dpo(
+        config(tiny_model_dir, max_seq_length=512), [tool_pair()] * 4, [], tmp_path / "run", callbacks=recorder
+    )
+    assert result.status == "done" and all(math.isfinite(p.train_loss) for p in train_losses(recorder))
+    assert any("DPO on 4 pairs" in line for line in recorder.messages)
+
+
+def test_an_answer_without_text_or_calls_is_refused():
+    empty = PreferenceExample(
+        prompt=[{"role": "user", "content": "Hi"}],
+        chosen={"role": "assistant", "content": ""},
+        rejected={"role": "assistant", "content": "No."},
+    )
+    with pytest.raises(ValueError, match="empty chosen answer"):
+        train_dpo(TrainConfig(method="dpo"), [empty], [], Path("/nonexistent"))
+    calls_only = dataclasses.replace(tool_pair(), rejected={"role": "assistant", "content": "", "tool_calls": []})
+    with pytest.raises(ValueError, match="empty rejected answer"):
+        train_dpo(TrainConfig(method="dpo"), [calls_only], [], Path("/nonexistent"))

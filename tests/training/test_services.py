@@ -132,16 +132,60 @@ def test_every_bad_setting_is_reported_by_field(project, users, data):
     assert not TrainingRun.objects.exists()
 
 
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+CALL = {"id": "call_0", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Kyoto"}'}}
+
+
 def test_dpo_needs_preference_pairs_and_freezes_them(project, users, data, django_capture_on_commit_callbacks):
     with pytest.raises(TrainingRefused) as caught:
         training_run_create(project=project, user=users["admin"], method="dpo")
     assert caught.value.field == "method"
+    chosen = {"role": "assistant", "content": "", "reasoning": "Look it up.", "tool_calls": [CALL]}
     PreferencePair.objects.create(
-        project=project, prompt=[{"role": "user", "content": "Q"}], chosen="good", rejected="bad", origin="edit"
+        project=project,
+        prompt=[{"role": "user", "content": "Weather in Kyoto?"}],
+        chosen=chosen,
+        rejected={"role": "assistant", "content": "No idea."},
+        tools=TOOLS,
+        origin="edit",
     )
     run = training_run_create(project=project, user=users["admin"], method="dpo")
     assert run.preference_count == 1
-    assert json.loads((run_dir(run) / "data.json").read_text())["preference_pairs"][0]["chosen"] == "good"
+    frozen = json.loads((run_dir(run) / "data.json").read_text())["preference_pairs"][0]
+    assert (frozen["chosen"], frozen["tools"]) == (chosen, TOOLS)
+
+
+def test_a_dpo_run_hands_the_trainer_whole_answers_and_the_tools(
+    project, users, data, monkeypatch, django_capture_on_commit_callbacks
+):
+    trainer = FakeTrainer()
+    monkeypatch.setattr("training.engine.dpo.train_dpo", trainer)
+    chosen = {"role": "assistant", "content": "", "tool_calls": [CALL]}
+    PreferencePair.objects.create(
+        project=project,
+        prompt=[{"role": "user", "content": "Weather in Kyoto?"}],
+        chosen=chosen,
+        rejected={"role": "assistant", "content": "No idea."},
+        tools=TOOLS,
+        origin="edit",
+    )
+    run = training_run_create(project=project, user=users["admin"], method="dpo")
+    # A run frozen before answers were messages holds texts: they are read as assistant messages.
+    path = run_dir(run) / "data.json"
+    frozen = json.loads(path.read_text())
+    frozen["preference_pairs"].append(
+        {"pk": 99, "prompt": [{"role": "user", "content": "Hi"}], "chosen": "Hello!", "rejected": "Go away."}
+    )
+    path.write_text(json.dumps(frozen))
+    run = training_run_execute(run=run)
+    assert run.status == TrainingRun.Status.DONE
+    (pair, old) = trainer.calls[0]["train"]
+    assert (pair.chosen, pair.rejected, pair.tools) == (chosen, {"role": "assistant", "content": "No idea."}, TOOLS)
+    assert (old.chosen, old.rejected, old.tools) == (
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "assistant", "content": "Go away."},
+        None,
+    )
 
 
 def test_a_run_reports_progress_points_and_its_result(project, users, data, fake, django_capture_on_commit_callbacks):

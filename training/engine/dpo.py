@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from collections import deque
 from pathlib import Path
 from typing import Any
 
 from llm.loading import EMBEDDED_NAME, model_source
+from training.engine.chat import prepare, render, rendering
 from training.engine.config import TrainConfig
-from training.engine.interface import Callbacks, NoCallbacks, PreferenceExample, Progress, TrainResult
+from training.engine.data import IGNORE, encode
+from training.engine.interface import Callbacks, NoCallbacks, PreferenceExample, Progress, TrainExample, TrainResult
 from training.engine.modeling import choose_device, linear_module_names, load_base, save_trained
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -31,6 +34,24 @@ RATE_WINDOW = 10
 
 
 # ---- Checking the input --------------------------------------------------------------------
+
+
+def _answer_problem(answer: object, which: str) -> str | None:
+    """What keeps a chosen or rejected answer from being learned from, or None."""
+    if not isinstance(answer, dict) or answer.get("role", "assistant") != "assistant":
+        return f"has a {which} answer that is not an assistant message"
+    if not str(answer.get("content") or "").strip() and not answer.get("tool_calls"):
+        return f"has an empty {which} answer; edit it or leave the pair out"
+    return None
+
+
+def _same(chosen: dict[str, Any], rejected: dict[str, Any]) -> bool:
+    def bare(answer: dict[str, Any]) -> dict[str, Any]:
+        return {
+            k: (v.strip() if k == "content" and isinstance(v, str) else v) for k, v in answer.items() if k != "weight"
+        }
+
+    return bare(chosen) == bare(rejected)
 
 
 def check_pairs(pairs: list[PreferenceExample], *, split: str = "training") -> None:
@@ -49,13 +70,12 @@ def check_pairs(pairs: list[PreferenceExample], *, split: str = "training") -> N
         if pair.prompt[-1]["role"] == "assistant":
             raise ValueError(
                 f"{where} has a prompt that ends with an assistant message; the prompt must stop before the answer "
-                "that the chosen and rejected texts give."
+                "that the chosen and rejected messages give."
             )
-        if not isinstance(pair.chosen, str) or not pair.chosen.strip():
-            raise ValueError(f"{where} has an empty chosen answer; edit it or leave the pair out.")
-        if not isinstance(pair.rejected, str) or not pair.rejected.strip():
-            raise ValueError(f"{where} has an empty rejected answer; edit it or leave the pair out.")
-        if pair.chosen.strip() == pair.rejected.strip():
+        for answer, which in ((pair.chosen, "chosen"), (pair.rejected, "rejected")):
+            if problem := _answer_problem(answer, which):
+                raise ValueError(f"{where} {problem}.")
+        if _same(pair.chosen, pair.rejected):
             raise ValueError(
                 f"{where} has the same text as chosen and as rejected answer, so it teaches nothing; edit one of "
                 "them or leave the pair out."
@@ -227,20 +247,59 @@ def _strategies(config: TrainConfig, has_validation: bool) -> dict[str, Any]:
     return options
 
 
-def _dataset(pairs: list[PreferenceExample]) -> Any:
+def _context(message: dict[str, Any], reasoning: str) -> dict[str, Any]:
+    """A prompt message as context: an assistant turn of the prompt carries no loss (weight 0),
+    and with "drop_earlier" loses its reasoning, as every turn before the last does in SFT."""
+    if message.get("role") != "assistant":
+        return message
+    turn = {**message, "weight": 0}
+    if reasoning == "drop_earlier":
+        turn.pop("reasoning", None)
+    return turn
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    length = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        length += 1
+    return length
+
+
+def encode_pair(tokenizer: Any, pair: PreferenceExample, reasoning: str = "train") -> dict[str, list[int]] | None:
+    """The pair as token ids, rendered as SFT renders a conversation (training/engine/chat.py:
+    the tools to the chat template, calls and reasoning as the template writes them, or the
+    documented fallback): the prompt up to the template's generation prompt, and each answer's
+    turn after it, closing marker included. DPO's loss sees the answers' tokens only, whole
+    (their reasoning too, whatever the run's reasoning setting). None when an answer renders
+    to nothing."""
+    prompt = [_context(dict(m), reasoning) for m in pair.prompt]
+    conversation = prepare([dict(m) for m in prompt], pair.tools, rendering(tokenizer))
+    text = render(tokenizer, conversation.messages, conversation.tools, generation_prompt=True)
+    prompt_ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    answers = []
+    for answer in (pair.chosen, pair.rejected):
+        turn = {key: value for key, value in answer.items() if key != "weight"}
+        example = TrainExample(messages=[*prompt, {**turn, "role": "assistant"}], tools=pair.tools)
+        encoded = encode(tokenizer, example, sys.maxsize)
+        if encoded is None:
+            return None
+        last = max(i for i, label in enumerate(encoded.labels) if label != IGNORE)
+        answers.append(encoded.input_ids[: last + 1])
+    # The answers start where the prompt stops being a prefix of both (TRL's rule, for
+    # templates that render a prompt alone a little differently).
+    shared = min(_common_prefix(prompt_ids, answers[0]), _common_prefix(prompt_ids, answers[1]))
+    return {"prompt_ids": prompt_ids[:shared], "chosen_ids": answers[0][shared:], "rejected_ids": answers[1][shared:]}
+
+
+def _dataset(tokenizer: Any, pairs: list[PreferenceExample], reasoning: str) -> Any:
     from datasets import Dataset
 
-    # TRL's conversational preference format: the prompt's messages, then one assistant message each.
-    return Dataset.from_list(
-        [
-            {
-                "prompt": [{"role": m["role"], "content": m["content"]} for m in pair.prompt],
-                "chosen": [{"role": "assistant", "content": pair.chosen}],
-                "rejected": [{"role": "assistant", "content": pair.rejected}],
-            }
-            for pair in pairs
-        ]
-    )
+    rows = [row for pair in pairs if (row := encode_pair(tokenizer, pair, reasoning)) is not None]
+    if not rows:
+        raise ValueError("No preference pair has an answer left to learn from once rendered with the chat template.")
+    return Dataset.from_list(rows)
 
 
 def _check_inputs(
@@ -349,11 +408,19 @@ def _make_trainer(
         def _send_telemetry(self) -> None:
             """Nothing about a local run leaves the machine."""
 
+        def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, dataset_name: str) -> Any:
+            """The pairs come tokenised (encode_pair renders them as SFT does, tools included):
+            only those whose prompt alone fills the sequence length are left out, as TRL does."""
+            if args.max_length is None:
+                return dataset
+            return dataset.filter(lambda row: len(row["prompt_ids"]) < args.max_length)
+
+    reasoning = config.reasoning
     trainer = LocalDPOTrainer(
         model=model,
         args=args,
-        train_dataset=_dataset(pairs),
-        eval_dataset=_dataset(validation) if validation else None,
+        train_dataset=_dataset(tokenizer, pairs, reasoning),
+        eval_dataset=_dataset(tokenizer, validation, reasoning) if validation else None,
         processing_class=tokenizer,
         peft_config=_lora(config),
         callbacks=callbacks,

@@ -25,9 +25,19 @@ class TrainExample:
 
 @dataclass
 class PreferenceExample:
-    prompt: list[dict[str, str]]  # the conversation up to the answer
-    chosen: str
-    rejected: str
+    # The canonical conversation up to the answer, and two assistant messages answering it
+    # (content, reasoning, tool_calls: docs/data-model.md); the loss sees only those two turns.
+    prompt: list[dict[str, Any]]
+    chosen: dict[str, Any]
+    rejected: dict[str, Any]
+    tools: list[dict[str, Any]] | None = None  # the functions the conversation may call (OpenAI shape)
+
+    def __post_init__(self) -> None:
+        # Pairs frozen before answers were messages held their texts.
+        if isinstance(self.chosen, str):
+            self.chosen = {"role": "assistant", "content": self.chosen}
+        if isinstance(self.rejected, str):
+            self.rejected = {"role": "assistant", "content": self.rejected}
 
 
 @dataclass

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llm.toolcalls import reject_constant, schema_problem, schema_validator
 from text import cjk
 
 if TYPE_CHECKING:
@@ -337,11 +338,6 @@ def unfenced(text: str | None) -> str:
     return text
 
 
-def _reject_constant(name: str) -> Any:
-    # Python's json reads NaN and Infinity, which other JSON parsers reject.
-    raise ValueError(name)
-
-
 def parse_json(text: str | None) -> tuple[bool, Any]:
     """(True, value) when the answer is one valid JSON value (a fence around it is tolerated;
     NaN and Infinity, a cut-off object or text after the value are not); else (False, None)."""
@@ -349,30 +345,13 @@ def parse_json(text: str | None) -> tuple[bool, Any]:
     if not body:
         return False, None
     try:
-        return True, json.loads(body, parse_constant=_reject_constant)
+        return True, json.loads(body, parse_constant=reject_constant)
     except ValueError:  # json.JSONDecodeError is a ValueError
         return False, None
 
 
-def _schema_validator(schema: dict[str, Any]) -> Any:
-    from jsonschema.exceptions import SchemaError
-    from jsonschema.validators import validator_for
-
-    validator_class = validator_for(schema)
-    try:
-        validator_class.check_schema(schema)
-    except SchemaError as error:
-        raise ValueError(f"The JSON schema is not valid: {error.message}") from None
-    return validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
-
-
 def _fits(validator: Any, value: Any) -> bool:
-    from referencing.exceptions import Unresolvable
-
-    try:
-        return next(iter(validator.iter_errors(value)), None) is None
-    except (Unresolvable, RecursionError):
-        return False
+    return schema_problem(validator, value) is None
 
 
 def sql_valid(text: str | None) -> bool:
@@ -441,7 +420,7 @@ def structured_metrics(
         raise ValueError(f"Unknown format {format!r}; use one of: {', '.join(STRUCTURED_FORMATS)}.")
     _same_length(outputs, references)
     count = len(outputs)
-    validator = _schema_validator(schema) if format == "json" and schema is not None else None
+    validator = schema_validator(schema) if format == "json" and schema is not None else None
     valid = fitting = exact = 0
     for output, reference in zip(outputs, references, strict=True):
         if format == "json":

@@ -9,6 +9,7 @@ training/evaluation/diff.py and compare.py; these views only choose rows and for
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,8 +175,33 @@ class RunScores:
     values: list[str]
 
 
-def compare_columns(kind: str) -> list[str]:
-    columns = [_("BLEU"), _("chrF"), _("ROUGE-L"), _("Repetition")]
+def bleu_scales(evaluations: Sequence[Evaluation]) -> set[str | None]:
+    """What the evaluations' BLEU counted ("characters", "words", None when unknown), each once."""
+    return {bleu_unit(evaluation) for evaluation in evaluations}
+
+
+def bleu_compare_column(evaluations: Sequence[Evaluation]) -> str:
+    """The BLEU column of a table of several evaluations: its scale when they share one, else a
+    header that says the scales differ (each cell then names its own, `bleu_scaled`)."""
+    scales = bleu_scales(evaluations)
+    if len(scales) > 1:
+        return _("BLEU (scales differ)")
+    return bleu_column(evaluations[0] if evaluations else None)
+
+
+def bleu_scaled(value: Any, evaluation: Evaluation | None) -> str:
+    """A BLEU figure with the scale it was counted on, for a table that mixes scales."""
+    unit = bleu_unit(evaluation)
+    if unit == "characters":
+        return _("%(value)s on characters") % {"value": number(value)}
+    if unit == "words":
+        return _("%(value)s on words") % {"value": number(value)}
+    return _("%(value)s, scale unknown") % {"value": number(value)}
+
+
+def compare_columns(kind: str, bleu: str | None = None) -> list[str]:
+    """The columns of a comparison table; `bleu` is the BLEU column's header (its scale)."""
+    columns = [bleu or _("BLEU"), _("chrF"), _("ROUGE-L"), _("Repetition")]
     if kind == Project.Kind.CLASSIFICATION:
         columns.append(_("Accuracy"))
     if kind == Project.Kind.STRUCTURED:
@@ -183,9 +209,12 @@ def compare_columns(kind: str) -> list[str]:
     return columns
 
 
-def compare_values(scores: dict[str, Any] | None, kind: str) -> list[str]:
+def compare_values(scores: dict[str, Any] | None, kind: str, scaled: Evaluation | None = None) -> list[str]:
+    """The cells of a comparison row; with `scaled`, the BLEU cell names that evaluation's scale
+    (a table whose rows were scored on different scales)."""
     s = scores or {}
-    values = [number(s.get("bleu")), number(s.get("chrf")), number(s.get("rouge_l")), number(s.get("repetition"), 3)]
+    bleu = bleu_scaled(s.get("bleu"), scaled) if scaled is not None else number(s.get("bleu"))
+    values = [bleu, number(s.get("chrf")), number(s.get("rouge_l")), number(s.get("repetition"), 3)]
     if kind == Project.Kind.CLASSIFICATION:
         values.append(percent((s.get("classification") or {}).get("accuracy")))
     if kind == Project.Kind.STRUCTURED:

@@ -3,11 +3,9 @@ the function's schema, and call only when it should. Plain Python (no Django).
 
 A reference is the evaluated assistant turn of the canonical conversation (docs/data-model.md):
 its `tool_calls`, each {"id", "type": "function", "function": {"name", "arguments": JSON text}}.
-A model's answer is read for calls from the structured `tool_calls` a backend returns (a message
-dict), else from its text: every `<tool_call>{…}</tool_call>` (Hermes and Qwen write these; an
-unclosed last one, cut by the token limit, counts too), else every bare JSON object
-{"name": …, "arguments": …} in it (also "parameters" for the arguments, as Llama writes, and
-OpenAI's {"type": "function", "function": {…}} wrapper), or a JSON list of them.
+A model's answer is read for calls by `llm.toolcalls.parse_calls` (structured `tool_calls`, or
+`<tool_call>` tags, bare JSON calls or a list of them in its text; generation reads drafts
+with the same code).
 
 Per sample and system (`score_sample`), and over an evaluation (`aggregate`):
 - function: the functions called are the reference's (the same names, as many times each);
@@ -27,16 +25,15 @@ Calls are matched to reference calls by name, in order, an exact match first.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from llm.toolcalls import Call, fits_schema, parse_calls, reference_calls, schemas
 from training.evaluation import metrics
 
-_TAGGED = re.compile(r"<tool_call>(.*?)(?:</tool_call>|\Z)", re.DOTALL)
-_NAME = re.compile(r'"name"\s*:\s*"((?:[^"\\]|\\.)*)"')
+__all__ = ["RATES", "Call", "aggregate", "parse_calls", "reference_calls", "render_calls", "score_sample"]
+
 RATES = (
     "function",
     "arguments_exact",
@@ -46,110 +43,6 @@ RATES = (
     "call_precision",
     "call_recall",
 )
-
-
-@dataclass
-class Call:
-    name: str | None  # None when not even the name could be read
-    arguments: Any  # the parsed arguments: a dict when valid_json, else None
-    valid_json: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "arguments": self.arguments, "valid_json": self.valid_json}
-
-
-def _arguments(value: Any) -> tuple[Any, bool]:
-    """Arguments as given (a JSON object, or JSON text of one; absent is no argument at all)."""
-    if value is None:
-        return {}, True
-    if isinstance(value, str):
-        ok, value = metrics.parse_json(value)
-        if not ok:
-            return None, False
-    return (value, True) if isinstance(value, dict) else (None, False)
-
-
-def _call(value: Any) -> Call | None:
-    """A call from one parsed JSON value ({"name", "arguments"}, or OpenAI's {"function": {…}})."""
-    if not isinstance(value, dict):
-        return None
-    if isinstance(value.get("function"), dict):
-        value = value["function"]
-    name = value.get("name")
-    if not isinstance(name, str) or not name:
-        return None
-    arguments, valid = _arguments(value["arguments"] if "arguments" in value else value.get("parameters"))
-    return Call(name, arguments, valid)
-
-
-def reference_calls(message: dict[str, Any] | None) -> list[Call]:
-    """The calls of a canonical assistant message (none for a message without `tool_calls`)."""
-    calls = []
-    for entry in (message or {}).get("tool_calls") or []:
-        call = _call(entry) if isinstance(entry, dict) else None
-        if call is not None:
-            calls.append(call)
-    return calls
-
-
-def _tagged(text: str) -> list[Call]:
-    calls = []
-    for match in _TAGGED.finditer(text):
-        body = match.group(1).strip()
-        ok, value = metrics.parse_json(body)
-        call = _call(value) if ok else None
-        if call is None:
-            name = _NAME.search(body)
-            call = Call(json.loads(f'"{name.group(1)}"') if name else None, None, False)
-        calls.append(call)
-    return calls
-
-
-def _looks_like_call(value: Any) -> bool:
-    """A bare JSON object that is a call, not some other JSON answer that has a "name"."""
-    if not isinstance(value, dict):
-        return False
-    if isinstance(value.get("function"), dict):
-        return True
-    return "name" in value and ("arguments" in value or "parameters" in value)
-
-
-def _bare(text: str) -> list[Call]:
-    ok, value = metrics.parse_json(text)
-    if ok and isinstance(value, list) and value and all(_looks_like_call(entry) for entry in value):
-        return [call for entry in value if (call := _call(entry)) is not None]
-    decoder = json.JSONDecoder()
-    calls = []
-    position = text.find("{")
-    while position != -1:
-        try:
-            value, end = decoder.raw_decode(text, position)
-        except ValueError:
-            position = text.find("{", position + 1)
-            continue
-        call = _call(value) if _looks_like_call(value) else None
-        if call is not None:
-            calls.append(call)
-            position = text.find("{", end)
-        else:
-            position = text.find("{", position + 1)
-    return calls
-
-
-def parse_calls(answer: str | dict[str, Any] | None) -> list[Call]:
-    """The calls a model's answer makes: a backend's message dict with `tool_calls`, or text."""
-    if isinstance(answer, dict):
-        if answer.get("tool_calls"):
-            calls = []
-            for entry in answer["tool_calls"]:
-                call = _call(entry)
-                calls.append(call if call is not None else Call(None, None, False))
-            return calls
-        answer = answer.get("content")
-    text = "" if answer is None else str(answer)
-    if "<tool_call>" in text:
-        return _tagged(text)
-    return _bare(text)
 
 
 def render_calls(message: dict[str, Any] | None) -> str:
@@ -166,27 +59,6 @@ def render_calls(message: dict[str, Any] | None) -> str:
 
 
 # --- Scoring ------------------------------------------------------------------------------------
-
-
-def _schemas(tools: Sequence[dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
-    """Function name -> its parameters schema (an object of anything when it has none)."""
-    found: dict[str, dict[str, Any]] = {}
-    for tool in tools or []:
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if isinstance(function, dict) and isinstance(function.get("name"), str):
-            parameters = function.get("parameters")
-            found[function["name"]] = parameters if isinstance(parameters, dict) else {"type": "object"}
-    return found
-
-
-def _schema_valid(call: Call, schemas: dict[str, dict[str, Any]]) -> bool:
-    if not call.valid_json or call.name not in schemas:
-        return False
-    try:
-        validator = metrics._schema_validator(schemas[call.name])
-    except ValueError:  # the tool's own schema is not valid: the call cannot fit it
-        return False
-    return metrics._fits(validator, call.arguments)
 
 
 def _match(predicted: list[Call], reference: list[Call]) -> list[Call | None]:
@@ -225,7 +97,7 @@ def score_sample(
     "keys_right", "keys", "calls", "valid_json", "schema_valid", "schema_judged" (calls made in an
     example with tools), "names" (the functions called)}.
     """
-    schemas = _schemas(tools)
+    found = schemas(tools)
     should = bool(reference)
     function = arguments_exact = None
     keys_right = keys = 0
@@ -248,8 +120,8 @@ def score_sample(
         "keys": keys,
         "calls": len(predicted),
         "valid_json": sum(1 for call in predicted if call.valid_json),
-        "schema_valid": sum(1 for call in predicted if _schema_valid(call, schemas)) if schemas else 0,
-        "schema_judged": len(predicted) if schemas else 0,
+        "schema_valid": sum(1 for call in predicted if fits_schema(call, found)) if found else 0,
+        "schema_judged": len(predicted) if found else 0,
         "names": [call.name for call in predicted],
     }
 

@@ -43,6 +43,9 @@ from training.evaluation.judging import (
 from training.evaluation.tables import (
     SYSTEM_NAMES,
     RunScores,
+    bleu_column,
+    bleu_compare_column,
+    bleu_scales,
     compare_columns,
     compare_values,
     loss_gap_text,
@@ -363,16 +366,26 @@ def evaluation_compare(request: ProjectRequest) -> HttpResponse:
     kind = project.kind
     latest = latest_evaluations(project)
     newest = max(latest.values(), key=lambda e: e.pk, default=None)
+    shown = list(latest.values())
+    # BLEU on characters and BLEU on words are different scales: one header names the scale
+    # when every row shares it; otherwise each figure names its own.
+    mixed = len(bleu_scales(shown)) > 1
     ctx: dict[str, Any] = {
         "project": project,
         "kind": kind,
-        "columns": compare_columns(kind),
+        "columns": compare_columns(kind, bleu_compare_column(shown)),
+        "bleu_mixed": mixed,
         "runs": [
-            RunScores(e, setting_text("method", e.run.method), compare_values((e.overall or {}).get("tuned"), kind))
-            for e in latest.values()
+            RunScores(
+                e,
+                setting_text("method", e.run.method),
+                compare_values((e.overall or {}).get("tuned"), kind, e if mixed else None),
+            )
+            for e in shown
         ],
         "baselines": [
-            (str(SYSTEM_NAMES[s]), compare_values((newest.overall or {}).get(s), kind)) for s in ("base", "few_shot")
+            (str(SYSTEM_NAMES[s]), compare_values((newest.overall or {}).get(s), kind, newest if mixed else None))
+            for s in ("base", "few_shot")
         ]
         if newest
         else [],
@@ -410,7 +423,7 @@ def get_evaluation(project: Any, evaluation_id: int) -> Evaluation:
 
 def group_tables(evaluation: Evaluation, kind: str) -> list[tuple[str, list[str], list[tuple[str, str, list[str]]]]]:
     """The metrics per label and per source: [(title, columns, [(value, system name, cells)])]."""
-    columns = [str(c) for c in compare_columns(kind)]
+    columns = [str(c) for c in compare_columns(kind, bleu_column(evaluation))]
     tables = []
     for title, groups in ((_("By label"), evaluation.by_label), (_("By source"), evaluation.by_source)):
         rows = []

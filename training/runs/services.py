@@ -127,12 +127,17 @@ def _preference_pairs(project: Project, cleaned: TrainConfig) -> list[dict[str, 
     if cleaned.method != "dpo":
         return []
     pairs = list(
-        PreferencePair.objects.filter(project=project).order_by("pk").values("pk", "prompt", "chosen", "rejected")
+        PreferencePair.objects.filter(project=project)
+        .order_by("pk")
+        .values("pk", "prompt", "chosen", "rejected", "tools")
     )
     if not pairs:
         raise TrainingRefused(
             "method",
-            _("DPO trains on preference pairs and this project has none: edit or rank synthetic drafts to make some."),
+            _(
+                "DPO trains on preference pairs and this project has none: edit or rank synthetic drafts, or import "
+                "a preference file, to make some."
+            ),
         )
     return pairs
 
@@ -315,7 +320,11 @@ def _train(
     if config.method == "dpo":
         from training.engine.dpo import train_dpo
 
-        pairs = [PreferenceExample(p["prompt"], p["chosen"], p["rejected"]) for p in data["preference_pairs"]]
+        # Answers are assistant messages with the pair's tools (text in runs frozen before that).
+        pairs = [
+            PreferenceExample(p["prompt"], p["chosen"], p["rejected"], p.get("tools") or None)
+            for p in data["preference_pairs"]
+        ]
         held = dpo_validation_size(len(pairs))
         # The last pairs (they are in id order) hold out for validation loss and early stopping.
         return train_dpo(

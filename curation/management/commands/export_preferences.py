@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from curation.io.exports import skipped_text
 from curation.models import Project
 from curation.review import services as review
 
@@ -41,6 +42,12 @@ class Command(BaseCommand):
             raise CommandError(
                 _("Unknown format %(format)r; choose one of %(formats)s.")
                 % {"format": chosen, "formats": ", ".join(review.PAIR_FORMATS)}
+            )
+        skipped = review.preferences_skipped(project, format=chosen)
+        if skipped:
+            self.stderr.write(
+                _("Left out %(count)d pair(s) that the %(format)s format cannot hold: %(reasons)s")
+                % {"count": sum(skipped.values()), "format": chosen, "reasons": skipped_text(skipped)}
             )
         lines = review.preferences_jsonl(project, format=chosen)
         if options["output"]:
