@@ -11,7 +11,17 @@ from curation.models import Example, Project
 FILTERS = ("split", "status", "source", "label")
 
 
-BROWSE_FILTERS = (*FILTERS, "q", "annotator", "disagreement", "check", "meta_key", "meta_value", "sort")
+BROWSE_FILTERS = (
+    *FILTERS,
+    "q",
+    "annotator",
+    "disagreement",
+    "check",
+    "meta_key",
+    "meta_value",
+    "label_source",
+    "sort",
+)
 
 
 SORTS = {

@@ -159,6 +159,7 @@ class BrowseFiltersSerializer(serializers.Serializer):
     disagreement = serializers.BooleanField(required=False, default=False)
     meta_key = serializers.CharField(required=False, allow_blank=True)
     meta_value = serializers.CharField(required=False, allow_blank=True)
+    label_source = serializers.ChoiceField(["person", "rules", "none"], required=False, allow_blank=True)
 
 
 class BulkUpdateSerializer(serializers.Serializer):

@@ -49,6 +49,12 @@ BROWSE_PARAMS = [
     OpenApiParameter("disagreement", bool, description="Only examples whose annotators disagree, unresolved."),
     OpenApiParameter("meta_key", str, description="With meta_value: only examples whose metadata has this value."),
     OpenApiParameter("meta_value", str, description="The value meta_key must have."),
+    OpenApiParameter(
+        "label_source",
+        str,
+        enum=["person", "rules", "none"],
+        description="Only examples whose label a person gave, that came from rules (accepted weak labels), or none.",
+    ),
     OpenApiParameter("sort", str, enum=list(core_selectors.SORTS), description="The order; by id when left out."),
 ]
 

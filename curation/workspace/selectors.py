@@ -11,6 +11,7 @@ from django.db.models.functions import Cast
 from curation.core.limits import search_words
 from curation.core.selectors import METADATA_KEY, PROVENANCE_DEFER, SORTS
 from curation.models import Annotation, Example, Project
+from curation.rules.selectors import LABEL_SOURCES, examples_by_label_source
 
 
 def example_list(*, project: Project, filters: dict[str, Any] | None = None) -> QuerySet[Example]:
@@ -35,6 +36,8 @@ def example_list(*, project: Project, filters: dict[str, Any] | None = None) -> 
         qs = qs.filter(annotation_count__gte=max(project.annotations_per_example, 2), resolved_at__isnull=True)
     if check := filters.get("check"):
         qs = _with_check(project, qs, check)
+    if (origin := filters.get("label_source")) in LABEL_SOURCES:
+        qs = examples_by_label_source(qs, origin)
     key = filters.get("meta_key", "")
     if key and METADATA_KEY.match(key) and "meta_value" in filters:
         # KeyTextTransform, not metadata__<key>: a key must never become a lookup.

@@ -186,6 +186,7 @@ def _example_list_page(request: ProjectRequest, filters: dict[str, str], status:
         "splits": Example.Split.choices,
         "sorts": SORT_CHOICES,
         "checks": CHECK_CHOICES,
+        "label_sources": [("person", _("A person")), ("rules", _("Rules")), ("none", _("No label"))],
         "allowed": _allowed(request),
     }
     template = "curation/workspace/example_list.html"

@@ -219,6 +219,18 @@ def test_a_few_shot_example_shows_its_calls():
     assert prompt[1]["tool_calls"][0]["function"]["name"] == "get_weather"
 
 
+def test_a_few_shot_prompt_offers_the_functions_its_shots_call():
+    from training.evaluation.evaluator import few_shot_tools
+
+    stock = {"type": "function", "function": {"name": "get_stock_price", "parameters": {"type": "object"}}}
+    shot = EvalItem(id=9, messages=tool_items()[0].messages, tools=[stock, *TOOLS])
+
+    tools = few_shot_tools(TOOLS, [shot])
+
+    assert [t["function"]["name"] for t in tools] == ["get_weather", "get_time", "get_stock_price"]
+    assert few_shot_tools(None, [EvalItem(id=3, messages=[])]) is None
+
+
 def test_generation_prompts_carry_the_tools(tiny_model_dir):
     from transformers import AutoTokenizer
 

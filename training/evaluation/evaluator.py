@@ -162,6 +162,19 @@ def few_shot_prompt(prompt_messages: Sequence[dict[str, Any]], shots: Sequence[E
     return [*prompt[:head], *turns, *prompt[head:]]
 
 
+def few_shot_tools(tools: Sequence[dict[str, Any]] | None, shots: Sequence[EvalItem]) -> list[dict[str, Any]] | None:
+    """The tools of a few-shot prompt: the item's own, then those of its shots that it lacks
+    (by function name), so each shot's calls name a function the prompt offers. None when
+    neither has any."""
+    merged: dict[str, dict[str, Any]] = {}
+    for tool in [*(tools or []), *(t for shot in shots for t in shot.tools or [])]:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        if isinstance(name, str):
+            merged.setdefault(name, tool)
+    return list(merged.values()) or (list(tools) if tools else None)
+
+
 def check_no_leak(test_ids: Sequence[int], training_ids: Sequence[int]) -> None:
     """EvaluationLeak naming the test items that are also training items."""
     training = set(training_ids)
@@ -472,13 +485,15 @@ def _answer_all(
             return samples, True
         batch = items[start : start + decoding.batch_size]
         prompts = [item.prompt_messages for item in batch]
-        prompted = [few_shot_prompt(item.prompt_messages, [s for s in shots if s.id != item.id]) for item in batch]
+        item_shots = [[s for s in shots if s.id != item.id] for item in batch]
+        prompted = [few_shot_prompt(item.prompt_messages, its) for item, its in zip(batch, item_shots, strict=True)]
         tools = [item.tools for item in batch]
+        shot_tools = [few_shot_tools(item.tools, its) for item, its in zip(batch, item_shots, strict=True)]
         seed = decoding.seed + start
         with models.base_context():
             base_model = models.base_model()
             base = generate(base_model, models.base_tokenizer, prompts, decoding, seed=seed, tools=tools)
-            few_shot = generate(base_model, models.base_tokenizer, prompted, decoding, seed=seed, tools=tools)
+            few_shot = generate(base_model, models.base_tokenizer, prompted, decoding, seed=seed, tools=shot_tools)
         tuned = generate(models.tuned, models.tokenizer, prompts, decoding, seed=seed, tools=tools)
         for item, outputs in zip(batch, zip(base, few_shot, tuned, strict=True), strict=True):
             samples.append(_scored(item, dict(zip(SYSTEMS, outputs, strict=True)), scoring))
