@@ -22,6 +22,8 @@ from curation.core.permissions import Action
 from curation.models import LabelingRule, Project, RuleRevision, RuleRun
 from curation.rules import accepting, services, tasks
 from curation.rules import serializers as s
+from curation.rules.spec import RuleError
+from llm.interface import GenerationError
 
 
 def rules_of(project: Project) -> QuerySet[LabelingRule]:
@@ -90,18 +92,23 @@ class RulePreview(RulesAPIView):
         request=s.RulePreviewInputSerializer,
         responses=s.RulePreviewSerializer,
         description="How a rule as typed does on the project, with a sample of its hits; nothing is saved. "
-        "Rules that run a model read only the first examples (`limited`).",
+        "Rules that run a model read only the first examples (`limited`); an LLM rule's `model` says how many "
+        "it asked the model about, how long that took and about how long a run over every example would take.",
     )
     def post(self, request: Request, slug: str) -> Response:
         data = s.RulePreviewInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         rule = services.rule_clean(project=self.project, require_name=False, **data.validated_data)
-        preview = services.rule_preview(project=self.project, rule=rule)
+        try:
+            preview = services.rule_preview(project=self.project, rule=rule)
+        except GenerationError as error:  # the model is down or refused: say so on the field that chose it
+            raise RuleError("backend", str(error)) from None
         body = {
             **preview.stats(),
             "total": preview.total,
             "limited": preview.limited,
             "sample": [_sample_item(item) for item in preview.sample],
+            "model": preview.cost(),
         }
         return Response(s.RulePreviewSerializer(body).data)
 

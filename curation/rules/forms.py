@@ -12,6 +12,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from curation.connections.services import backend_choices, choice_from_spec, spec_from_choice
 from curation.models import LabelingRule, Project
 from curation.rules import spec as S
 
@@ -22,7 +23,7 @@ PARAMS: dict[str, tuple[str, ...]] = {
     S.LENGTH: ("unit", "min", "max"),
     S.METADATA: ("key", "op", "value", "keywords", "mode", "whole_word", "pattern", "case_sensitive", "fold_width"),
     S.SIMILARITY: ("threshold",),
-    S.ZERO_SHOT: ("instruction",),
+    S.ZERO_SHOT: ("instruction", "backend"),
     S.COMBINE: ("op", "rules"),
 }
 KIND_CHOICES = [
@@ -147,6 +148,14 @@ class RuleForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_("Optional: what the labels mean, beyond their descriptions."),
     )
+    llm_backend = forms.ChoiceField(
+        label=_("Model"),
+        required=False,
+        help_text=_(
+            "A connection an admin set up for this project (or for every project), or the model tuned by one of "
+            "this project's finished training runs. The preview says how long it takes per example."
+        ),
+    )
 
     combine_op = forms.ChoiceField(
         label=_("Holds when"),
@@ -173,6 +182,13 @@ class RuleForm(forms.Form):
             self.initial["label"] = names[0]
         rules = project.rules.order_by("name").values_list("id", "name")
         self.fields["combine_rules"].choices = [(str(pk), name) for pk, name in rules]
+        # Rules saved before they could choose a model keep the embedded one.
+        choices = [("", _("Embedded model (default)")), *backend_choices(project)]
+        saved = self.initial.get("llm_backend")
+        if saved and saved not in dict(choices):
+            # Kept as it is, so saving says the model is gone instead of switching models silently.
+            choices.append((saved, _("A connection that was deleted: choose another")))
+        self.fields["llm_backend"].choices = choices
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -198,6 +214,8 @@ class RuleForm(forms.Form):
             value = rule.params.get(param)
             if rule.kind == S.COMBINE and param == "rules":
                 value = [str(v) for v in value or ()]
+            elif rule.kind == S.ZERO_SHOT and param == "backend":
+                value = choice_from_spec(value)
             elif isinstance(value, list):
                 value = ("\n" if param == "keywords" else ", ").join(str(v) for v in value)
             initial[f"{rule.kind}_{param}"] = value
@@ -212,6 +230,8 @@ class RuleForm(forms.Form):
         kind = self.chosen_kind()
         params = {param: self.cleaned_data.get(f"{kind}_{param}") for param in PARAMS[kind]}
         params = {param: value for param, value in params.items() if value is not None}
+        if kind == S.ZERO_SHOT:
+            params["backend"] = spec_from_choice(params.get("backend") or "")
         fields: dict[str, Any] = {name: self.cleaned_data.get(name) for name in RULE_FIELDS}
         fields["params"] = params
         return fields

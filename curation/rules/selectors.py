@@ -2,16 +2,19 @@
 
 An example's label is from rules while ``Example.weak_label`` is set (the weak label names the
 run, and ``accepted_from`` the model); a person's edit clears it. These reads are for the
-examples browser and the export, which belong to other features.
+examples browser and the export, which belong to other features. The names of the models
+LLM rules ask are for the rules and run pages.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
-from curation.models import Example
+from curation.models import Connection, Example, Project
 
 # The choices a filter offers: no label, a person's label, any rules' label.
 PERSON, RULES, NONE = "person", "rules", "none"
@@ -52,3 +55,28 @@ def label_source(example: Example) -> dict[str, Any] | None:
         "model": weak.accepted_from or None,
         "probability": weak.accepted_confidence,
     }
+
+
+def llm_model_names(project: Project, rules: Iterable[tuple[Any, str, dict[str, Any] | None]]) -> dict[Any, str]:
+    """The model each LLM rule asks, by name, for the rules and run pages: rule key → the
+    connection's name, the tuned model of a training run, or the embedded model when the rule
+    names none. `rules` are (key, kind, params); one query for all the connections named."""
+    from curation.rules.spec import ZERO_SHOT
+
+    specs = {key: (params or {}).get("backend") or {} for key, kind, params in rules if kind == ZERO_SHOT}
+    wanted = {int(s["connection"]) for s in specs.values() if str(s.get("connection", "")).isdigit()}
+    names = dict(Connection.objects.filter(pk__in=wanted).values_list("pk", "name")) if wanted else {}
+    shown: dict[Any, str] = {}
+    for key, spec in specs.items():
+        if spec.get("kind") == "tuned":
+            from training.interface import run_model
+
+            run = run_model(project, spec.get("run"))
+            shown[key] = (
+                _("Tuned model of run %(n)s") % {"n": run.number} if run is not None else _("a deleted training run")
+            )
+        elif str(spec.get("connection", "")).isdigit():
+            shown[key] = names.get(int(spec["connection"])) or _("a deleted connection")
+        else:
+            shown[key] = _("Embedded model")
+    return shown

@@ -81,8 +81,9 @@ class RuleInputSerializer(serializers.Serializer):
             "regex: pattern (Python re syntax and meaning; no lookaround or back-references), case_sensitive, "
             "fold_width; length: unit (chars|words), min, max; metadata: key, op (equals, not_equals, contains, "
             "exists, missing, gt, lt, in, keywords, regex), value, or with op keywords the keyword parameters, "
-            "with op regex the regex parameters; similarity: threshold; llm: instruction; combine: op "
-            "(and|or|not), rules (ids of the project's rules; not takes one)."
+            "with op regex the regex parameters; similarity: threshold; llm: instruction, backend (the model: "
+            '{"connection": id} of one of the project\'s connections, or {"kind": "tuned", "run": id}; none: the '
+            "embedded model); combine: op (and|or|not), rules (ids of the project's rules; not takes one)."
         ),
     )
     label = serializers.CharField(help_text=_("The name of the label the rule votes for."))
@@ -123,6 +124,17 @@ class PreviewSampleSerializer(serializers.Serializer):
     )
 
 
+class PreviewModelSerializer(serializers.Serializer):
+    model = serializers.CharField(help_text=_("The backend that answered."))
+    asked = serializers.IntegerField(help_text=_("Examples the model was asked about."))
+    seconds = serializers.FloatField(help_text=_("Seconds spent waiting for its answers."))
+    seconds_per_example = serializers.FloatField(allow_null=True)
+    estimate_seconds = serializers.FloatField(
+        allow_null=True,
+        help_text=_("About how long it would take on every example of the project (seconds per example × total)."),
+    )
+
+
 class RulePreviewSerializer(serializers.Serializer):
     total = serializers.IntegerField(help_text=_("Examples in the project."))
     scanned = serializers.IntegerField(help_text=_("Examples the preview read (model rules read the first few)."))
@@ -133,6 +145,10 @@ class RulePreviewSerializer(serializers.Serializer):
     correct = serializers.IntegerField(help_text=_("Of those, how many the rule got right."))
     accuracy = serializers.FloatField(allow_null=True, help_text=_("correct / gold_hits; null without gold hits."))
     sample = PreviewSampleSerializer(many=True)
+    model = PreviewModelSerializer(
+        allow_null=True,
+        help_text=_("For an LLM rule, what asking its model cost; null for other kinds or when nothing was asked."),
+    )
 
 
 class RuleRevisionSerializer(serializers.ModelSerializer):

@@ -7,13 +7,11 @@ and provenance are enforced once.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max
@@ -25,6 +23,7 @@ from curation.core.permissions import Action, can
 from curation.models import Example, Label, LabelingRule, Project, RuleRevision, RuleRun, WeakLabel
 from curation.rules import spec as S
 from curation.rules.engine import ABSTAIN, Corpus, apply_rules, highlight, match_spans
+from curation.rules.models_backed import Models
 from curation.rules.spec import RuleError, RuleSpec
 
 if TYPE_CHECKING:
@@ -94,6 +93,8 @@ def rule_clean(
     if kind == S.COMBINE:
         saved = {pk: (k, p) for pk, k, p in project.rules.values_list("pk", "kind", "params")}
         S.combine_check(rule_key, cleaned, saved)
+    if kind == S.ZERO_SHOT and "backend" in cleaned:
+        cleaned["backend"] = _backend_clean(project, cleaned["backend"])
     if isinstance(label, Label):
         label_obj = label if label.project_id == project.pk else None
     else:
@@ -101,6 +102,18 @@ def rule_clean(
     if label_obj is None:
         raise RuleError("label", _("Choose the label this rule votes for (one of the project's labels)."))
     return RuleInput(name, kind, cleaned, label_obj, target, bool(active))
+
+
+def _backend_clean(project: Project, spec: dict[str, Any]) -> dict[str, Any]:
+    """An LLM rule's model, checked as a generation job's is: one of the connections an admin
+    defined for the project (or for every project), or a finished training run of the project."""
+    from curation.connections.backends import backend_spec_clean
+    from curation.connections.services import BackendChoiceError
+
+    try:
+        return backend_spec_clean(spec, project)
+    except BackendChoiceError as error:
+        raise RuleError("backend", error.message) from None
 
 
 def _spec_dict(rule: LabelingRule) -> dict[str, Any]:
@@ -241,73 +254,6 @@ def _rows(project: Project, *, limit: int | None = None) -> Iterator[list[tuple]
         yield chunk
 
 
-class Models:
-    """The model-backed providers for similarity and zero-shot rules, built on first use."""
-
-    def __init__(self, project: Project, labels: list[Label]) -> None:
-        self.project = project
-        self.labels = labels
-        self._gold: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self._answers: dict[tuple[str, str], str | None] = {}
-        self._backend: Any = None
-
-    def _store(self) -> Any:
-        from curation.rules.embeddings import EmbeddingStore
-
-        return EmbeddingStore(settings.DATA_DIR / "embeddings")
-
-    def _gold_vectors(self, target: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if target not in self._gold:
-            from curation.rules.engine import target_text
-
-            index = {label.pk: i for i, label in enumerate(self.labels)}
-            rows = list(
-                Example.objects.filter(project=self.project, label__isnull=False, weak_label__isnull=True)
-                .order_by("id")
-                .values_list("id", "messages", "label_id")
-            )
-            vectors = self._store().encode([target_text(r[1], target) for r in rows])
-            ids = np.array([r[0] for r in rows], dtype=np.int64)
-            gold = np.array([index[r[2]] for r in rows], dtype=np.int64)
-            self._gold[target] = (vectors, ids, gold)
-        return self._gold[target]
-
-    def similarity(self, rule: RuleSpec, corpus: Corpus) -> np.ndarray:
-        vectors, ids, gold = self._gold_vectors(rule.target)
-        mine = gold == rule.label
-        if not mine.any():
-            return np.zeros(len(corpus), dtype=bool)
-        texts = self._store().encode(corpus.texts(rule.target))
-        similarity = texts @ vectors[mine].T
-        # An example is not evidence for itself.
-        own = np.asarray(corpus.ids)[:, None] == ids[mine][None, :]
-        similarity[own] = -1.0
-        return similarity.max(axis=1) >= rule.params["threshold"]
-
-    def zero_shot(self, rule: RuleSpec, corpus: Corpus) -> np.ndarray:
-        from curation.rules.zero_shot import classify
-
-        if self._backend is None:
-            from llm.local import default_backend
-
-            self._backend = default_backend()
-        instruction = rule.params.get("instruction", "")
-        texts = corpus.texts(rule.target)
-        keys = [(hashlib.sha256(t.encode()).hexdigest(), instruction) for t in texts]
-        missing = sorted({i for i, key in enumerate(keys) if key not in self._answers})
-        if missing:
-            answers = classify(
-                [texts[i] for i in missing],
-                [(label.name, label.description) for label in self.labels],
-                backend=self._backend,
-                instruction=instruction,
-            )
-            for i, answer in zip(missing, answers, strict=True):
-                self._answers[keys[i]] = answer
-        name = self.labels[rule.label].name
-        return np.array([self._answers[key] == name for key in keys], dtype=bool)
-
-
 def _corpus(chunk: list[tuple]) -> Corpus:
     return Corpus([r[1] for r in chunk], [r[2] if isinstance(r[2], dict) else {} for r in chunk], [r[0] for r in chunk])
 
@@ -340,6 +286,11 @@ class Preview:
     correct: int = 0
     sample: list[dict[str, Any]] = field(default_factory=list)
     limited: bool = False
+    # An LLM rule's preview: the model that answered, how many examples it was asked about and
+    # how long it took, so the cost of a whole run can be estimated before starting one.
+    model: str = ""
+    asked: int = 0
+    seconds: float = 0.0
 
     @property
     def coverage(self) -> float:
@@ -348,6 +299,28 @@ class Preview:
     @property
     def accuracy(self) -> float | None:
         return self.correct / self.gold_hits if self.gold_hits else None
+
+    @property
+    def seconds_per_example(self) -> float | None:
+        return self.seconds / self.asked if self.asked else None
+
+    @property
+    def estimate_seconds(self) -> float | None:
+        """About how long the model would take on every example of the project."""
+        per = self.seconds_per_example
+        return per * self.total if per is not None else None
+
+    def cost(self) -> dict[str, Any] | None:
+        """What asking the model cost here, and would cost on every example (None without a model)."""
+        if not self.model:
+            return None
+        return {
+            "model": self.model,
+            "asked": self.asked,
+            "seconds": self.seconds,
+            "seconds_per_example": self.seconds_per_example,
+            "estimate_seconds": self.estimate_seconds,
+        }
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -385,6 +358,9 @@ def rule_preview(*, project: Project, rule: RuleInput, sample: int = PREVIEW_SAM
                 text = target_text(row[1], rule.target)
                 preview.sample.append({"id": row[0], "parts": highlight(text, match_spans(spec, text)), "gold": gold})
     preview.limited = preview.scanned < preview.total
+    if rule.kind == S.ZERO_SHOT:
+        preview.model = ", ".join(models.backend_names.values())  # none when nothing was asked
+        preview.asked, preview.seconds = models.asked, models.seconds
     names = {label.pk: label.name for label in labels}
     for item in preview.sample:
         item["gold"] = names.get(item["gold"])
@@ -428,6 +404,34 @@ def rule_run_create(*, project: Project, user: Any) -> RuleRun:
     raise RuleError("rules", _("Could not number the rule run; try again."))
 
 
+class _RunProgress:
+    """A run's `processed` as it goes: after each chunk, and while its LLM rules classify a
+    chunk, the rows before it plus the texts they answered in it (per LLM rule). The models
+    report once per batch, so there is at most one write per batch."""
+
+    def __init__(self, run_pk: int, llm_rules: int, report: Callable[[int], None] | None) -> None:
+        self.run_pk, self.llm_rules, self.report = run_pk, max(llm_rules, 1), report
+        self.done = self.size = self.base = self.shown = 0
+
+    def chunk(self, size: int, answered: int) -> None:
+        self.size, self.base = size, answered
+
+    def answered(self, answered: int) -> None:
+        self._show(self.done + min(self.size, (answered - self.base) // self.llm_rules))
+
+    def chunk_done(self) -> None:
+        self.done += self.size
+        self._show(self.done)
+
+    def _show(self, processed: int) -> None:
+        if processed == self.shown:
+            return
+        self.shown = processed
+        RuleRun.objects.filter(pk=self.run_pk).update(processed=processed)
+        if self.report:
+            self.report(processed)
+
+
 def rule_run_execute(*, run: RuleRun, progress: Callable[[int], None] | None = None) -> RuleRun:
     """Apply the run's rules to every example, analyse them, fit the label model, store the
     weak labels. Writes nothing but progress until the end, then everything in one
@@ -450,18 +454,16 @@ def rule_run_execute(*, run: RuleRun, progress: Callable[[int], None] | None = N
         if missing:
             raise RuleError("label", _("Label %(name)s was deleted after the run was queued.") % {"name": missing[0]})
         operands = _specs(list(extra.values()), index)
-        models = Models(project, labels)
+        tracker = _RunProgress(run.pk, sum(s.kind == S.ZERO_SHOT for s in [*specs, *operands]), progress)
+        models = Models(project, labels, progress=tracker.answered)
         matrices, ids, gold = [], [], []
         timeouts: dict[Any, int] = {}
-        done = 0
         for chunk in _rows(project):
+            tracker.chunk(len(chunk), models.answered)
             matrices.append(_apply(specs, chunk, models, operands, timeouts))
             ids.extend(r[0] for r in chunk)
             gold.extend(by_id.get(r[3], ABSTAIN) if r[3] is not None else ABSTAIN for r in chunk)
-            done += len(chunk)
-            RuleRun.objects.filter(pk=run.pk).update(processed=done)
-            if progress:
-                progress(done)
+            tracker.chunk_done()
         L = np.vstack(matrices) if matrices else np.zeros((0, len(specs)), dtype=np.int64)
         y = np.array(gold, dtype=np.int64)
         # Snorkel and torch load here, not when the web server or `serve` imports this module.

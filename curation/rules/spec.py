@@ -372,7 +372,18 @@ def _clean_zero_shot(params: dict[str, Any]) -> dict[str, Any]:
         raise RuleError("instruction", _("Must be text."))
     if len(instruction) > MAX_INSTRUCTION_LENGTH:
         raise RuleError("instruction", _("At most %(n)d characters.") % {"n": MAX_INSTRUCTION_LENGTH})
-    return {"instruction": instruction.strip()}
+    cleaned: dict[str, Any] = {"instruction": instruction.strip()}
+    # Which model answers: a generation job's backend choice, checked against the project by
+    # the service (services.rule_clean). None or empty: the embedded model.
+    backend = params.get("backend")
+    if backend in (None, "", {}):
+        return cleaned
+    if not isinstance(backend, dict):
+        raise RuleError(
+            "backend",
+            _('Choose one of the project\'s connections: {"connection": id}, or {"kind": "tuned", "run": id}.'),
+        )
+    return cleaned | {"backend": dict(backend)}
 
 
 _CLEANERS = {

@@ -19,9 +19,11 @@ from curation.core.polling import render_polled
 from curation.models import LabelingRule, Project, RuleRevision, RuleRun, WeakLabel
 from curation.rules import accepting, tasks
 from curation.rules import services as svc
+from curation.rules import spec as S
 from curation.rules.analysis import MIN_GOLD_PER_CLASS
 from curation.rules.embeddings import EmbeddingError
 from curation.rules.forms import PARAMS, RULE_FIELDS, RuleForm
+from curation.rules.selectors import llm_model_names
 from curation.rules.spec import RuleError
 from llm.interface import GenerationError
 
@@ -57,6 +59,7 @@ def rule_list(request: ProjectRequest) -> HttpResponse:
             "rule_id", "version", "stats"
         )
     }
+    models = llm_model_names(project, [(rule.pk, rule.kind, rule.params) for rule in rules])
     return render(
         request,
         "curation/rules/rules.html",
@@ -68,6 +71,7 @@ def rule_list(request: ProjectRequest) -> HttpResponse:
                     "run": now.get(rule.pk),
                     "previous": before.get(rule.pk),
                     "saved": saved.get((rule.pk, rule.version)),
+                    "model": models.get(rule.pk),
                 }
                 for rule in rules
             ],
@@ -182,10 +186,27 @@ def rule_preview(request: ProjectRequest) -> HttpResponse:
             add_service_error(form, error)
         except (GenerationError, EmbeddingError) as error:
             form.add_error(None, str(error))
+    ctx: dict[str, Any] = {"project": project, "form": form, "preview": preview}
     if preview is not None:
         for item in preview.sample:
             item["parts"] = clip(item["parts"])
-    return render(request, "curation/rules/_preview.html", {"project": project, "form": form, "preview": preview})
+        if preview.model:
+            ctx["took"] = duration(preview.seconds)
+            ctx["each"] = duration(preview.seconds_per_example or 0.0)
+            ctx["estimate"] = duration(preview.estimate_seconds or 0.0)
+    return render(request, "curation/rules/_preview.html", ctx)
+
+
+def duration(seconds: float) -> str:
+    """A time for people: "0.25 s", "42 s", "12 min", "3 h 20 min"."""
+    if seconds < 10:
+        return _("%(s)s s") % {"s": f"{seconds:.2g}" if seconds < 1 else f"{seconds:.1f}"}
+    if seconds < 60:
+        return _("%(s)d s") % {"s": round(seconds)}
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return _("%(m)d min") % {"m": minutes}
+    return _("%(h)d h %(m)d min") % {"h": minutes // 60, "m": minutes % 60}
 
 
 def _rule(project: Project, rule_id: int) -> LabelingRule:
@@ -226,7 +247,7 @@ def _field_name(name: str, kind: str | None = None) -> str:
     return str(field.label) if field is not None else name
 
 
-def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str, str]]:
+def _changes(project: Project, before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(field, before, after) for what one version changed."""
     changes = [
         (_field_name(name), _show(before.get(name)), _show(after.get(name)))
@@ -237,8 +258,16 @@ def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, s
     kind = after.get("kind")
     for name in PARAMS.get(kind or "", tuple(new)):
         if old.get(name) != new.get(name) or before.get("kind") != kind:
-            changes.append((_field_name(name, kind), _show(old.get(name)), _show(new.get(name))))
+            changes.append(
+                (_field_name(name, kind), _param(project, kind, name, old), _param(project, kind, name, new))
+            )
     return changes
+
+
+def _param(project: Project, kind: str | None, name: str, params: dict[str, Any]) -> str:
+    if kind == S.ZERO_SHOT and name == "backend":
+        return llm_model_names(project, [(0, kind, params)])[0]  # the model's name, not its id
+    return _show(params.get(name))
 
 
 def _history(rule: LabelingRule) -> list[dict[str, Any]]:
@@ -250,7 +279,7 @@ def _history(rule: LabelingRule) -> list[dict[str, Any]]:
         rows.append(
             {
                 "revision": revision,
-                "changes": _changes(previous.spec, revision.spec) if previous else None,
+                "changes": _changes(rule.project, previous.spec, revision.spec) if previous else None,
                 "saved": revision.stats.get("saved"),
                 "run": revision.stats.get("run"),
             }
@@ -268,7 +297,10 @@ def _spec_lines(rule: LabelingRule) -> list[tuple[str, str]]:
         (_field_name("target"), rule.get_target_display()),
         (_field_name("active"), _show(rule.active)),
     ]
-    lines += [(_field_name(name, rule.kind), _show(rule.params.get(name))) for name in PARAMS.get(rule.kind, ())]
+    lines += [
+        (_field_name(name, rule.kind), _param(rule.project, rule.kind, name, rule.params))
+        for name in PARAMS.get(rule.kind, ())
+    ]
     return lines
 
 
@@ -406,6 +438,8 @@ def _run_context(run: RuleRun, threshold: str | None, source: str | None) -> dic
         "balance": list(zip(run.label_names, balance, strict=False)) if balance else None,
         "min_gold": MIN_GOLD_PER_CLASS,
     }
+    models = llm_model_names(run.project, [(r["id"], r["kind"], r.get("params")) for r in run.rules or ()])
+    ctx["analysis"] = [row | {"model": models.get(row["id"])} for row in run.analysis or ()]
     if run.status == RuleRun.Status.DONE:
         ctx.update(_accept_context(run, threshold, source))
         ctx["sources"] = [

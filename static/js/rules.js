@@ -42,6 +42,17 @@ document.addEventListener("change", (event) => {
   if (event.target.matches("#rule-form select[name=metadata_op]")) showMetadataOp(event.target.form);
 });
 
+// An LLM rule's preview asks its model about a dozen examples, which takes seconds and may
+// cost money on a paid server: it runs when a field is changed (on leaving it), not while
+// the instruction is being typed.
+document.addEventListener("htmx:confirm", (event) => {
+  const form = event.detail.elt;
+  if (form.id !== "rule-form") return;
+  const kind = form.querySelector("select[name=kind]").value;
+  const trigger = event.detail.triggeringEvent;
+  if (kind === "llm" && trigger && trigger.type === "input") event.preventDefault();
+});
+
 // Forms that destroy something ask first (the message is in data-confirm).
 document.addEventListener("submit", (event) => {
   const message = event.target.dataset.confirm;
