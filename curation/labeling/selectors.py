@@ -1,5 +1,6 @@
-"""What the project dashboard shows: counts, class balance, annotator progress, agreement,
-and what needs attention. Reads only; a fixed number of queries whatever the data size."""
+"""Reads for the labeling pages and the dashboard: each label's key, the suggestion an
+annotator may be shown, and agreement. Reads only; a fixed number of queries whatever the data
+size."""
 
 from __future__ import annotations
 
@@ -7,7 +8,53 @@ from typing import Any
 
 from curation.labeling import agreement
 from curation.labeling.services import annotations_by_example
-from curation.models import Membership, Project
+from curation.models import Example, Label, Membership, Project, WeakLabel
+
+# The keys labels without a shortcut of their own are given, in this order.
+NUMBER_KEYS = "1234567890"
+
+
+def labels_with_keys(*, project: Project) -> list[Label]:
+    """The project's labels, each with ``key``: its own shortcut, or else the next number key
+    no other label uses (1-9, then 0), handed out in the order the labels were made so a label
+    keeps its key from one page to the next. Past ten, a label may have no key ("").
+    Sorted as a keyboard reads: numbers, then other keys, then labels without one."""
+    labels = list(project.labels.order_by("id"))
+    taken = {label.shortcut for label in labels if label.shortcut}
+    free = iter([key for key in NUMBER_KEYS if key not in taken])
+    for label in labels:
+        label.key = label.shortcut or next(free, "")
+
+    def place(label: Label) -> tuple[int, str, str]:
+        if not label.key:
+            return (2, "", label.name)
+        if label.key in NUMBER_KEYS:
+            return (0, str(NUMBER_KEYS.index(label.key)), label.name)
+        return (1, label.key, label.name)
+
+    return sorted(labels, key=place)
+
+
+def keys_in_words(keys: list[str]) -> str:
+    """The label keys for the page's key help: "1–5" for a run of number keys from 1, else the
+    keys themselves ("1, 2, a")."""
+    if len(keys) >= 3 and "".join(keys) == NUMBER_KEYS[: len(keys)]:
+        return f"{keys[0]}–{keys[-1]}" if len(keys) <= 9 else "1–9, 0"
+    return ", ".join(keys)
+
+
+def label_suggestion(*, project: Project, example: Example | None) -> dict[str, Any] | None:
+    """The example's current label as a suggestion, when its project shows suggestions:
+    the label and, for one accepted from the rules, its weak label (run number, model and
+    confidence); None otherwise. Never a choice made for the annotator."""
+    if example is None or example.label_id is None:
+        return None
+    if project.label_suggestions != Project.LabelSuggestions.SUGGESTION:
+        return None
+    weak = None
+    if example.weak_label_id is not None:
+        weak = WeakLabel.objects.select_related("run").filter(pk=example.weak_label_id).first()
+    return {"label": example.label, "weak": weak}
 
 
 def agreement_summary(*, project: Project) -> dict[str, Any]:

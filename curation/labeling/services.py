@@ -11,12 +11,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from curation.core.errors import ServiceError
+from curation.core.permissions import Action, can
 from curation.core.services import InvalidExample, example_update, needs_reply, validate_messages
 from curation.models import Annotation, Example, Label, Project, RuleRun, WeakLabel
 
@@ -73,6 +76,20 @@ def _queue_order(project: Project) -> list[Any]:
         Subquery(weak.values("confidence")[:1]).asc(nulls_last=True),
         "id",
     ]
+
+
+@transaction.atomic
+def label_suggestions_set(*, project: Project, user: Any, value: str) -> Project:
+    """Whether annotators see the example's current label (as a suggestion, never chosen for
+    them) or label without it; hidden keeps their agreement an honest measure."""
+    if not can(user, project, Action.MANAGE_PROJECT):
+        raise PermissionDenied(_("Only project admins may change what annotators are shown."))
+    if value not in Project.LabelSuggestions.values:
+        choices = ", ".join(Project.LabelSuggestions.values)
+        raise ServiceError("label_suggestions", _("Choose one of %(values)s.") % {"values": choices})
+    Project.objects.filter(pk=project.pk).update(label_suggestions=value)
+    project.label_suggestions = value
+    return project
 
 
 def queue_remaining(*, project: Project, user: Any) -> int:

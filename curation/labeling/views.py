@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from curation.core.forms import (
@@ -27,7 +28,8 @@ from curation.core.selectors import example_get
 from curation.core.serializers import ExampleSerializer
 from curation.core.services import InvalidExample, StaleVersion
 from curation.labeling import services as svc
-from curation.models import Annotation, Example
+from curation.labeling.selectors import keys_in_words, label_suggestion, labels_with_keys
+from curation.models import Annotation, Example, Label
 
 
 def _answer(request: ProjectRequest) -> dict:
@@ -64,12 +66,16 @@ def _page(request: ProjectRequest, example: Example | None, **extra) -> HttpResp
         else None
     )
     turns = (draft or {}).get("messages") or (example.messages if example else [])
+    labels = labels_with_keys(project=project)
     ctx = {
         "project": project,
         "example": example,
         "draft": draft,
-        "chosen_label": (draft or {}).get("label") or (example.label.name if example and example.label_id else None),
-        "labels": project.labels.order_by("shortcut", "name"),
+        # Only the annotator's own answer is ever chosen; the current label is at most a suggestion.
+        "chosen_label": (draft or {}).get("label"),
+        "suggestion": label_suggestion(project=project, example=example),
+        "labels": labels,
+        "key_help": _key_help(labels),
         "remaining": svc.queue_remaining(project=project, user=request.user),
         "remaining_cap": svc.COUNT_CAP,
         "version": extra.pop("version", example.version if example else None),
@@ -80,6 +86,25 @@ def _page(request: ProjectRequest, example: Example | None, **extra) -> HttpResp
     if "error" in extra:
         ctx["error_where"] = field_in_words(extra["error"].field)
     return render(request, "curation/labeling/label.html", ctx, status=extra.get("status", 200))
+
+
+def _key_help(labels: list[Label]) -> str:
+    """The page's key help, naming only the label keys that exist."""
+    keys = [label.key for label in labels if label.key]
+    parts = [_("%(keys)s = label") % {"keys": keys_in_words(keys)}] if keys else []
+    parts.append(
+        _(
+            "Enter = submit (Ctrl+Enter while typing), s = skip, u = undo, g = guidelines, "
+            "e = edit the last answer, Esc = leave the text box."
+        )
+    )
+    help_text = _("Keys: %(keys)s") % {"keys": ", ".join(parts)}
+    keyless = len(labels) - len(keys)
+    if keyless:
+        help_text += " " + ngettext(
+            "%(n)d label has no key: click it.", "%(n)d labels have no key: click them.", keyless
+        ) % {"n": keyless}
+    return help_text
 
 
 @require_GET

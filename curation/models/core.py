@@ -66,6 +66,22 @@ class Project(models.Model):
         ),
     )
 
+    class LabelSuggestions(models.TextChoices):
+        HIDDEN = "hidden", _("Hidden")
+        SUGGESTION = "suggestion", _("Shown as a suggestion")
+
+    label_suggestions = models.CharField(
+        _("current label on the labeling page"),
+        max_length=20,
+        choices=LabelSuggestions.choices,
+        default=LabelSuggestions.HIDDEN,
+        help_text=_(
+            "Hidden: annotators label without seeing the example's current label. Shown as a suggestion: "
+            "the current label is shown with its source (a person, or the rules and their confidence), "
+            "never pre-selected. Hidden keeps agreement meaningful."
+        ),
+    )
+
     class StructuredFormat(models.TextChoices):
         JSON = "json", _("JSON")
         SQL = "sql", _("SQL")

@@ -3,7 +3,23 @@
 (() => {
   const form = document.getElementById("label-form");
   const guidelines = document.getElementById("guidelines");
-  const typing = (el) => el && (el.tagName === "TEXTAREA" || el.tagName === "SELECT" || (el.tagName === "INPUT" && el.type === "text"));
+  // A field that takes keys: shortcuts never fire in it (radios, checkboxes and buttons take none).
+  const notTyped = ["radio", "checkbox", "button", "submit", "reset", "range", "color", "file", "hidden"];
+  const typing = (el) => el && (el.isContentEditable || el.tagName === "TEXTAREA" || el.tagName === "SELECT" ||
+    (el.tagName === "INPUT" && !notTyped.includes(el.type)));
+
+  // `e`: the last assistant turn's text (the answer), or the last turn's when none is the
+  // assistant's, opened if it is folded away, with the caret at the end.
+  function editAnswer() {
+    const all = [...form.querySelectorAll("#turns > .turn")];
+    const turn = all.filter((t) => t.querySelector("select[name=role]").value === "assistant").pop() || all.pop();
+    const box = turn && turn.querySelector("textarea[name=content]");
+    if (!box) return;
+    for (let up = box.closest("details"); up; up = up.parentElement.closest("details")) up.open = true;
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+    box.scrollTop = box.scrollHeight;
+  }
 
   document.querySelectorAll("[data-open-guidelines]").forEach((a) =>
     a.addEventListener("click", (e) => { e.preventDefault(); guidelines.showModal(); }));
@@ -23,11 +39,7 @@
     if (choice) { e.preventDefault(); choice.checked = true; changed(); return; }
     if (e.key === "Enter") { e.preventDefault(); submit(); return; }
     if (e.key === "s") { e.preventDefault(); form.querySelector('[data-key="s"]').click(); return; }
-    if (e.key === "e") {
-      e.preventDefault();
-      const answers = form.querySelectorAll(".turn.assistant textarea, textarea[name=content]");
-      if (answers.length) answers[0].focus();
-    }
+    if (e.key === "e") { e.preventDefault(); editAnswer(); }
   });
 
   if (!form) return;
