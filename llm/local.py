@@ -27,6 +27,8 @@ from text.i18n import gettext as _
 
 log = logging.getLogger(__name__)
 
+REPLACEMENT_CHARACTER = "\ufffd"
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -76,6 +78,8 @@ class LocalBackend(DetailedBackend):
         generations = []
         for text, tokens, given in zip(texts, replies, offered, strict=True):
             truncated = len(tokens) >= max_new_tokens and (not tokens or tokens[-1] not in stop)
+            if truncated:
+                text = drop_partial_character(text)
             text, calls = toolcalls.split_text(text.strip()) if given else (text.strip(), [])
             generations.append(Generation(text, truncated=truncated, tool_calls=calls or None))
         return generations
@@ -133,6 +137,15 @@ class LocalBackend(DetailedBackend):
                 end = next((k + 1 for k, token in enumerate(tokens) if token in stop), len(tokens))
                 replies[row] = tokens[:end]
         return replies
+
+
+def drop_partial_character(text: str) -> str:
+    """A reply cut at the token limit without the trailing U+FFFD of a character cut in half.
+
+    Byte-level tokenizers spell a kana or kanji in several tokens; stopping between them leaves
+    bytes that decode to U+FFFD, which would otherwise end the draft. Only for cut replies: a
+    finished one keeps whatever the model wrote."""
+    return text.rstrip(REPLACEMENT_CHARACTER)
 
 
 def _stop_tokens(model: PreTrainedModel) -> set[int]:

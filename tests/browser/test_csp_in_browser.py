@@ -107,3 +107,37 @@ def test_a_refused_restore_still_explains_why_on_the_history_page(page, live_ser
     assert page.evaluate("window.__violations") == []
     # The browser logs the 409 itself; nothing else may appear.
     assert all("409" in p for p in problems), problems
+
+
+def test_messages_are_styled_by_kind_and_the_split_preview_keeps_the_token_out_of_the_address(
+    page, live_server, screenshot
+):
+    call_command("load_demo")
+    base = live_server.url
+    project = Project.objects.get(slug="kumo-support")
+    problems = watch(page)
+    sign_in(page, base, "demo-admin")
+    visit(page, f"{base}/p/{project.slug}/", problems)
+    screenshot(page, "dashboard")
+
+    visit(page, f"{base}/p/{project.slug}/splits/", problems)
+    page.click("#split-form button[name=preview]")
+    page.wait_for_selector("#split-preview")
+    screenshot(page, "preview")
+    assert "preview=1" in page.url and "csrfmiddlewaretoken" not in page.url
+    page.click("#split-assign button[type=submit]")
+    success = page.locator(".messages li.success")
+    success.wait_for()
+    # The app sends no warning here: one beside it shows how the two kinds look.
+    page.evaluate("""() => {
+      const li = document.createElement("li");
+      li.className = "message warning";
+      li.innerHTML = '<span role="alert"><strong class="message-kind">Warning:</strong> Careful.</span>';
+      document.querySelector(".messages").append(li);
+    }""")
+    background = "(el) => getComputedStyle(el).backgroundColor"
+    warning = page.locator(".messages li.warning")
+    assert success.evaluate(background) != warning.evaluate(background)
+    assert success.locator(".message-kind").inner_text() == "Done:"
+    screenshot(page, "messages")
+    assert page.evaluate("window.__violations") == [] and problems == []
