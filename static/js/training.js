@@ -215,3 +215,27 @@
     new Chart(figure).start();
   }
 })();
+
+// The launch form shows only the settings of the chosen method: each section or field with
+// data-methods="lora qlora dpo" shows for those methods only. A hidden one is disabled too,
+// so what it holds is not sent and its bounds cannot stop the form (the server ignores it
+// anyway). Without JavaScript everything shows and the server reads the chosen method's.
+(() => {
+  function showMethod(form) {
+    const method = form.querySelector("select[name=method]").value;
+    form.querySelectorAll("[data-methods]").forEach((part) => {
+      const hidden = !part.dataset.methods.split(" ").includes(method);
+      part.hidden = hidden;
+      part.querySelectorAll("input, select, textarea").forEach((control) => {
+        control.disabled = hidden;
+      });
+    });
+  }
+
+  const form = document.getElementById("run-form");
+  if (!form || !form.querySelector("select[name=method]")) return;
+  showMethod(form);
+  form.addEventListener("change", (event) => {
+    if (event.target.matches("select[name=method]")) showMethod(form);
+  });
+})();

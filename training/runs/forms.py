@@ -4,6 +4,11 @@ The form only collects what was typed: numbers stay text here, so that `config_c
 (through `training_run_create`) judges every field at once and its one message per field
 lands on that field. The number inputs still carry min, max and step from BOUNDS, so a
 browser can say most of it before the form is sent.
+
+Some settings apply to some methods only (APPLIES_TO). The page shows only the chosen
+method's (static/js/training.js); the server reads only the chosen method's too, whatever the
+browser sent for the others: those keep the form's initial values (the preset's or the
+defaults), so a value left in a hidden field can neither block a launch nor reach the run.
 """
 
 from __future__ import annotations
@@ -21,6 +26,21 @@ DEFAULT_PRESET = "quick_cpu_demo"
 # SmolLM2 is a Llama: these are its linear layers. Offered without loading a model in a request.
 LLAMA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 CONFIG_FIELDS = [f.name for f in fields(TrainConfig)]
+
+# The methods each setting applies to; a setting not named here applies to every method.
+ADAPTER_METHODS = ("lora", "qlora", "dpo")
+VIRTUAL_TOKEN_METHODS = ("prefix", "prompt", "ptuning")
+APPLIES_TO: dict[str, tuple[str, ...]] = {
+    "lora_rank": ADAPTER_METHODS,
+    "lora_alpha": ADAPTER_METHODS,
+    "lora_dropout": ADAPTER_METHODS,
+    "target_modules": ADAPTER_METHODS,
+    "target_modules_other": ADAPTER_METHODS,
+    "num_virtual_tokens": VIRTUAL_TOKEN_METHODS,
+    "dpo_beta": ("dpo",),
+    # DPO trains on preference pairs, which have no label to balance.
+    "balance": tuple(method for method in METHODS if method != "dpo"),
+}
 
 FIELD_LABELS: dict[str, Any] = {
     "method": gettext_lazy("Method"),
@@ -79,6 +99,11 @@ def balance_choices() -> list[tuple[str, Any]]:
     """The project's own labels for the balance strategies, in BALANCE's order."""
     labels = dict(Project._meta.get_field("balance_strategy").choices)
     return [(key, labels.get(key, key)) for key in BALANCE]
+
+
+def applies(name: str, method: str) -> bool:
+    """Whether the setting `name` does anything for a run of `method`."""
+    return name not in APPLIES_TO or method in APPLIES_TO[name]
 
 
 def field_help(name: str) -> Any:
@@ -173,6 +198,20 @@ class RunForm(forms.Form):
                 widget=forms.NumberInput(attrs=attrs),
             )
 
+    def full_clean(self) -> None:
+        """Clean only the chosen method's settings: the others are disabled while cleaning, so
+        Django takes their initial values instead of what was sent (a hidden field's leftover
+        cannot fail the form nor reach the run), then enabled again for the page."""
+        method = self.data.get("method") if self.is_bound else None
+        ignored = [name for name in APPLIES_TO if method in METHODS and not applies(name, method)]
+        for name in ignored:
+            self.fields[name].disabled = True
+        try:
+            super().full_clean()
+        finally:
+            for name in ignored:
+                self.fields[name].disabled = False
+
     def config(self) -> dict[str, Any]:
         """The cleaned form as the `config` of `training_run_create`: every TrainConfig field."""
         d = self.cleaned_data
@@ -181,15 +220,17 @@ class RunForm(forms.Form):
         config["target_modules"] = [*d.get("target_modules", []), *[name for name in others if name]]
         return config
 
-    def groups(self) -> list[tuple[Any, list[forms.BoundField]]]:
-        """The fields as the page shows them, in sections."""
+    def groups(self) -> list[tuple[Any, str, list[tuple[forms.BoundField, str]]]]:
+        """The fields as the page shows them, in sections: (title, methods, [(field, methods)]),
+        methods being the space-separated methods a section or field applies to ("" for every
+        method; a field's is "" when it is its section's)."""
         sections = [
             (gettext_lazy("Method and model"), ["method", "base_model"]),
             (
-                gettext_lazy("Adapter"),
+                gettext_lazy("Adapter (LoRA, QLoRA, DPO)"),
                 ["lora_rank", "lora_alpha", "lora_dropout", "target_modules", "target_modules_other"],
             ),
-            (gettext_lazy("Prefix, prompt and P-tuning"), ["num_virtual_tokens"]),
+            (gettext_lazy("Virtual tokens (prefix, prompt and P-tuning)"), ["num_virtual_tokens"]),
             (gettext_lazy("DPO"), ["dpo_beta"]),
             (
                 gettext_lazy("Optimiser"),
@@ -210,4 +251,10 @@ class RunForm(forms.Form):
             ),
             (gettext_lazy("Data"), ["balance", "reasoning", "seed"]),
         ]
-        return [(title, [self[name] for name in names]) for title, names in sections]
+        groups = []
+        for title, names in sections:
+            methods = {" ".join(APPLIES_TO.get(name, ())) for name in names}
+            shared = methods.pop() if len(methods) == 1 else ""
+            rows = [(self[name], "" if shared else " ".join(APPLIES_TO.get(name, ()))) for name in names]
+            groups.append((title, shared, rows))
+        return groups

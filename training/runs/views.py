@@ -25,7 +25,17 @@ from curation.models import Example, PreferencePair, Project
 from curation.quality.gates import LaunchBlocked
 from training.engine.config import METHODS, PRESETS, REASONING, ConfigInvalid
 from training.models import TrainingRun
-from training.runs.forms import CONFIG_FIELDS, DEFAULT_PRESET, FIELD_LABELS, RunForm, field_help
+from training.runs.forms import (
+    ADAPTER_METHODS,
+    CONFIG_FIELDS,
+    DEFAULT_PRESET,
+    FIELD_LABELS,
+    SCHEDULER_LABELS,
+    RunForm,
+    applies,
+    balance_choices,
+    field_help,
+)
 from training.runs.serializers import can_resume, has_artifact, log_tail, parse_after, points_payload
 from training.runs.services import (
     SMALL_TRAIN,
@@ -37,7 +47,6 @@ from training.runs.tasks import training_run_create, training_run_resume
 
 RUNS_PER_PAGE = 50
 POINTS_SHOWN = 12  # the table of the last points, for browsers without JavaScript
-ADAPTER_METHODS = ("lora", "qlora", "dpo")
 # Weights are dense: compressing them costs time and saves nothing.
 STORED_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".gguf"}
 ARCHIVE_IN_MEMORY = 32 * 1024 * 1024
@@ -73,6 +82,10 @@ def setting_text(name: str, value: Any) -> str:
         return str(METHODS.get(value, value))
     if name == "reasoning":
         return str(REASONING.get(value, value))
+    if name == "lr_scheduler":
+        return str(SCHEDULER_LABELS.get(value, value))
+    if name == "balance":
+        return str(dict(balance_choices()).get(value, value))
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return str(value)
@@ -158,9 +171,15 @@ def result_rows(run: TrainingRun) -> list[tuple[str, str]]:
 
 
 def config_rows(run: TrainingRun) -> list[tuple[str, str, str]]:
-    """(label, value, help) for every setting of the run, in the TrainConfig order."""
+    """(label, value, help) for every setting that applies to the run's method, in the
+    TrainConfig order: the stored config holds every setting, those of other methods at
+    their defaults, which say nothing about this run."""
     c = run.config or {}
-    return [(str(FIELD_LABELS[name]), setting_text(name, c.get(name)), str(field_help(name))) for name in CONFIG_FIELDS]
+    return [
+        (str(FIELD_LABELS[name]), setting_text(name, c.get(name)), str(field_help(name)))
+        for name in CONFIG_FIELDS
+        if applies(name, run.method)
+    ]
 
 
 def get_run(project: Project, run_id: int) -> TrainingRun:
@@ -378,7 +397,10 @@ def run_compare(request: ProjectRequest) -> HttpResponse:
     a, b = (get_run(project, int(i)) for i in ids)
     rows = []
     for name in CONFIG_FIELDS:
-        va, vb = (a.config or {}).get(name), (b.config or {}).get(name)
+        if not (applies(name, a.method) or applies(name, b.method)):
+            continue
+        va = (a.config or {}).get(name) if applies(name, a.method) else None
+        vb = (b.config or {}).get(name) if applies(name, b.method) else None
         rows.append((str(FIELD_LABELS[name]), setting_text(name, va), setting_text(name, vb), va != vb))
     ra, rb = run_row(a), run_row(b)
     results = [
