@@ -10,7 +10,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from curation.formats.rows import ROLES, SPLIT_ALIASES, SPLITS, ReadOptions, Row, RowError, describe
+from curation.formats.rows import ROLES, SPLIT_ALIASES, SPLITS, ReadMemo, ReadOptions, Row, RowError, describe
 
 # "function_call" is OpenAI's legacy single call; readers turn it into tool_calls, and it is
 # still accepted where it was written by hand.
@@ -21,6 +21,14 @@ _ROLES_TEXT = ", ".join(ROLES)
 # Keys only an assistant turn may have, and the roles of a tool result ("function" is the old name).
 _ASSISTANT_KEYS = ("reasoning", "tool_calls", "weight", "function_call")
 _RESULT_ROLES = ("tool", "function")
+_TURN_KEYS = (*_ASSISTANT_KEYS, "tool_call_id")
+# The keys a message of each role may have without one of _TURN_KEYS being out of place.
+_ROLE_KEYS = {
+    role: MESSAGE_KEYS.difference(
+        key for key in _TURN_KEYS if not (role in _RESULT_ROLES if key == "tool_call_id" else role == "assistant")
+    )
+    for role in ROLES
+}
 _CALL_SHAPE = '{"id": ..., "type": "function", "function": {"name": ..., "arguments": ...}}'
 _TOOL_SHAPE = '{"type": "function", "function": {"name": ..., "description": ..., "parameters": {...}}}'
 
@@ -37,7 +45,7 @@ class _Calls:
 def check_row(row: Row, labels: Collection[str], options: ReadOptions) -> Row:
     """Add to ``row.errors`` what is wrong, and normalise label, split, metadata and tools."""
     look = row.messages is not None or not row.errors
-    names = _check_tools(row)
+    names = _check_tools(row, options.memo)
     if look:
         _check_messages(
             row,
@@ -53,13 +61,14 @@ def check_row(row: Row, labels: Collection[str], options: ReadOptions) -> Row:
             "metadata",
             _("expected an object {...}, found %(found)s") % {"found": describe(row.metadata)},
         )
-    elif row.metadata and _has_nul(row.metadata):
+    elif row.metadata and not row.nul_free and _has_nul(row.metadata):
         row.error("nul_byte", "metadata", _("contains a NUL character (\\u0000), which cannot be stored; remove it"))
     return row
 
 
 def _has_nul(value: Any) -> bool:
-    """NUL anywhere in a JSON value: PostgreSQL cannot store it in text or jsonb."""
+    """NUL anywhere in a JSON value: PostgreSQL cannot store it in text or jsonb. Not called for
+    a row whose JSON text had no \\u0000 escape (Row.nul_free): it cannot hold one."""
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
@@ -83,12 +92,23 @@ def check_messages(
 # --- tools -------------------------------------------------------------------------------
 
 
-def _check_tools(row: Row) -> frozenset[str] | None:
+def _check_tools(row: Row, memo: ReadMemo | None = None) -> frozenset[str] | None:
     """Add what is wrong with ``row.tools``; the names a call may use, or None for any name
-    (no tools, or tools too broken to judge calls by)."""
+    (no tools, or tools too broken to judge calls by). A list that the file's reading shares
+    between rows (``memo``, see ReadMemo) is checked once, when nothing is wrong with it."""
     tools = row.tools
     if tools is None:
         row.tools = tools = []
+    if memo is not None and (seen := memo.checked.get(id(tools))) is not None and seen[0] is tools:
+        return seen[1]
+    errors = len(row.errors)
+    names = _check_tool_list(row, tools)
+    if memo is not None and len(row.errors) == errors and memo.shared.get(id(tools)) is tools:
+        memo.checked[id(tools)] = (tools, names)
+    return names
+
+
+def _check_tool_list(row: Row, tools: Any) -> frozenset[str] | None:
     if not isinstance(tools, list):
         row.error(
             "invalid_field",
@@ -113,7 +133,7 @@ def _check_tools(row: Row) -> frozenset[str] | None:
             )
         else:
             names[name] = i
-    if _has_nul(tools):
+    if not row.nul_free and _has_nul(tools):
         row.error("nul_byte", "tools", _("contains a NUL character (\\u0000), which cannot be stored; remove it"))
     return frozenset(names) if len(row.errors) == errors else None
 
@@ -239,7 +259,7 @@ def _check_message(row: Row, where: str, message: Any, calls: _Calls) -> bool:
             _('expected an object {"role": ..., "content": ...}, found %(found)s') % {"found": describe(message)},
         )
         return False
-    if len(message) > 2 or "role" not in message or "content" not in message:
+    if (len(message) > 2 or "role" not in message or "content" not in message) and not MESSAGE_KEYS.issuperset(message):
         for key in message:
             if key not in MESSAGE_KEYS:
                 row.error(
@@ -252,7 +272,7 @@ def _check_message(row: Row, where: str, message: Any, calls: _Calls) -> bool:
     _check_content(row, where, message, role)
     if len(message) > 2 or (calls.any and role in _RESULT_ROLES):
         _check_turn_keys(row, where, message, role, calls)
-    if len(message) > 2:
+    if len(message) > 2 and not row.nul_free:
         if _has_nul({k: v for k, v in message.items() if k != "content"}):
             row.error("nul_byte", where, _("contains a NUL character (\\u0000), which cannot be stored; remove it"))
     return role == "assistant"
@@ -317,8 +337,8 @@ def _check_content(row: Row, where: str, message: dict[str, Any], role: str | No
 
 def _check_turn_keys(row: Row, where: str, message: dict[str, Any], role: str | None, calls: _Calls) -> None:
     """Add what is wrong with the keys beyond role and content: each on its roles, each of its type."""
-    for key in (*_ASSISTANT_KEYS, "tool_call_id"):
-        if key not in message or role is None:
+    for key in _TURN_KEYS if role is not None and not _ROLE_KEYS.get(role, MESSAGE_KEYS).issuperset(message) else ():
+        if key not in message:
             continue
         belongs = role in _RESULT_ROLES if key == "tool_call_id" else role == "assistant"
         if not belongs:

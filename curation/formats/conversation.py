@@ -12,7 +12,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from curation.formats.rows import Row, describe
+from curation.formats.rows import ReadMemo, Row, describe
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -28,12 +28,30 @@ def dumps_arguments(value: Any) -> str:
 # --- tools ------------------------------------------------------------------------------
 
 
-def tools_from(value: Any) -> tuple[list[dict[str, Any]], str | None]:
+def tools_from(value: Any, memo: ReadMemo | None = None) -> tuple[list[dict[str, Any]], str | None]:
     """A file's tool list in OpenAI's shape, or what is wrong with it.
 
     Accepts OpenAI tool definitions ({"type": "function", "function": {...}}), bare function
     schemas ({"name", "description", "parameters"}, as LLaMA-Factory writes them), or a JSON
-    string of either. None, "" and [] are no tools."""
+    string of either. None, "" and [] are no tools.
+
+    With the ``memo`` of a file's reading, a value seen before (the same JSON text, or a value
+    whose repr is the same: repr tells apart every JSON value, 1 from 1.0 and true, and keeps
+    the keys' order) gives the same answer, the same list, without converting it again."""
+    if memo is None or value is None:
+        return _tools_from(value)
+    key = (True, value) if isinstance(value, str) else (False, repr(value))
+    found = memo.tools.get(key)
+    if found is None:
+        if len(memo.tools) >= memo.LIMIT or memo.text + len(key[1]) > memo.TEXT_LIMIT:
+            memo.forget()
+        memo.text += len(key[1])
+        found = memo.tools[key] = _tools_from(value)
+        memo.shared[id(found[0])] = found[0]
+    return found
+
+
+def _tools_from(value: Any) -> tuple[list[dict[str, Any]], str | None]:
     if value is None or (isinstance(value, str) and not value.strip()):
         return [], None
     if isinstance(value, str):
@@ -52,10 +70,14 @@ def tools_from(value: Any) -> tuple[list[dict[str, Any]], str | None]:
     return tools, None
 
 
+def _expected_schema() -> str:
+    # Built only for an error: gettext on every tool of every row was most of tools_from's time.
+    return _('expected a function schema {"name": ..., "description": ..., "parameters": {...}}')
+
+
 def _tool_from(item: Any) -> tuple[dict[str, Any], str | None]:
-    expected = _('expected a function schema {"name": ..., "description": ..., "parameters": {...}}')
     if not isinstance(item, dict):
-        return {}, _("%(expected)s, found %(found)s") % {"expected": expected, "found": describe(item)}
+        return {}, _("%(expected)s, found %(found)s") % {"expected": _expected_schema(), "found": describe(item)}
     if "function" in item or "type" in item:
         if item.get("type") != "function" or not isinstance(item.get("function"), dict):
             return {}, _('expected {"type": "function", "function": {...}}; only function tools are supported')
@@ -64,7 +86,7 @@ def _tool_from(item: Any) -> tuple[dict[str, Any], str | None]:
         tool, function = {"type": "function", "function": item}, item
     name = function.get("name")
     if not isinstance(name, str) or not name.strip():
-        return {}, _('%(expected)s; "name" is missing or not text') % {"expected": expected}
+        return {}, _('%(expected)s; "name" is missing or not text') % {"expected": _expected_schema()}
     parameters = function.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
         return {}, _('"parameters" of %(name)s must be a JSON schema object, found %(found)s') % {
@@ -89,6 +111,11 @@ def message_from(record_message: Any) -> Any:
         return record_message
     if len(record_message) == 2 and _plain_text(record_message):
         return record_message  # by far the most common message: nothing to change
+    role = record_message.get("role")
+    if role == "tool" and _plain_result(record_message):
+        return record_message  # a tool result that names its call: nothing to change either
+    if role == "assistant" and _plain_calls(record_message):
+        return record_message  # calls with their ids, as OpenAI writes them: nothing to change
     message = dict(record_message)
     if message.get("role") == "function":
         message["role"] = "tool"
@@ -112,9 +139,49 @@ def _plain_text(message: dict[str, Any]) -> bool:
     return role == "assistant" and isinstance(content, str) and not content.startswith(THINK_OPEN)
 
 
+_RESULT_KEYS = frozenset(("role", "content", "tool_call_id", "name"))
+
+
+def _plain_result(message: dict[str, Any]) -> bool:
+    """A tool result with its call's id and nothing to read differently: message_from would
+    copy it unchanged, and assign_call_ids leaves it as it is."""
+    return isinstance(message.get("tool_call_id"), str) and _RESULT_KEYS.issuperset(message)
+
+
+_CALL_TURN_KEYS = frozenset(("role", "content", "tool_calls", "name", "weight", "reasoning"))
+
+
+def _plain_calls(message: dict[str, Any]) -> bool:
+    """An assistant turn with tool calls that message_from would copy unchanged and that
+    assign_call_ids leaves as it is: text for content (the reasoning, when there is some, is
+    its own key), and calls in OpenAI's shape that each have their id."""
+    calls = message.get("tool_calls")
+    if not (calls and isinstance(calls, list) and _CALL_TURN_KEYS.issuperset(message)):
+        return False
+    content = message.get("content")
+    if not isinstance(content, str):
+        return False
+    if "reasoning" in message:
+        if message["reasoning"] in (None, ""):
+            return False
+    elif content.startswith(THINK_OPEN):
+        return False
+    for call in calls:
+        if not (isinstance(call, dict) and isinstance(call.get("id"), str) and call["id"] and "type" in call):
+            return False
+        function = call.get("function")
+        if isinstance(function, dict) and not isinstance(function.get("arguments"), str | None):
+            return False
+    return True
+
+
 def _call_from(call: Any) -> Any:
     if not isinstance(call, dict):
         return call
+    if "type" in call:
+        function = call.get("function")
+        if not isinstance(function, dict) or isinstance(function.get("arguments"), str | None):
+            return call  # canonical as it is; assign_call_ids replaces a call, never changes it
     call = dict(call)
     call.setdefault("type", "function")
     function = call.get("function")
@@ -178,15 +245,12 @@ def assign_call_ids(messages: list[Any]) -> list[int]:
     and each tool result without a ``tool_call_id`` the id of the oldest call still unanswered.
     Changes the messages in place; returns the indexes of tool results that found no call to
     answer in a conversation that has calls."""
-    if not any(isinstance(m, dict) and ("tool_calls" in m or m.get("role") == "tool") for m in messages):
+    for m in messages:
+        if isinstance(m, dict) and ("tool_calls" in m or m.get("role") == "tool"):
+            break
+    else:
         return []
-    used = {
-        call["id"]
-        for message in messages
-        if isinstance(message, dict) and isinstance(message.get("tool_calls"), list)
-        for call in message["tool_calls"]
-        if isinstance(call, dict) and isinstance(call.get("id"), str) and call["id"]
-    }
+    used: set[str] | None = None  # the ids the file gave, found when a call needs one made
     unanswered: list[str] = []
     orphans: list[int] = []
     has_calls = False
@@ -201,6 +265,8 @@ def assign_call_ids(messages: list[Any]) -> list[int]:
                     continue
                 has_calls = True
                 if not (isinstance(call.get("id"), str) and call["id"]):
+                    if used is None:
+                        used = _given_ids(messages)
                     rest = {k: v for k, v in call.items() if k != "id"}
                     call = calls[j] = {"id": _fresh_id(position, used), **rest}
                 position += 1
@@ -214,6 +280,16 @@ def assign_call_ids(messages: list[Any]) -> list[int]:
             elif answered is None:
                 orphans.append(index)
     return orphans if has_calls else []
+
+
+def _given_ids(messages: list[Any]) -> set[str]:
+    return {
+        call["id"]
+        for message in messages
+        if isinstance(message, dict) and isinstance(message.get("tool_calls"), list)
+        for call in message["tool_calls"]
+        if isinstance(call, dict) and isinstance(call.get("id"), str) and call["id"]
+    }
 
 
 def _fresh_id(position: int, used: set[str]) -> str:

@@ -36,7 +36,7 @@ def row_from_record(line: int, record: dict[str, Any], options: ReadOptions) -> 
     tools_key = "tools" if "tools" in record or "functions" not in record else "functions"
     if tools_key == "functions":
         known |= {"functions"}
-    tools, error = tools_from(record.get(tools_key))
+    tools, error = tools_from(record.get(tools_key), options.memo)
     if error:
         row.error("invalid_field", tools_key, error)
     row.tools = tools
@@ -50,8 +50,11 @@ def read(path: str | os.PathLike[str], options: ReadOptions) -> JsonSource:
 
 def to_message(message: dict[str, Any]) -> dict[str, Any]:
     """A canonical message as OpenAI's fine-tuning format has it."""
-    if "reasoning" not in message and not (message.get("tool_calls") and message.get("content") == ""):
-        return message
+    if "reasoning" not in message:
+        if not (message.get("tool_calls") and message.get("content") == ""):
+            return message
+        # a call without text: the message without its content, in one copy
+        return {k: v for k, v in message.items() if k != "content"}
     out = {k: v for k, v in message.items() if k != "reasoning"}
     content = with_think(message)
     if content or not message.get("tool_calls"):
@@ -65,18 +68,37 @@ def record_of(row: ExportRow, *, shikomi_fields: bool = False, classification: b
     record: dict[str, Any] = {"messages": [to_message(m) for m in row.messages]}
     if row.tools:
         record["tools"] = row.tools
+    record.update(_fields_of(row, shikomi_fields=shikomi_fields, classification=classification))
+    return record
+
+
+def _fields_of(row: ExportRow, *, shikomi_fields: bool, classification: bool) -> dict[str, Any]:
+    """The keys of a record after its messages and tools."""
     if shikomi_fields:
-        record.update(id=row.id, label=row.label, split=row.split, status=row.status, metadata=row.metadata)
-    elif row.label is not None or classification:
+        return {"id": row.id, "label": row.label, "split": row.split, "status": row.status, "metadata": row.metadata}
+    if row.label is not None or classification:
         # A classification file always has its label key (null when unlabeled): the import
         # refuses a classification file without a label column.
-        record["label"] = row.label
-    return record
+        return {"label": row.label}
+    return {}
 
 
 def write(rows: Iterable[ExportRow], *, classification: bool = False, shikomi_fields: bool = False) -> Iterator[bytes]:
     def lines() -> Iterator[str]:
+        # Rows that repeat one tool list share one list object (the export decodes each stored
+        # list once, curation/io/exports.py): it is encoded once. Each line is exactly what
+        # dumps(record_of(row)) writes.
+        last_tools: Any = None
+        tools_text = ""
         for row in rows:
-            yield dumps(record_of(row, shikomi_fields=shikomi_fields, classification=classification)) + "\n"
+            if not row.tools:
+                yield dumps(record_of(row, shikomi_fields=shikomi_fields, classification=classification)) + "\n"
+                continue
+            if row.tools is not last_tools:
+                last_tools, tools_text = row.tools, dumps(row.tools)
+            messages = dumps([to_message(m) for m in row.messages])
+            fields = _fields_of(row, shikomi_fields=shikomi_fields, classification=classification)
+            tail = ", " + dumps(fields)[1:] + "\n" if fields else "}\n"
+            yield '{"messages": ' + messages + ', "tools": ' + tools_text + tail
 
     return encode_chunks(lines())

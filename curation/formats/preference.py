@@ -65,7 +65,7 @@ def row_from_record(line: int, record: dict[str, Any], options: ReadOptions) -> 
     if sharegpt_layout:
         prompt, chosen, rejected = _sharegpt(row, record, options)
     else:
-        tools, error = tools_from(record.get("tools"))
+        tools, error = tools_from(record.get("tools"), options.memo)
         if error:
             row.error("invalid_field", "tools", error)
         row.tools = tools

@@ -41,7 +41,11 @@ def _looks_cut_off(exc: json.JSONDecodeError, end: int) -> bool:
 
 # --- JSON Lines and JSON arrays --------------------------------------------------------
 
-JsonRecord = tuple[int, Any]  # (line, value), value a RowError where it could not be read
+# (line, value, NUL-free), value a RowError where it could not be read; NUL-free: the record's
+# text has no \u0000 escape, so no string in the value holds a NUL (strict JSON, which json
+# reads, refuses raw control characters; a NUL can only be written as that escape).
+JsonRecord = tuple[int, Any, bool]
+NUL_ESCAPE = "\\u0000"
 
 
 def iter_json_records(text: TextFile, max_row_bytes: int) -> Iterator[JsonRecord]:
@@ -64,13 +68,13 @@ def _jsonl_records(f: io.TextIOWrapper, max_row_bytes: int, encoding: str) -> It
         if not ended and len(line) >= limit:
             while (rest := f.readline(CHUNK_CHARS)) and not rest.endswith(("\n", "\r")):
                 pass
-            yield lineno, too_large(lineno, None, max_row_bytes)
+            yield lineno, too_large(lineno, None, max_row_bytes), False
             continue
         if len(line) * 4 > max_row_bytes and (size := utf8_size(line)) > max_row_bytes:
-            yield lineno, too_large(lineno, size, max_row_bytes)
+            yield lineno, too_large(lineno, size, max_row_bytes), False
             continue
         if problem := line_problem(line, lineno, encoding):
-            yield lineno, problem
+            yield lineno, problem, False
             continue
         if line.isspace():
             continue
@@ -78,11 +82,11 @@ def _jsonl_records(f: io.TextIOWrapper, max_row_bytes: int, encoding: str) -> It
             value = loads(line)
         except json.JSONDecodeError as exc:
             if not ended and _looks_cut_off(exc, len(line.rstrip())):
-                yield lineno, truncated(lineno)
+                yield lineno, truncated(lineno), False
             else:
-                yield lineno, invalid_json(lineno, exc)
+                yield lineno, invalid_json(lineno, exc), False
             continue
-        yield lineno, value
+        yield lineno, value, NUL_ESCAPE not in line
 
 
 _WHITESPACE = re.compile(r"[ \t\r\n]*")
@@ -142,7 +146,7 @@ class _ArrayReader:
         expect_value = True
         while True:
             if not self._skip_whitespace():
-                yield self.line, truncated(self.line)
+                yield self.line, truncated(self.line), False
                 return
             ch = self.buf[self.pos]
             if ch == "]":
@@ -156,6 +160,7 @@ class _ArrayReader:
                             "",
                             _("unexpected text after the closing ] of the array"),
                         ),
+                        False,
                     )
                 return
             if ch == ",":
@@ -163,6 +168,7 @@ class _ArrayReader:
                     yield (
                         self.line,
                         RowError(self.line, "invalid_json", "", _("two commas with no element between them")),
+                        False,
                     )
                 self._advance(self.pos + 1)
                 expect_value = True
@@ -176,6 +182,7 @@ class _ArrayReader:
                         "",
                         _("expected , or ] after the previous element, found %(char)r") % {"char": ch},
                     ),
+                    False,
                 )
             yield self._element()
             if self.stopped:
@@ -194,14 +201,14 @@ class _ArrayReader:
                     continue
                 if cut_off and self.eof:
                     self.stopped = True
-                    return start_line, truncated(start_line)
+                    return start_line, truncated(start_line), False
                 if cut_off:
                     error = too_large(start_line, None, self.max_row_bytes)
                 else:
                     error = invalid_json(self._line_at(exc.pos), exc, column=self._column_at(exc.pos))
                 if not self._skip_value():
                     self.stopped = True
-                return start_line, error
+                return start_line, error, False
             if end == len(self.buf) and self._fill():
                 continue  # a number may go on in the next chunk
             break
@@ -210,7 +217,7 @@ class _ArrayReader:
             and (size := utf8_size(self.buf[self.pos : end])) > self.max_row_bytes
         ):
             self._advance(end)
-            return start_line, too_large(start_line, size, self.max_row_bytes)
+            return start_line, too_large(start_line, size, self.max_row_bytes), False
         nul = self.buf.find("\x00", self.pos, end)
         bad = nul if nul >= 0 else -1
         if bad < 0 and (match := BAD_CHAR.search(self.buf, self.pos, end)):
@@ -221,9 +228,10 @@ class _ArrayReader:
             text = self.buf[line_start : line_end if line_end >= 0 else len(self.buf)]
             problem = line_problem(text, self._line_at(bad), self.encoding)
             self._advance(end)
-            return start_line, problem
+            return start_line, problem, False
+        nul_free = self.buf.find(NUL_ESCAPE, self.pos, end) < 0
         self._advance(end)
-        return start_line, value
+        return start_line, value, nul_free
 
     def _skip_value(self) -> bool:
         """Skip an element that did not decode by matching brackets; False at EOF."""
@@ -296,13 +304,15 @@ class JsonSource(Source):
         mapper = self.mapper if self.mapper.mapping else None
         labels = options.classification  # a label column still to find
         keys: dict[str, None] = {}  # the keys found, to name them when none is the label
-        for line, value in iter_json_records(self.text, options.max_row_bytes):
+        for line, value, nul_free in iter_json_records(self.text, options.max_row_bytes):
             if isinstance(value, dict):
                 if labels:
                     labels = not self.mapper.has("label", value)
                     if len(keys) < 50:
                         keys.update(dict.fromkeys(value))
-                yield convert(line, value, options) if mapper is None else mapper.convert(convert, line, value, options)
+                row = convert(line, value, options) if mapper is None else mapper.convert(convert, line, value, options)
+                row.nul_free = nul_free  # everything in the row comes from this record
+                yield row
             elif isinstance(value, RowError):
                 yield Row(line, errors=[value])
             else:

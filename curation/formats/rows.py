@@ -66,10 +66,41 @@ class Row:
     errors: list[RowError] = field(default_factory=list)
     # False for classification-shaped rows (a text and a label): no reply is expected.
     chat: bool = True
+    # True when the record's raw JSON text has no \u0000 escape, so that nothing in the row can
+    # hold a NUL character (strict JSON has no other way to write one) and the checks need not
+    # search for it. Set by the JSON reader only; False (search) for every other source.
+    nul_free: bool = False
 
     def error(self, code: str, field: str, message: str) -> Row:
         self.errors.append(RowError(self.line, code, field, message))
         return self
+
+
+class ReadMemo:
+    """What the reading of one file remembers from row to row (ReadOptions.memo). A file's tool
+    list usually repeats row after row: it is converted (conversation.tools_from) and checked
+    (checks.check_row) once, and the rows that have it share one list, which nothing changes
+    once read. Bounded: forgotten whole after LIMIT different lists, or TEXT_LIMIT characters of
+    their text, so that memory stays flat whatever the file holds."""
+
+    LIMIT = 256
+    TEXT_LIMIT = 1024 * 1024
+    __slots__ = ("tools", "shared", "checked", "text")
+
+    def __init__(self) -> None:
+        self.text = 0  # characters of the keys of ``tools``
+        # (is JSON text, the text or repr of the file's value) -> tools_from's answer.
+        self.tools: dict[tuple[bool, str], tuple[list[dict[str, Any]], str | None]] = {}
+        # id -> a list tools_from handed out, and what the checks found of it (the tool names a
+        # call may use), once they found nothing wrong. The list is held, so its id stays its own.
+        self.shared: dict[int, list[dict[str, Any]]] = {}
+        self.checked: dict[int, tuple[list[dict[str, Any]], frozenset[str] | None]] = {}
+
+    def forget(self) -> None:
+        self.text = 0
+        self.tools.clear()
+        self.shared.clear()
+        self.checked.clear()
 
 
 @dataclass(slots=True)
@@ -83,6 +114,8 @@ class ReadOptions:
     max_messages: int | None = None
     # What a Parquet file or dataset archive may decode to (SHIKOMI_MAX_DECODED_BYTES).
     max_decoded_bytes: int | None = None
+    # Not an option: what reading this file remembers from row to row.
+    memo: ReadMemo = field(default_factory=ReadMemo, repr=False, compare=False)
 
 
 class DecodedTooLarge(Exception):
@@ -168,8 +201,13 @@ def encode_chunks(pieces: Iterable[str], size: int = 64 * 1024) -> Iterator[byte
         yield "".join(buffer).encode("utf-8")
 
 
+# json.dumps(value, ensure_ascii=False) makes an encoder on every call; this one is made once
+# and writes the same text.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    return _encode(value)
 
 
 def batched(iterable: Iterable[Any], size: int) -> Iterator[list[Any]]:

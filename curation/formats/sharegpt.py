@@ -68,7 +68,7 @@ EXTENSION = "json"
 def row_from_record(line: int, record: dict[str, Any], options: ReadOptions) -> Row:
     row = Row(line, None, record.get("label"), record.get("split"))
     extras_into_metadata(record, KNOWN_KEYS | take_shikomi_fields(record, row), row)
-    tools, error = tools_from(record.get("tools"))
+    tools, error = tools_from(record.get("tools"), options.memo)
     if error:
         row.error("invalid_field", "tools", error)
     row.tools = tools

@@ -8,13 +8,16 @@ selection, before the first byte is written, so pages, the API and the command c
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, TextField
+from django.db.models.functions import Cast
 from django.utils.translation import gettext as _
 
 from curation import formats
@@ -121,12 +124,47 @@ def example_export(
 
 
 def _rows(examples: QuerySet[Example]) -> Iterator[formats.ExportRow]:
-    for pk, messages, label_name, split_name, metadata, tools, status_name in (
+    tools_of = _StoredTools()
+    for pk, messages, label_name, split_name, metadata, tools_text, status_name in (
         examples.order_by("pk")
-        .values_list("pk", "messages", "label__name", "split", "metadata", "tools", "status")
+        .annotate(tools_text=Cast("tools", TextField()))
+        .values_list("pk", "messages", "label__name", "split", "metadata", "tools_text", "status")
         .iterator(chunk_size=CHUNK_ROWS)
     ):
+        tools = tools_of(tools_text)
         yield formats.ExportRow(messages, label_name, split_name, metadata or {}, tools or [], pk, status_name)
+
+
+class _StoredTools:
+    """Examples' tools, read as their stored JSON text and decoded once per different text: a
+    project's examples mostly repeat one tool list, and the rows that do share one decoded list
+    (which the writers only read; openai.write also encodes it once). Decoded as JSONField does
+    (text that is not JSON stays text). Bounded like formats.rows.ReadMemo."""
+
+    LIMIT = 256
+    TEXT_LIMIT = 1024 * 1024
+
+    def __init__(self) -> None:
+        self.decoded: dict[str, Any] = {}
+        self.text = 0
+
+    def __call__(self, stored: str | None) -> Any:
+        if stored is None:
+            return None
+        try:
+            return self.decoded[stored]
+        except KeyError:
+            pass
+        if len(self.decoded) >= self.LIMIT or self.text + len(stored) > self.TEXT_LIMIT:
+            self.decoded.clear()
+            self.text = 0
+        try:
+            value = json.loads(stored)
+        except json.JSONDecodeError:
+            value = stored
+        self.decoded[stored] = value
+        self.text += len(stored)
+        return value
 
 
 class _Sink(io.RawIOBase):

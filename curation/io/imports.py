@@ -483,11 +483,18 @@ class _ExampleInserter:
         metadata_encoder = self.json["metadata"].encoder  # type: ignore[attr-defined]
         tools_encoder = self.json["tools"].encoder  # type: ignore[attr-defined]
         params = []
+        # Rows of a file that repeat one tool list share one list object (formats.rows.ReadMemo):
+        # it is written as JSON once, not once per row.
+        last_tools: Any = None
+        last_tools_value: Any = None
         for row, digest, label_id in rows:
             values = template.copy()
             values[messages_at] = adapt(row.messages, messages_encoder)
             values[metadata_at] = adapt(row.metadata, metadata_encoder)
-            values[tools_at] = adapt(row.tools or [], tools_encoder)
+            tools = row.tools or []
+            if tools is not last_tools:
+                last_tools, last_tools_value = tools, adapt(tools, tools_encoder)
+            values[tools_at] = last_tools_value
             values[label_at] = label_id
             values[split_at] = row.split
             if row.status in _STATUSES:  # a Shikomi export's own status comes back as it was
