@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
+from django.utils.translation import gettext as _
 
 from curation.core.limits import search_words
 from curation.core.selectors import METADATA_KEY, PROVENANCE_DEFER, SORTS
@@ -90,4 +91,16 @@ def project_counts(*, project: Project) -> dict[str, list[tuple[str, int]]]:
     counts["label"] = [(name, by_label.get(name, 0)) for name in project.labels.values_list("name", flat=True)]
     if by_label.get(None):
         counts["label"].append(("—", by_label[None]))
+    # Where labels came from: accepting weak labels does not change an example's source, so
+    # "Labeled by rules" above counts rule-made examples, and this counts rule-made labels.
+    origin = base.aggregate(
+        person=Count("id", filter=Q(label__isnull=False, weak_label__isnull=True)),
+        rules=Count("id", filter=Q(label__isnull=False, weak_label__isnull=False)),
+        none=Count("id", filter=Q(label__isnull=True)),
+    )
+    counts["label_source"] = [
+        (_("A person"), origin["person"]),
+        (_("Rules"), origin["rules"]),
+        (_("No label"), origin["none"]),
+    ]
     return counts

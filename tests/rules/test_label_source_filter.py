@@ -42,3 +42,13 @@ def test_the_examples_page_offers_the_filter_and_applies_it(client, project, use
 
     assert 'name="label_source"' in page
     assert "u1" in page and "u2" in page and "g1" not in page
+
+
+def test_the_project_page_counts_labels_by_where_they_came_from(client, project, users, accepted):
+    client.force_login(users["reviewer"])
+
+    page = client.get(f"/p/{project.slug}/")
+
+    counts = dict(page.context["counts"]["label_source"])
+    assert (counts["A person"], counts["Rules"], counts["No label"]) == (4, 2, 1)
+    assert "Label from" in page.content.decode()
