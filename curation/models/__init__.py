@@ -9,6 +9,7 @@ from curation.models.core import (
     Label,
     Membership,
     Project,
+    ProjectChange,
     Role,
     UserSettings,
     Work,
@@ -16,7 +17,7 @@ from curation.models.core import (
 from curation.models.generation import Draft, GenerationJob, PreferencePair, PromptTemplate
 from curation.models.io import ImportJob
 from curation.models.labeling import Annotation
-from curation.models.quality import DuplicateCluster, DuplicatePair, ExampleCheck, QualityScan
+from curation.models.quality import DuplicateCluster, DuplicatePair, ExampleCheck, FindingDismissal, QualityScan
 from curation.models.rules import LabelingRule, RuleRevision, RuleRun, WeakLabel
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Example",
     "ExampleCheck",
     "ExampleRevision",
+    "FindingDismissal",
     "GenerationJob",
     "ImportJob",
     "Label",
@@ -36,6 +38,7 @@ __all__ = [
     "Membership",
     "PreferencePair",
     "Project",
+    "ProjectChange",
     "PromptTemplate",
     "QualityScan",
     "Role",

@@ -152,12 +152,35 @@ class Membership(models.Model):
         return f"{self.user} ({self.role}) in {self.project}"
 
 
+class ProjectChange(models.Model):
+    """One change to a project's settings, labels or members, by whom and when: the settings
+    and members pages write one per change, so admins can see who changed what."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="changes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=40, help_text=_("What was changed, e.g. settings, label_add, member_role."))
+    detail = models.JSONField(default=dict, blank=True, help_text=_("Before and after, as plain data."))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "-created_at"], name="project_change_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.action} in {self.project_id} by {self.user_id}"
+
+
 class Label(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="labels")
     name = models.CharField(_("name"), max_length=100)
     description = models.TextField(_("description"), blank=True)
     colour = models.CharField(_("colour"), max_length=7, default="#64748b")
     shortcut = models.CharField(_("keyboard shortcut"), max_length=1, blank=True)
+    retired = models.BooleanField(
+        _("retired"),
+        default=False,
+        help_text=_("Kept on the examples and in their history, but no longer offered for labeling."),
+    )
 
     class Meta:
         ordering = ["name"]

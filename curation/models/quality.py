@@ -90,3 +90,45 @@ class ExampleCheck(models.Model):
 
     def __str__(self) -> str:
         return f"check of example {self.example_id} in scan {self.scan_id}"
+
+
+class FindingDismissal(models.Model):
+    """A reviewer's decision that a quality finding is not a problem (the shop's own address
+    is not personal data; two examples are meant to be alike). Later scans leave the finding
+    out while the example's content is the one that was dismissed."""
+
+    class Kind(models.TextChoices):
+        PII = "pii", _("Personal data")
+        DUPLICATE = "duplicate", _("Duplicate")
+        LEAKAGE = "leakage", _("Leakage between splits")
+        FORMAT = "format", _("Format")
+        FACTS = "facts", _("New facts")
+        LENGTH = "length", _("Length")
+
+    class Reason(models.TextChoices):
+        NOT_PERSONAL = "not_personal", _("Not personal data")
+        INTENDED_DUPLICATE = "intended_duplicate", _("Intended duplicate")
+        FALSE_ALARM = "false_alarm", _("Not a problem")
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="finding_dismissals")
+    example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="finding_dismissals")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    key = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text=_("Which finding on the example: the matched text's hash, the other example's id, or blank."),
+    )
+    content_hash = models.CharField(max_length=64, help_text=_("The example's content when it was dismissed."))
+    reason = models.CharField(max_length=30, choices=Reason.choices)
+    note = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["example", "kind", "key"], name="one_dismissal_per_finding"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on example {self.example_id} dismissed ({self.reason})"
