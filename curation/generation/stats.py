@@ -28,6 +28,10 @@ REJECT_REASONS: dict[str, Any] = {
     "low_quality": gettext_lazy("Unhelpful or low quality"),
     "other": gettext_lazy("Other"),
 }
+# Why a ranking approved none of its candidates (review/services.py drafts_rank).
+NONE_GOOD_ENOUGH = "none_good_enough"
+RANK_REASONS: dict[str, Any] = {NONE_GOOD_ENOUGH: gettext_lazy("None of the candidates was good enough")}
+REASON_LABELS: dict[str, Any] = {**REJECT_REASONS, **RANK_REASONS}
 
 
 @dataclass
@@ -92,7 +96,7 @@ def _stats_by(drafts: QuerySet[Draft], key: str) -> dict[Any, Stats]:
     for owner, counter in reasons.items():
         if owner in found:
             found[owner].reasons = [
-                (code, str(REJECT_REASONS.get(code, code)), count) for code, count in counter.most_common()
+                (code, str(REASON_LABELS.get(code, code)), count) for code, count in counter.most_common()
             ]
     return found
 

@@ -30,7 +30,7 @@ from curation.generation.api import DECISION_FILTERS, GenerationAPIView
 from curation.io.exports import SKIPPED_HEADER, skipped_header
 from curation.models import Draft, PreferencePair, Project
 from curation.review import services as review
-from curation.review.serializers import PreferencePairSerializer
+from curation.review.serializers import PreferencePairSerializer, RankResultSerializer, RankSerializer
 
 
 def drafts_of(project: Project) -> QuerySet[Draft]:
@@ -131,22 +131,35 @@ class DraftDecide(DraftAPIView):
 
 class DraftRank(DraftAPIView):
     @extend_schema(
-        request=s.RankSerializer,
-        responses={200: s.RankResultSerializer, 409: s.ConflictDetailSerializer},
+        request=RankSerializer,
+        responses={200: RankResultSerializer, 409: s.ConflictDetailSerializer},
         description="Rank every open candidate of one prompt, best first. The best becomes an approved "
-        "example, the others are set aside, and every pair of places becomes a preference pair.",
+        "example, the others are set aside, and every pair of places becomes a preference pair. With "
+        "`none_good_enough`, the pairs are recorded but no candidate is approved: all are rejected with the "
+        "reason none_good_enough.",
     )
     def post(self, request: Request, slug: str) -> Response:
-        data = s.RankSerializer(data=request.data)
+        data = RankSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         d = data.validated_data
         best = review.drafts_rank(
-            project=self.project, user=request.user, order=d["order"], versions=d["versions"], note=d["note"]
+            project=self.project,
+            user=request.user,
+            order=d["order"],
+            versions=d["versions"],
+            note=d["note"],
+            none_good_enough=d["none_good_enough"],
         )
         pairs = PreferencePair.objects.filter(
             project=self.project, origin=PreferencePair.Origin.RANKING, job_id=best.job_id, example_id__in=d["order"]
         ).count()
-        return Response({"best": draft_data([self.get_draft(best.example_id)])[0], "pairs": pairs})
+        return Response(
+            {
+                "best": draft_data([self.get_draft(best.example_id)])[0],
+                "approved": best.decision == Draft.Decision.APPROVED,
+                "pairs": pairs,
+            }
+        )
 
 
 class PreferenceList(GenerationAPIView, generics.GenericAPIView):

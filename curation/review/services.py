@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from curation.core.errors import ServiceError
 from curation.core.services import InvalidExample, StaleVersion, example_update, needs_reply, validate_messages
 from curation.generation import ConfigError
-from curation.generation.stats import REJECT_REASONS
+from curation.generation.stats import NONE_GOOD_ENOUGH, REJECT_REASONS
 from curation.models import Draft, Example, GenerationJob, PreferencePair, Project
 
 MAX_NOTE = 5_000
@@ -212,11 +212,9 @@ def draft_reject(*, draft: Draft, user: Any, version: int, reasons: list[str], n
     return draft
 
 
-@transaction.atomic
-def drafts_rank(*, project: Project, user: Any, order: list[int], versions: dict[int, int], note: str = "") -> Draft:
-    """Rank the candidates for one prompt, best first (example ids). The best is approved; the
-    others are set aside (status rejected, decision "ranked lower"); every pair of places in
-    the ranking becomes a preference pair. Returns the best draft."""
+def _ranked_drafts(project: Project, order: list[int]) -> list[Draft]:
+    """The drafts named by `order`, checked: at least two, all of one prompt, every open
+    candidate of that prompt named."""
     if len(order) < 2 or len(set(order)) != len(order):
         raise ConfigError("order", _("Rank at least two different candidates."))
     drafts = {
@@ -239,18 +237,42 @@ def drafts_rank(*, project: Project, user: Any, order: list[int], versions: dict
     )
     if left_out := sorted(pending - set(order)):
         raise ConfigError("order", _("Rank every open candidate of this prompt; missing: %(ids)s") % {"ids": left_out})
-    ranked = [drafts[pk] for pk in order]
+    return [drafts[pk] for pk in order]
+
+
+@transaction.atomic
+def drafts_rank(
+    *,
+    project: Project,
+    user: Any,
+    order: list[int],
+    versions: dict[int, int],
+    note: str = "",
+    none_good_enough: bool = False,
+) -> Draft:
+    """Rank the candidates for one prompt, best first (example ids). The best is approved; the
+    others are set aside (status rejected, decision "ranked lower"); every pair of places in
+    the ranking becomes a preference pair. Returns the best draft.
+
+    With `none_good_enough`, the preference between the candidates is recorded all the same,
+    but none is approved: every candidate is rejected with the reason "none_good_enough"."""
+    ranked = _ranked_drafts(project, order)
     for place, draft in enumerate(ranked, start=1):
         if draft.example_id not in versions:
             raise ConfigError("versions", _("The version of example %(id)s is missing.") % {"id": draft.example_id})
-        best = place == 1
+        best = place == 1 and not none_good_enough
+        if best:
+            decision = Draft.Decision.APPROVED
+        else:
+            decision = Draft.Decision.REJECTED if none_good_enough else Draft.Decision.RANKED_LOWER
         _claim(
             draft,
             user,
-            decision=Draft.Decision.APPROVED if best else Draft.Decision.RANKED_LOWER,
+            decision=decision,
             rank=place,
             edit_distance=0.0 if best else None,
-            note=note[:MAX_NOTE] if best else "",
+            reasons=[NONE_GOOD_ENOUGH] if none_good_enough else [],
+            note=note[:MAX_NOTE] if best or (none_good_enough and place == 1) else "",
         )
         try:
             example_update(

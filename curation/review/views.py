@@ -334,6 +334,7 @@ def drafts_rank(request: ProjectRequest) -> HttpResponse:
     job = _job_filter(request, project)
     job_id = job.pk if job else None
     note = request.POST.get("note", "")
+    none_good_enough = bool(request.POST.get("none_good_enough"))
     order: list[int] = []
     try:
         order, versions = _posted_order(request.POST)
@@ -343,7 +344,14 @@ def drafts_rank(request: ProjectRequest) -> HttpResponse:
                 request, ngettext("Rejected %(n)s candidate.", "Rejected all %(n)s candidates.", count) % {"n": count}
             )
             return redirect(_queue_url(project, job_id))
-        review.drafts_rank(project=project, user=request.user, order=order, versions=versions, note=note)
+        review.drafts_rank(
+            project=project,
+            user=request.user,
+            order=order,
+            versions=versions,
+            note=note,
+            none_good_enough=none_good_enough,
+        )
     except review.ReviewConflict as conflict:
         flash_service_error(request, conflict)
         return redirect(_queue_url(project, job_id))
@@ -355,6 +363,17 @@ def drafts_rank(request: ProjectRequest) -> HttpResponse:
     pairs = PreferencePair.objects.filter(
         project=project, example_id__in=order, origin=PreferencePair.Origin.RANKING
     ).count()
+    if none_good_enough:
+        messages.success(
+            request,
+            ngettext(
+                "Ranking saved without approving any candidate: %(n)s preference pair was recorded.",
+                "Ranking saved without approving any candidate: %(n)s preference pairs were recorded.",
+                pairs,
+            )
+            % {"n": pairs},
+        )
+        return redirect(_queue_url(project, job_id))
     messages.success(
         request,
         ngettext(

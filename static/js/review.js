@@ -162,6 +162,12 @@
       if (e.key === "Enter" && !activates(active)) {
         e.preventDefault();
         rankForm.requestSubmit(document.getElementById("rank-submit"));
+        return;
+      }
+      // The ranking is kept as a preference, and no candidate is approved.
+      if (e.key === "n") {
+        e.preventDefault();
+        rankForm.requestSubmit(document.getElementById("rank-none"));
       }
     }
   });

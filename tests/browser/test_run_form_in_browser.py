@@ -10,6 +10,7 @@ from django.urls import reverse
 from tests.browser.conftest import sign_in
 from tests.conftest import PASSWORD
 from tests.training.conftest import add
+from tests.training.test_views import approved
 from training.models import TrainingRun
 
 pytestmark = pytest.mark.browser
@@ -30,7 +31,7 @@ def test_the_run_form_shows_only_the_chosen_methods_settings(
     queued: list[int] = []
     monkeypatch.setattr("training.runs.tasks.training_run_task", queued.append)  # no training here
     for text in ("Where is my parcel?", "Can I pay by card?"):
-        add(project, users["admin"], text, "train")
+        approved(add(project, users["admin"], text, "train"))  # a new run takes approved examples only
     page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
     page.set_default_timeout(15_000)
     problems: list[str] = []

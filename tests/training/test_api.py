@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from curation.models import Project
 from tests.training.conftest import add, make_run
+from tests.training.test_views import approved
 from training.engine.config import PRESETS, TrainConfig
 from training.models import TrainingPoint, TrainingRun
 
@@ -41,6 +42,12 @@ def adam(users) -> APIClient:
 
 def base(project: Project) -> str:
     return f"/api/projects/{project.slug}/"
+
+
+@pytest.fixture
+def data(data) -> list:
+    """The training data approved: a launch takes approved examples only, unless told otherwise."""
+    return [approved(example) for example in data]
 
 
 @pytest.fixture
@@ -92,7 +99,7 @@ def test_a_launch_with_a_preset_stores_its_values_and_answers_202(
     assert run.config["seed"] == 7
     body = response.json()
     assert body["id"] == run.pk and body["status"] == "queued" and body["config"]["lora_rank"] == 16
-    assert body["train_count"] == 2 and body["validation_count"] == 1
+    assert body["train_count"] == 2 and body["validation_count"] == 1 and body["approved_only"] is True
 
 
 def test_every_bad_setting_is_named_with_its_own_message(adam, project, data):
@@ -129,7 +136,7 @@ def test_an_empty_training_split_is_refused(adam, project, users):
 def test_a_leak_answers_409_until_it_is_overridden_with_a_reason(
     adam, project, users, data, django_capture_on_commit_callbacks
 ):
-    twin = add(project, users["admin"], "Where is my parcel?", "validation")
+    twin = approved(add(project, users["admin"], "Where is my parcel?", "validation"))
     response = adam.post(base(project) + "runs/", {"preset": "quick_cpu_demo"}, format="json")
     assert response.status_code == 409
     [blocker] = response.json()["blockers"]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.training.conftest import make_run
-from tests.training.test_views import form_data, url
+from tests.training.test_views import approved, form_data, url
 from training.engine.config import TrainConfig
 from training.models import TrainingRun
 from training.runs.forms import APPLIES_TO, applies
@@ -19,6 +19,12 @@ from training.runs.forms import APPLIES_TO, applies
 @pytest.fixture(autouse=True)
 def _artifacts_in_tmp(settings, tmp_path: Path) -> None:
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
+
+
+@pytest.fixture
+def data(data) -> list:
+    """The training data approved: a new run takes approved examples only, unless told otherwise."""
+    return [approved(example) for example in data]
 
 
 def launch(client, project, data: dict[str, Any], capture) -> Any:

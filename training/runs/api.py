@@ -63,7 +63,8 @@ class RunList(TrainingAPIView, generics.GenericAPIView):
         responses={202: s.TrainingRunDetailSerializer, 409: s.LaunchBlockedSerializer},
         description="Freeze the training and validation splits and queue a run; poll the run. A setting that "
         "cannot work is refused with 400 naming it (every bad setting at once); an empty training split with "
-        "400 on `split`; QLoRA on a server without CUDA with 400 on `method`. When a quality gate blocks the "
+        "400 on `split` (on `approved_only` when it has examples but none approved: approved_only is on by "
+        "default); QLoRA on a server without CUDA with 400 on `method`. When a quality gate blocks the "
         "launch the answer is 409 with the blockers; resend with override_leakage and a reason to launch "
         "despite leaks between splits.",
     )
@@ -78,6 +79,7 @@ class RunList(TrainingAPIView, generics.GenericAPIView):
             preset=d["preset"] or None,
             override_leakage=d["override_leakage"],
             override_reason=d["override_reason"],
+            approved_only=d["approved_only"],
         )
         return Response(self.run_data(run.pk), status=status.HTTP_202_ACCEPTED)
 

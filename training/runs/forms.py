@@ -163,6 +163,15 @@ class RunForm(forms.Form):
     reasoning = forms.ChoiceField(
         label=FIELD_LABELS["reasoning"], choices=list(REASONING.items()), help_text=FIELD_HELP["reasoning"]
     )
+    approved_only = forms.BooleanField(
+        label=gettext_lazy("Use only approved examples"),
+        required=False,
+        initial=True,
+        help_text=gettext_lazy(
+            "On: the run trains and validates on approved examples only. Off: also on examples that still need "
+            "review (rejected examples and drafts are never used)."
+        ),
+    )
     override_leakage = forms.BooleanField(
         label=gettext_lazy("Launch despite the leaks between splits"),
         required=False,
@@ -181,6 +190,7 @@ class RunForm(forms.Form):
         initial["target_modules"] = [m for m in values["target_modules"] if m in LLAMA_MODULES]
         initial["target_modules_other"] = ", ".join(m for m in values["target_modules"] if m not in LLAMA_MODULES)
         initial["preset"] = preset if preset in PRESETS else ""
+        initial["approved_only"] = True  # a new run takes reviewed data unless told otherwise
         kwargs.setdefault("initial", initial)
         super().__init__(*args, **kwargs)
         for name in BOUNDS:

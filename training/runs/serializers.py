@@ -71,6 +71,9 @@ class TrainingRunSerializer(serializers.ModelSerializer):
         )
     )
     duration_seconds = serializers.SerializerMethodField()
+    approved_only = serializers.SerializerMethodField(
+        help_text=gettext_lazy("Whether the run took approved examples only (false: also those that need review).")
+    )
     created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
 
     class Meta:
@@ -85,6 +88,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
             "train_count",
             "validation_count",
             "preference_count",
+            "approved_only",
             "step",
             "total_steps",
             "fraction",
@@ -96,6 +100,9 @@ class TrainingRunSerializer(serializers.ModelSerializer):
             "finished_at",
             "duration_seconds",
         ]
+
+    def get_approved_only(self, run: TrainingRun) -> bool:
+        return bool((run.snapshot or {}).get("approved_only", False))
 
     def get_duration_seconds(self, run: TrainingRun) -> float | None:
         duration = run.duration
@@ -167,6 +174,13 @@ class TrainingRunCreateSerializer(serializers.Serializer):
         help_text=gettext_lazy(
             "Settings by name (see training-options/ for names, bounds and defaults); a setting left out keeps "
             "the preset's value or the default. base_model and balance default to the project's."
+        ),
+    )
+    approved_only = serializers.BooleanField(
+        default=True,
+        help_text=gettext_lazy(
+            "Train and validate on approved examples only (the default); false also takes examples that need "
+            "review. Rejected examples and drafts are never taken."
         ),
     )
     override_leakage = serializers.BooleanField(

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -36,8 +36,60 @@ class TrainingRefused(ServiceError):
     """A run or evaluation that cannot start; `field` names why (a resume refused is a 409)."""
 
 
-def training_examples(project: Project, split: str):
-    return Example.objects.filter(project=project, split=split).filter(TRAINABLE).order_by("pk")
+# The statuses a launch page counts, in the order of the work.
+COUNTED_STATUSES = (
+    Example.Status.APPROVED,
+    Example.Status.NEEDS_REVIEW,
+    Example.Status.DRAFT,
+    Example.Status.REJECTED,
+)
+COUNTED_SPLITS = (Example.Split.TRAIN, Example.Split.VALIDATION)
+
+
+def training_examples(project: Project, split: str, *, approved_only: bool = False):
+    """The examples of `split` a run takes: the approved ones only, or every one that is neither
+    rejected nor a draft still waiting for review."""
+    examples = Example.objects.filter(project=project, split=split)
+    examples = examples.filter(status=Example.Status.APPROVED) if approved_only else examples.filter(TRAINABLE)
+    return examples.order_by("pk")
+
+
+def uses_status(status: str, *, approved_only: bool) -> bool:
+    """Whether a run takes examples of `status` (the rule `training_examples` applies)."""
+    if approved_only:
+        return status == Example.Status.APPROVED
+    return status not in (Example.Status.REJECTED, Example.Status.DRAFT)
+
+
+def status_counts(project: Project) -> dict[str, dict[str, int]]:
+    """Examples per split (train, validation) and status, in one query: what the launch page
+    shows a run would take and leave out."""
+    counts = {split: dict.fromkeys(COUNTED_STATUSES, 0) for split in COUNTED_SPLITS}
+    rows = (
+        Example.objects.filter(project=project, split__in=COUNTED_SPLITS)
+        .order_by()
+        .values_list("split", "status")
+        .annotate(n=Count("id"))
+    )
+    for split, status, n in rows:
+        counts[split][status] = counts[split].get(status, 0) + n
+    return counts
+
+
+def _empty_train_refusal(project: Project, approved_only: bool) -> TrainingRefused:
+    """Why there is nothing to train on: an empty split, or one whose examples are not approved."""
+    if approved_only:
+        waiting = training_examples(project, Example.Split.TRAIN).count()
+        if waiting:
+            return TrainingRefused(
+                "approved_only",
+                _(
+                    "The training split has no approved examples (%(n)s are not reviewed yet): approve them in the "
+                    "review queue, or launch with every example that is not rejected."
+                )
+                % {"n": waiting},
+            )
+    return TrainingRefused("split", _("The training split is empty: assign examples to it on the splits page."))
 
 
 @transaction.atomic
@@ -51,28 +103,38 @@ def training_run_prepare(
     preset: str | None = None,
     override_leakage: bool = False,
     override_reason: str = "",
+    approved_only: bool = False,
 ) -> TrainingRun:
     """Validate the configuration, freeze the snapshot and create the queued run, or refuse: a
     setting that cannot work (ConfigInvalid, one message per field), an empty training split
     or no preference pairs for DPO (TrainingRefused), or a quality gate (LaunchBlocked) that
     was not overridden. The frozen data is written to the run's folder, so the run (and a
     resumed run) trains on exactly what was launched even if the examples change later.
-    training/runs/tasks.py queues it."""
+    With `approved_only`, only approved examples are taken (else every one that is neither
+    rejected nor a draft); the snapshot records which. training/runs/tasks.py queues it."""
     cleaned = _config(project, method=method, base_model=base_model, config=config, preset=preset)
     Project.objects.select_for_update().filter(pk=project.pk).first()
     columns = ("pk", "content_hash", "messages", "label__name", "tools")
-    train_rows = list(training_examples(project, Example.Split.TRAIN).values_list(*columns))
-    validation_rows = list(training_examples(project, Example.Split.VALIDATION).values_list(*columns))
+    train_rows = list(
+        training_examples(project, Example.Split.TRAIN, approved_only=approved_only).values_list(*columns)
+    )
+    validation_rows = list(
+        training_examples(project, Example.Split.VALIDATION, approved_only=approved_only).values_list(*columns)
+    )
     train = [(row[0], row[1]) for row in train_rows]
     validation = [(row[0], row[1]) for row in validation_rows]
     pairs = _preference_pairs(project, cleaned)
     if cleaned.method != "dpo" and not train:
-        raise TrainingRefused("split", _("The training split is empty: assign examples to it on the splits page."))
+        raise _empty_train_refusal(project, approved_only)
     overrides = _gates_passed(
         project, user, [pk for pk, _h in train + validation], override_leakage=override_leakage, reason=override_reason
     )
     number = (TrainingRun.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
-    snapshot: dict[str, Any] = {"train": [list(r) for r in train], "validation": [list(r) for r in validation]}
+    snapshot: dict[str, Any] = {
+        "train": [list(r) for r in train],
+        "validation": [list(r) for r in validation],
+        "approved_only": approved_only,
+    }
     if pairs:
         snapshot["preference_pairs"] = [p["pk"] for p in pairs]
     run = TrainingRun.objects.create(
