@@ -13,6 +13,7 @@ from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from curation.core.progress import ProgressFields
 from curation.core.serializers import MessageSerializer
 from curation.generation.checks import flag_message
 from curation.generation.stats import REJECT_REASONS, Stats
@@ -92,7 +93,7 @@ class TemplateInputSerializer(serializers.Serializer):
     )
 
 
-class JobSerializer(serializers.ModelSerializer):
+class JobSerializer(ProgressFields, serializers.ModelSerializer):
     kind = serializers.CharField(help_text=_values(GenerationJob.Kind.values))
     status = serializers.CharField(help_text=_values(GenerationJob.Status.values))
     template = TemplateRefSerializer(allow_null=True, help_text=gettext_lazy("Null for augmentation jobs."))
@@ -119,6 +120,7 @@ class JobSerializer(serializers.ModelSerializer):
             "total",
             "processed",
             "progress",
+            *ProgressFields.PROGRESS_FIELDS,
             "created_count",
             "error",
             "error_count",

@@ -9,7 +9,7 @@ from django.db import transaction
 from huey.contrib.djhuey import db_task
 
 from curation.generation.augment import augment_create, augment_execute
-from curation.generation.jobs import generation_job_requeue
+from curation.generation.jobs import counting_backend, generation_job_requeue
 from curation.generation.synthetic import synthetic_create, synthetic_execute
 from curation.models import GenerationJob, Project
 
@@ -20,10 +20,16 @@ def generation_job_task(job_id: int) -> None:
     if job is None or job.status != GenerationJob.Status.QUEUED:
         return  # deleted, or a duplicate delivery
     execute = synthetic_execute if job.kind == GenerationJob.Kind.SYNTHETIC else augment_execute
+    # Run through a backend that counts each reply as it comes back: the page and the API see
+    # items done (and so an estimate) within a batch, not only at its end.
+    backend = counting_backend(job)
     try:
-        execute(job=job)
+        execute(job=job, backend=backend)
     except Exception:  # noqa: BLE001 - the job already records the error for the page
         pass
+    finally:
+        if backend is not None:
+            backend.progress.recorder.flush()
 
 
 def _queued(job: GenerationJob) -> GenerationJob:

@@ -17,6 +17,7 @@ from curation.connections.services import backend_choices, connection_name, spec
 from curation.core.errors import add_service_error, flash_service_error
 from curation.core.permissions import Action, ProjectRequest, project_view
 from curation.core.polling import render_polled
+from curation.core.progress import work_progress
 from curation.generation import ConfigError, augment, jobs, templates
 from curation.generation import jobs as generation_jobs
 from curation.generation import stats as draft_stats
@@ -101,7 +102,8 @@ def augment_job(request: ProjectRequest, job_id: int) -> HttpResponse:
     project = request.project
     job = get_object_or_404(GenerationJob.objects.select_related("created_by"), pk=job_id, project=project)
     drafts = job.drafts.order_by("id")[:50]
-    ctx = {"project": project, "job": job, "drafts": drafts, "title": _("Augmentation job")}
+    ctx = {"project": project, "job": job, "drafts": drafts, "progress": work_progress(job)}
+    ctx["title"] = _("Augmentation job")
     return render_polled(request, "curation/generation/augment_job.html", "job-body", ctx, finished=job.finished)
 
 
@@ -301,6 +303,7 @@ def job_detail(request: ProjectRequest, job_id: int) -> HttpResponse:
         "task_types": [str(templates.TASK_TYPES.get(t, t)) for t in cfg.get("task_types") or []],
         "stats": draft_stats.job_stats(project).get(job.pk),
         "rows": _draft_rows(job),
+        "progress": work_progress(job),
         "title": _("Generation job"),
     }
     return render_polled(request, "curation/generation/job.html", "job-body", ctx, finished=job.finished)

@@ -5,11 +5,16 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from curation.core.progress import ProgressFields
 from curation.core.services import InvalidExample
+from curation.io.tasks import import_progress
 from curation.models import ImportJob
 
 
-class ImportJobSerializer(serializers.ModelSerializer):
+class ImportJobSerializer(ProgressFields, serializers.ModelSerializer):
+    """An import; while it runs, `progress` (the fraction of the file read) and `rows_read` are
+    the worker's latest, and the progress fields estimate the time left from them."""
+
     class Meta:
         model = ImportJob
         fields = [
@@ -19,6 +24,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
             "options",
             "status",
             "progress",
+            *ProgressFields.PROGRESS_FIELDS,
             "rows_read",
             "rows_created",
             "rows_invalid",
@@ -28,6 +34,13 @@ class ImportJobSerializer(serializers.ModelSerializer):
             "created_at",
             "finished_at",
         ]
+
+    def progress_of(self, job: ImportJob) -> dict[str, Any]:
+        return import_progress(job)
+
+    def to_representation(self, instance: ImportJob) -> dict[str, Any]:
+        self._progress(instance)  # reads the worker's latest into the row first
+        return super().to_representation(instance)
 
 
 @extend_schema_field({"oneOf": [{"type": "string"}, {"type": "object", "additionalProperties": True}]})

@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
+from curation.core.progress import ProgressFields
 from curation.models import DuplicateCluster, QualityScan
 from curation.quality.pii import PiiKind
 
@@ -18,7 +19,7 @@ class LineSerializer(serializers.Serializer):
     link = serializers.CharField(allow_blank=True)
 
 
-class ScanSerializer(serializers.ModelSerializer):
+class ScanSerializer(ProgressFields, serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     progress = serializers.FloatField(read_only=True)
 
@@ -31,6 +32,7 @@ class ScanSerializer(serializers.ModelSerializer):
             "progress",
             "total",
             "processed",
+            *ProgressFields.PROGRESS_FIELDS,
             "config",
             "summary",
             "error",

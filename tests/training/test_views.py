@@ -32,6 +32,19 @@ def _no_cuda(monkeypatch) -> None:
     monkeypatch.setattr("training.engine.config.cuda_available", lambda: False)
 
 
+def approved(example: Example) -> Example:
+    """The example approved: a new run takes approved examples only, unless told otherwise."""
+    Example.objects.filter(pk=example.pk).update(status=Example.Status.APPROVED)
+    example.refresh_from_db()
+    return example
+
+
+@pytest.fixture
+def data(data) -> list[Example]:
+    """The training data approved: two training examples and one validation example."""
+    return [approved(example) for example in data]
+
+
 def url(project: Project, name: str, *args: Any) -> str:
     return reverse(name, args=[project.slug, *args])
 
@@ -244,7 +257,7 @@ def test_an_empty_training_split_is_refused(client, project, users):
 @pytest.fixture
 def leak(project, users, data) -> Example:
     """A validation example that is an exact copy of a training one."""
-    return add(project, users["admin"], "Where is my parcel?", "validation")
+    return approved(add(project, users["admin"], "Where is my parcel?", "validation"))
 
 
 def test_a_leak_blocks_the_launch_until_an_admin_overrides_it_with_a_reason(
@@ -309,7 +322,7 @@ def test_the_run_page_shows_progress_settings_and_snapshot(client, project, user
     progress = page[page.index('id="run-progress"') :]
     for shown in ("7 / 20", "0.35", "1.2346", "1.5000", "3.00e-04", "123", "4096", "1 min 35 s", "cpu float32"):
         assert shown in progress, shown
-    assert '<progress value="7" max="20"' in page
+    assert "step 7 of 20" in page and '<progress value="35.0" max="100"' in page
     assert 'hx-trigger="every 2s"' in page  # polls while the run is running
     config = page[page.index('id="run-config"') :]
     assert "Learning rate" in config and "Warm-up share" in config and "q_proj, k_proj, v_proj, o_proj" in config

@@ -5,20 +5,21 @@ from __future__ import annotations
 from django.utils.translation import gettext_lazy
 from rest_framework import serializers
 
+from curation.core.progress import ProgressFields
 from curation.generation.serializers import refuse_backend_keys
 from training.evaluation.judging import CRITERIA, SCORES
 from training.models import EvalSample, Evaluation, JudgeJob
 
 
-class EvaluationSerializer(serializers.ModelSerializer):
+class EvaluationSerializer(ProgressFields, serializers.ModelSerializer):
     run = serializers.IntegerField(source="run_id", read_only=True)
     run_number = serializers.IntegerField(source="run.number", read_only=True)
 
     class Meta:
         model = Evaluation
         fields = [
-            "id", "run", "run_number", "status", "total", "processed", "error", "config",
-            "created_at", "started_at", "finished_at",
+            "id", "run", "run_number", "status", "total", "processed", *ProgressFields.PROGRESS_FIELDS,
+            "error", "config", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
 
 
@@ -95,10 +96,13 @@ class JudgmentInSerializer(serializers.Serializer):
         return value
 
 
-class JudgeJobSerializer(serializers.ModelSerializer):
+class JudgeJobSerializer(ProgressFields, serializers.ModelSerializer):
     class Meta:
         model = JudgeJob
-        fields = ["id", "status", "total", "processed", "failures", "error", "judge_model", "created_at", "finished_at"]
+        fields = [
+            "id", "status", "total", "processed", *ProgressFields.PROGRESS_FIELDS, "failures", "error",
+            "judge_model", "created_at", "finished_at",
+        ]  # fmt: skip
 
 
 class JudgeJobStartSerializer(serializers.Serializer):

@@ -10,6 +10,7 @@ urlpatterns = [
     ),
     path("p/<slug:slug>/evaluations/compare/", views.evaluation_compare, name="evaluation_compare"),
     path("p/<slug:slug>/runs/<int:run_id>/evaluate/", views.run_evaluate, name="run_evaluate"),
+    path("p/<slug:slug>/runs/<int:run_id>/evaluations/", views.run_evaluations, name="run_evaluations"),
     path("p/<slug:slug>/evaluations/<int:evaluation_id>/", views.evaluation_detail, name="evaluation_detail"),
     path(
         "p/<slug:slug>/evaluations/<int:evaluation_id>/llm-judge/",

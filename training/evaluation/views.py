@@ -7,6 +7,7 @@ from training.evaluation.judging.sides on the server.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -23,6 +25,7 @@ from curation.connections.services import backend_choices, spec_from_choice
 from curation.core.errors import ServiceError, flash_service_error
 from curation.core.permissions import Action, ProjectRequest, allowed_actions, project_view
 from curation.core.polling import render_polled
+from curation.core.progress import work_progress
 from curation.models import Connection, Project
 from training.evaluation import compare
 from training.evaluation.diff import Segment, answer_diff, diffable
@@ -135,12 +138,13 @@ def judge_pair(request: ProjectRequest, key: str) -> HttpResponse:
             return redirect(reverse("judge_next", args=[project.slug]) + f"?evaluation={comparison.evaluation_id}")
     a, b, _left = sides(comparison, str(request.user.pk))
     pairs = judgeable(project).filter(evaluation=comparison.evaluation_id)
+    given = (earlier or {}).get("scores") or {}
     criteria = [
         {
             "key": key,
             "name": name,
-            "a": str((earlier or {}).get("scores", {}).get(key, {}).get("a") or ""),
-            "b": str((earlier or {}).get("scores", {}).get(key, {}).get("b") or ""),
+            # One radio group per answer: (side, the score given earlier as text, "" for none).
+            "sides": [(side, str((given.get(key) or {}).get(side) or "")) for side in ("a", "b")],
         }
         for key, name in CRITERIA.items()
     ]
@@ -448,6 +452,7 @@ def evaluation_detail(request: ProjectRequest, evaluation_id: int) -> HttpRespon
     evaluation = get_evaluation(project, evaluation_id)
     run = evaluation.run
     ctx: dict[str, Any] = {"project": project, "evaluation": evaluation, "run": run}
+    ctx["progress"] = work_progress(evaluation)
 
     def page_context() -> dict[str, Any]:
         return {
@@ -469,7 +474,50 @@ def evaluation_detail(request: ProjectRequest, evaluation_id: int) -> HttpRespon
         ctx,
         finished=evaluation.finished,
         page_context=page_context,
+        # The metrics, the judges and the samples are the rest of the page: reload it all.
+        reload_when_finished=True,
     )
+
+
+EVALUATIONS_SHOWN = 5
+JUST_DONE = datetime.timedelta(seconds=30)
+
+
+@require_GET
+@project_view(Action.VIEW)
+def run_evaluations(request: ProjectRequest, run_id: int) -> HttpResponse:
+    """The run page's evaluations, with the progress of one that is running: the page fetches
+    this part when it loads and every 2 s while the run trains or an evaluation runs, so the
+    evaluation and then its result appear without a reload."""
+    project = request.project
+    run = get_object_or_404(TrainingRun, pk=run_id, project=project)
+    evaluations = list(run.evaluations.order_by("-created_at", "-id")[:EVALUATIONS_SHOWN])
+    for evaluation in evaluations:
+        evaluation.live = work_progress(evaluation)
+    latest = next((e for e in evaluations if e.status == Evaluation.Status.DONE), None)
+    # The run's own task queues its evaluation right after it is done (evaluate_when_possible):
+    # keep asking a little while for one that has not appeared yet.
+    just_done = run.finished_at is not None and timezone.now() - run.finished_at < JUST_DONE
+    waiting = (
+        not run.finished
+        or any(not e.finished for e in evaluations)
+        or (run.status == TrainingRun.Status.DONE and not evaluations and just_done)
+    )
+    ctx = {
+        "project": project,
+        "run": run,
+        "evaluations": evaluations,
+        "summary": latest
+        and {
+            "evaluation": latest,
+            "columns": overall_columns(project.kind, latest),
+            "rows": overall_rows(latest, project.kind),
+        },
+        "allowed": allowed_actions(request.role),
+        "polled": True,
+        "waiting": waiting,
+    }
+    return render(request, "training/evaluation/_run_evaluations.html", ctx)
 
 
 @require_POST

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.dispatch import Signal
 from huey.contrib.djhuey import db_task
 
+from curation.core.progress import progress_info
 from curation.models import Project
 from training.models import TrainingRun
 from training.runs.services import (
@@ -38,6 +39,21 @@ def training_run_execute(*, run: TrainingRun) -> TrainingRun:
         run_done.send(sender=TrainingRun, run=run)
         run.refresh_from_db()
     return run
+
+
+def run_progress(run: TrainingRun) -> dict[str, Any]:
+    """The run's progress as every long task shows it (curation/core/progress.py): steps done of
+    all, time since it started, and the trainer's own estimate of the time left (from its
+    latest steps' speed), or the rate since the start where it has none yet."""
+    eta = (run.progress or {}).get("eta_seconds")
+    return progress_info(
+        processed=run.step,
+        total=run.total_steps,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        finished=run.finished,
+        eta_seconds=eta if isinstance(eta, int | float) else None,
+    )
 
 
 def training_run_create(*, project: Project, user: Any, enqueue: bool = True, **settings: Any) -> TrainingRun:

@@ -38,12 +38,14 @@ from training.runs.forms import (
 )
 from training.runs.serializers import can_resume, has_artifact, log_tail, parse_after, points_payload
 from training.runs.services import (
+    COUNTED_STATUSES,
     SMALL_TRAIN,
     TrainingRefused,
-    training_examples,
+    status_counts,
     training_run_cancel,
+    uses_status,
 )
-from training.runs.tasks import training_run_create, training_run_resume
+from training.runs.tasks import run_progress, training_run_create, training_run_resume
 
 RUNS_PER_PAGE = 50
 POINTS_SHOWN = 12  # the table of the last points, for browsers without JavaScript
@@ -208,12 +210,60 @@ def run_list(request: ProjectRequest) -> HttpResponse:
     )
 
 
+@dataclass
+class StatusRow:
+    """One status on the launch page: how many examples of it each split holds, and whether
+    the run would take them."""
+
+    status: str
+    label: str
+    train: int
+    validation: int
+    used: bool
+
+
+def data_counts(project: Project, *, approved_only: bool) -> dict[str, Any]:
+    """What the launch page says the run would take: examples per status and split, and the
+    totals used with the option as chosen."""
+    counts = status_counts(project)
+    labels = dict(Example.Status.choices)
+    rows = [
+        StatusRow(
+            status=status,
+            label=str(labels[status]),
+            train=counts[Example.Split.TRAIN][status],
+            validation=counts[Example.Split.VALIDATION][status],
+            used=uses_status(status, approved_only=approved_only),
+        )
+        for status in COUNTED_STATUSES
+    ]
+    train = sum(row.train for row in rows if row.used)
+    unreviewed = sum(row.train + row.validation for row in rows if row.status == Example.Status.NEEDS_REVIEW)
+    return {
+        "approved_only": approved_only,
+        "status_rows": rows,
+        "train_count": train,
+        "validation_count": sum(row.validation for row in rows if row.used),
+        "all_train": sum(row.train for row in rows),
+        "unreviewed": unreviewed,
+        "small_train": 0 < train < SMALL_TRAIN,
+    }
+
+
+def _checked(value: str | None) -> bool:
+    return (value or "").lower() in ("on", "true", "1", "yes")
+
+
 @require_http_methods(["GET", "POST"])
 @project_view(Action.LAUNCH_TRAINING)
 def run_new(request: ProjectRequest) -> HttpResponse:
     """The launch form, prefilled from a preset (?preset=); a launch the quality gates block
     shows each blocker, and the leakage one can be overridden with a reason."""
     project = request.project
+    if request.method == "GET" and request.GET.get("counts"):
+        # The count table alone, as the "only approved" option changes (htmx sends it when ticked).
+        ctx = {"project": project, **data_counts(project, approved_only=_checked(request.GET.get("approved_only")))}
+        return render(request, "training/runs/new.html#data-counts", ctx)
     blockers = []
     if request.method == "POST":
         form = RunForm(request.POST, project=project, preset=request.POST.get("preset") or None)
@@ -227,6 +277,7 @@ def run_new(request: ProjectRequest) -> HttpResponse:
                     preset=d["preset"] or None,
                     override_leakage=d["override_leakage"],
                     override_reason=d["override_reason"],
+                    approved_only=d["approved_only"],
                 )
             except ConfigInvalid as invalid:
                 for field, message in invalid.errors.items():
@@ -245,7 +296,6 @@ def run_new(request: ProjectRequest) -> HttpResponse:
             messages.error(request, _("There is no preset %(name)s; showing the quick CPU demo.") % {"name": preset})
             preset = DEFAULT_PRESET
         form = RunForm(project=project, preset=preset)
-    train_count = training_examples(project, Example.Split.TRAIN).count()
     return render(
         request,
         "training/runs/new.html",
@@ -256,11 +306,9 @@ def run_new(request: ProjectRequest) -> HttpResponse:
             "preset": preset,
             "blockers": blockers,
             "overridable": any(b.overridable for b in blockers),
-            "train_count": train_count,
-            "validation_count": training_examples(project, Example.Split.VALIDATION).count(),
             "pair_count": PreferencePair.objects.filter(project=project).count(),
-            "small_train": 0 < train_count < SMALL_TRAIN,
             "title": _("New training run"),
+            **data_counts(project, approved_only=bool(form["approved_only"].value())),
         },
     )
 
@@ -275,6 +323,7 @@ def run_detail(request: ProjectRequest, run_id: int) -> HttpResponse:
         "project": project,
         "run": run,
         "progress": progress_rows(run),
+        "run_progress": run_progress(run),
         "result": result_rows(run),
         "log": log_tail(run),
         "resumable": can_resume(run),
@@ -289,7 +338,6 @@ def run_detail(request: ProjectRequest, run_id: int) -> HttpResponse:
             "config": config_rows(run),
             "points": [(p.step, f"{p.epoch:.2f}", loss_text(p.train_loss), loss_text(p.val_loss)) for p in points],
             "row": run_row(run),
-            "evaluations": run.evaluations.all()[:5],
         }
 
     return render_polled(
