@@ -3,6 +3,8 @@ what the role must allow (curation/core/permissions.py), per HTTP method where t
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.http import content_disposition_header
@@ -16,7 +18,7 @@ from curation.core import selectors
 from curation.core.api import FILTER_PARAMS, ProjectAPIView
 from curation.core.permissions import Action
 from curation.io import serializers, tasks
-from curation.io.exports import FORMULAS, SKIPPED_HEADER, example_export, skipped_header
+from curation.io.exports import FORMULAS, SKIPPED_HEADER, example_export, export_preview, skipped_header
 from curation.io.forms import EXPORT_FORMATS
 from curation.models import ImportJob
 
@@ -63,12 +65,39 @@ class ImportDetail(ProjectAPIView):
         return Response(serializers.ImportJobSerializer(job).data)
 
 
+STATUS_PARAM = OpenApiParameter(
+    "status",
+    str,
+    many=True,
+    description="Only examples with these statuses: repeat the parameter or separate them with commas "
+    "(draft, needs_review, approved, rejected), or `any` for every status. **Approved only when left out**: "
+    "drafts, examples that need review and rejected ones are exported only when named.",
+)
+SELECTION_PARAMS = [
+    OpenApiParameter("format", str, required=True, enum=[value for value, _ in EXPORT_FORMATS]),
+    *[p for p in FILTER_PARAMS if p.name != "status"],
+    STATUS_PARAM,
+]
+
+
+def _selection(q: Any) -> dict[str, Any]:
+    """The export's selection from query parameters; the statuses as a list (repeated or
+    separated by commas), none named: the default (approved)."""
+    statuses = [part for value in q.getlist("status") for part in value.split(",") if part.strip()]
+    return {
+        "format": q.get("format", ""),
+        "formulas": q.get("formulas") or None,
+        "shikomi_fields": serializers.boolean(q, "shikomi_fields"),
+        **{name: q.get(name) or None for name in selectors.FILTERS if name != "status"},
+        "status": statuses or None,
+    }
+
+
 class Export(ProjectAPIView):
     project_action = Action.EXPORT
 
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, required=True, enum=[value for value, _ in EXPORT_FORMATS])]
-        + FILTER_PARAMS
+        parameters=SELECTION_PARAMS
         + [
             OpenApiParameter(
                 "formulas",
@@ -109,16 +138,38 @@ class Export(ProjectAPIView):
     )
     def get(self, request: Request, slug: str) -> StreamingHttpResponse:
         q = request.query_params
-        export = example_export(
-            project=self.project,
-            format=q.get("format", ""),
-            formulas=q.get("formulas") or None,
-            shikomi_fields=serializers.boolean(q, "shikomi_fields"),
-            per_split=serializers.boolean(q, "per_split"),
-            **{name: q.get(name) or None for name in selectors.FILTERS},
-        )
+        export = example_export(project=self.project, per_split=serializers.boolean(q, "per_split"), **_selection(q))
         response = StreamingHttpResponse(export.chunks, content_type=export.content_type)
         response["Content-Disposition"] = content_disposition_header(True, export.filename)
         if export.skipped:
             response[SKIPPED_HEADER] = skipped_header(export.skipped)
         return response
+
+
+class ExportPreview(ProjectAPIView):
+    project_action = Action.EXPORT
+
+    @extend_schema(
+        parameters=SELECTION_PARAMS,
+        responses={200: None},
+        description="What the export with these options would write, before it is written: `counts` (split → "
+        "status → examples, the statuses not taken included), `total` (examples the filters take), `written` "
+        "(of them, those the format holds), `skipped` (reason → examples the format cannot hold, counted on "
+        "the first `skipped_scanned`), `blocked` (why the export would be refused, else empty) and `records` "
+        "(the first 5 records as they will be written; null for Parquet).",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        selection = _selection(request.query_params)
+        preview = export_preview(project=self.project, **selection)
+        return Response(
+            {
+                "statuses": preview.statuses,
+                "counts": preview.counts,
+                "total": preview.total,
+                "written": preview.written,
+                "skipped": preview.skipped,
+                "skipped_scanned": preview.skipped_scanned,
+                "blocked": preview.blocked,
+                "records": preview.records,
+            }
+        )

@@ -11,12 +11,12 @@ import io
 import json
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from django.db.models import QuerySet, TextField
+from django.db.models import Count, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils.translation import gettext as _
 
@@ -30,6 +30,10 @@ CHUNK_ROWS = 2000
 FORMULAS = ("escaped", "raw")
 # The response header that tells an API client what was left out (see skipped_header).
 SKIPPED_HEADER = "X-Shikomi-Skipped"
+# What an export takes when no status is named: examples a reviewer approved. Drafts, examples
+# that need review and rejected ones are added on purpose ("any" takes every status).
+DEFAULT_STATUSES = (Example.Status.APPROVED,)
+ANY_STATUS = "any"
 
 
 @dataclass
@@ -68,7 +72,7 @@ def example_export(
     project: Project,
     format: str,
     split: str | None = None,
-    status: str | None = None,
+    status: str | Iterable[str] | None = None,
     source: str | None = None,
     label: str | None = None,
     formulas: str | None = None,
@@ -78,7 +82,9 @@ def example_export(
     """The project's examples as a file: content type, download file name, byte chunks, and
     the examples the format cannot hold, counted per reason.
 
-    Filters left as None (or "") select everything. The chunks come from a generator:
+    Filters left as None (or "") select everything, but for ``status``: approved examples
+    unless statuses are named (a list, or text separated by commas; "any" for every status).
+    The chunks come from a generator:
     the database is read while they are consumed. ``formulas`` (see FORMULAS) applies to
     CSV and TSV only. ``shikomi_fields`` adds id, label, split, status and metadata to each
     record, so that importing the file gives back the same examples. ``per_split`` writes one
@@ -200,13 +206,42 @@ def _zipped(members: Iterator[tuple[str, Iterator[bytes]]]) -> Iterator[bytes]:
     yield sink.take()
 
 
+def statuses_clean(status: str | Iterable[str] | None) -> list[str] | None:
+    """The statuses an export takes: approved when none is named (DEFAULT_STATUSES); "any"
+    for every status (None: no filter); else the statuses named, as a list or as text
+    separated by commas."""
+    if status is None:
+        return list(DEFAULT_STATUSES)
+    names = status.split(",") if isinstance(status, str) else [str(s) for s in status]
+    names = [n.strip() for n in names if n.strip()]
+    if not names:
+        return list(DEFAULT_STATUSES)
+    if ANY_STATUS in names:
+        return None
+    for value in names:
+        if value not in Example.Status.values:
+            raise InvalidExample(
+                "status",
+                _('unknown status "%(value)s"; expected one or more of %(values)s, or %(any)s')
+                % {"value": value, "values": ", ".join(Example.Status.values), "any": ANY_STATUS},
+            )
+    return sorted(set(names)) or list(DEFAULT_STATUSES)
+
+
 def _selection(
-    project: Project, *, split: str | None, status: str | None, source: str | None, label: str | None
+    project: Project,
+    *,
+    split: str | None,
+    status: str | Iterable[str] | None,
+    source: str | None,
+    label: str | None,
 ) -> QuerySet[Example]:
     examples = Example.objects.filter(project=project)
+    statuses = statuses_clean(status)
+    if statuses is not None:
+        examples = examples.filter(status__in=statuses)
     for name, value, choices in (
         ("split", split, Example.Split),
-        ("status", status, Example.Status),
         ("source", source, Example.Source),
     ):
         if not value:
@@ -241,3 +276,131 @@ def _skipped(examples: QuerySet[Example], writer: formats.ExportFormat, classifi
         if reason is not None:
             counts[reason] += 1
     return dict(counts)
+
+
+# --- the preview --------------------------------------------------------------------------
+
+PREVIEW_RECORDS = 5
+# Rows read to find the first records the format holds.
+PREVIEW_READ = 500
+# Past this many examples, the examples a format cannot hold are counted on the first ones.
+PREVIEW_SCAN = 20_000
+PREVIEW_RECORD_CHARS = 2000
+
+
+@dataclass
+class Preview:
+    """What an export with these options would write, before it is written: how many examples
+    per split and status (``counts``: split → status → n, the statuses not taken included),
+    those the format cannot hold, and the first records as they will be written."""
+
+    statuses: list[str] | None  # None: every status
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    total: int = 0  # examples the filters take, before the format's own limits
+    skipped: dict[str, int] = field(default_factory=dict)
+    skipped_scanned: int = 0  # examples the skipped count looked at (all of them, or PREVIEW_SCAN)
+    blocked: str = ""  # why the export would be refused (personal data), else ""
+    records: str | None = None  # None: a binary format
+    truncated: bool = False  # a record was cut to PREVIEW_RECORD_CHARS
+
+    @property
+    def written(self) -> int:
+        return self.total - sum(self.skipped.values()) if self.skipped_scanned >= self.total else self.total
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+    @property
+    def skipped_partial(self) -> bool:
+        return self.skipped_scanned < self.total
+
+    def left_out(self) -> dict[str, int]:
+        """Status → examples the status filter leaves out."""
+        taken = set(self.statuses) if self.statuses is not None else set(Example.Status.values)
+        out: Counter[str] = Counter()
+        for by_status in self.counts.values():
+            for name, n in by_status.items():
+                if name not in taken:
+                    out[name] += n
+        return dict(out)
+
+
+def export_preview(
+    *,
+    project: Project,
+    format: str,
+    split: str | None = None,
+    status: str | Iterable[str] | None = None,
+    source: str | None = None,
+    label: str | None = None,
+    formulas: str | None = None,
+    shikomi_fields: bool = False,
+) -> Preview:
+    """What example_export with the same options would write: counts, what the format cannot
+    hold and the first records. Bounded: one count query, at most PREVIEW_SCAN examples read
+    for the format's limits and PREVIEW_READ for the records."""
+    writer = formats.export_format(format)
+    if writer is None:
+        raise InvalidExample(
+            "format",
+            _('unknown export format "%(format)s"; expected one of %(formats)s')
+            % {"format": format, "formats": ", ".join(formats.EXPORT_FORMATS)},
+        )
+    statuses = statuses_clean(status)
+    everything = _selection(project, split=split, status=ANY_STATUS, source=source, label=label)
+    preview = Preview(statuses)
+    for split_name, status_name, n in everything.values_list("split", "status").annotate(n=Count("id")).order_by():
+        preview.counts.setdefault(split_name, {})[status_name] = n
+        if statuses is None or status_name in statuses:
+            preview.total += n
+    preview.counts = {s: preview.counts[s] for s in Example.Split.values if s in preview.counts}
+    examples = _selection(project, split=split, status=status, source=source, label=label)
+    classification = project.kind == Project.Kind.CLASSIFICATION
+    if writer.holds is not None and preview.total:
+        # The first PREVIEW_SCAN of the selection, by id: those up to the last of them.
+        k = min(PREVIEW_SCAN, preview.total)
+        last = list(examples.order_by("pk").values_list("pk", flat=True)[k - 1 : k])
+        first = examples.filter(pk__lte=last[0]) if last else examples
+        preview.skipped = _skipped(first, writer, classification)
+        preview.skipped_scanned = min(PREVIEW_SCAN, preview.total)
+    else:
+        preview.skipped_scanned = preview.total
+    if project.block_on_pii and preview.total:
+        from curation.quality.services import pii_message, pii_unredacted
+
+        flagged, kinds = pii_unredacted(project, examples)
+        if flagged:
+            preview.blocked = pii_message(flagged, kinds)
+    if writer.extension != "parquet":
+        options = {
+            "classification": classification,
+            "raw_formulas": formulas == "raw",
+            "shikomi_fields": shikomi_fields,
+        }
+        preview.records, preview.truncated = _first_records(examples, writer, classification, options)
+    return preview
+
+
+def _first_records(
+    examples: QuerySet[Example], writer: formats.ExportFormat, classification: bool, options: dict[str, bool]
+) -> tuple[str, bool]:
+    ids = list(examples.order_by("pk").values_list("pk", flat=True)[:PREVIEW_READ])
+
+    def holdable() -> Iterator[formats.ExportRow]:
+        n = 0
+        for row in _rows(Example.objects.filter(pk__in=ids)):
+            if writer.cannot_hold(row, classification=classification) is None:
+                yield row
+                n += 1
+                if n == PREVIEW_RECORDS:
+                    return
+
+    text = b"".join(writer(holdable(), **options)).decode("utf-8", errors="replace")
+    lines, truncated = [], False
+    for line in text.splitlines():
+        if len(line) > PREVIEW_RECORD_CHARS:
+            line = line[:PREVIEW_RECORD_CHARS] + " … " + _("(cut off)")
+            truncated = True
+        lines.append(line)
+    return "\n".join(lines), truncated

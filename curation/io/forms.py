@@ -89,7 +89,17 @@ class ImportForm(forms.Form):
 class ExportForm(forms.Form):
     format = forms.ChoiceField(label=_("Format"), choices=EXPORT_FORMATS)
     split = forms.ChoiceField(label=_("Split"), required=False, choices=[("", _("Any"))] + Example.Split.choices)
-    status = forms.ChoiceField(label=_("Status"), required=False, choices=[("", _("Any"))] + Example.Status.choices)
+    status = forms.MultipleChoiceField(
+        label=_("Status"),
+        required=False,
+        choices=Example.Status.choices,
+        initial=[Example.Status.APPROVED],
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "export-status"}),
+        help_text=_(
+            "Approved examples only, unless you tick more: examples that need review have not been checked by a "
+            "reviewer, and rejected ones were turned down."
+        ),
+    )
     source = forms.ChoiceField(label=_("Source"), required=False, choices=[("", _("Any"))] + Example.Source.choices)
     label = forms.ChoiceField(label=_("Label"), required=False)
     raw_formulas = forms.BooleanField(
@@ -122,3 +132,24 @@ class ExportForm(forms.Form):
     def __init__(self, *args, label_names: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["label"].choices = [("", _("Any"))] + [(n, n) for n in label_names]
+
+    def clean_status(self) -> list[str]:
+        """The statuses ticked; approved when the request names none (an address written
+        before statuses were ticked); an error when the form's boxes were all unticked."""
+        value = self.cleaned_data["status"]
+        if not value and self.data.get("statuses_shown"):
+            raise forms.ValidationError(_("Tick at least one status."))
+        return value or [Example.Status.APPROVED]
+
+    def export_options(self) -> dict:
+        """The options as example_export and export_preview take them."""
+        data = self.cleaned_data
+        return {
+            "format": data["format"],
+            "split": data["split"] or None,
+            "status": data["status"],
+            "source": data["source"] or None,
+            "label": data["label"] or None,
+            "formulas": "raw" if data["raw_formulas"] else "escaped",
+            "shikomi_fields": data["shikomi_fields"],
+        }

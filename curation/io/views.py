@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.cache import cache
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,10 +15,10 @@ from curation.core.errors import add_service_error, flash_service_error
 from curation.core.permissions import Action, ProjectRequest, project_view
 from curation.core.polling import render_polled
 from curation.core.services import InvalidExample
-from curation.io import tasks
+from curation.io import exports, tasks
 from curation.io.exports import SKIPPED_HEADER, example_export, skipped_header, skipped_text
-from curation.io.forms import ExportForm, ImportForm
-from curation.models import ImportJob
+from curation.io.forms import EXPORT_FORMATS, ExportForm, ImportForm
+from curation.models import Example, ImportJob, Project
 
 
 @require_http_methods(["GET", "POST"])
@@ -59,7 +61,7 @@ def import_job(request: ProjectRequest, job_id: int) -> HttpResponse:
         live = cache.get(tasks.progress_key(job.pk))
         if live:
             job.progress, job.rows_read = live
-    ctx = {"project": project, "job": job, "report": job.report or {}}
+    ctx = {"project": project, "job": job, "report": job.report or {}, "progress": tasks.import_progress(job)}
     return render_polled(request, "curation/io/import_job.html", "job-status", ctx, finished=job.finished)
 
 
@@ -73,19 +75,8 @@ def export(request: ProjectRequest) -> HttpResponse:
     form = ExportForm(request.GET or None, label_names=label_names)
     ctx = {"project": project, "form": form, "title": _("Export")}
     if request.GET and form.is_valid():
-        data = form.cleaned_data
         try:
-            export = example_export(
-                project=project,
-                format=data["format"],
-                split=data["split"] or None,
-                status=data["status"] or None,
-                source=data["source"] or None,
-                label=data["label"] or None,
-                formulas="raw" if data["raw_formulas"] else "escaped",
-                shikomi_fields=data["shikomi_fields"],
-                per_split=data["per_split"],
-            )
+            export = example_export(project=project, per_split=form.cleaned_data["per_split"], **form.export_options())
         except InvalidExample as exc:
             flash_service_error(request, exc)
         else:
@@ -100,4 +91,54 @@ def export(request: ProjectRequest) -> HttpResponse:
             ctx["skipped"] = skipped_text(export.skipped)
             ctx["skipped_total"] = export.skipped_total
             ctx["download"] = query.urlencode()
+    ctx.update(_preview_context(project, form if request.GET else None, label_names))
     return render(request, "curation/io/export.html", ctx)
+
+
+@require_GET
+@project_view(Action.EXPORT)
+def export_preview(request: ProjectRequest) -> HttpResponse:
+    """The export page's preview for the options chosen: counts per split and status, what the
+    format cannot hold and the first records (htmx swaps it in as the options change)."""
+    project = request.project
+    label_names = list(project.labels.values_list("name", flat=True))
+    form = ExportForm(request.GET, label_names=label_names)
+    ctx = {"project": project} | _preview_context(project, form, label_names)
+    return render(request, "curation/io/export.html#export-preview", ctx)
+
+
+def _preview_context(project: Project, form: ExportForm | None, label_names: list[str]) -> dict[str, Any]:
+    """The preview for ``form``'s options; for the page's first view (no form sent), for the
+    options the form starts with."""
+    if form is None:
+        form = ExportForm({"format": "openai"}, label_names=label_names)
+    if not form.is_valid():
+        errors = [(_label(form, name), e) for name, found in form.errors.items() for e in found]
+        return {"preview": None, "preview_errors": errors}
+    try:
+        preview = exports.export_preview(project=project, **form.export_options())
+    except InvalidExample as exc:
+        return {"preview": None, "preview_errors": [(_label(form, exc.field), exc.message)]}
+    statuses = dict(Example.Status.choices)
+    taken = preview.statuses if preview.statuses is not None else list(statuses)
+    rows = [
+        (
+            dict(Example.Split.choices)[split],
+            [by_status.get(s, 0) for s in taken],
+            sum(by_status.get(s, 0) for s in taken),
+        )
+        for split, by_status in preview.counts.items()
+    ]
+    return {
+        "preview": preview,
+        "preview_statuses": [statuses[s] for s in taken],
+        "preview_rows": rows,
+        "left_out": [(statuses[s], n) for s, n in preview.left_out().items() if n],
+        "preview_skipped": skipped_text(preview.skipped),
+        "preview_format": dict(EXPORT_FORMATS).get(form.cleaned_data["format"], ""),
+    }
+
+
+def _label(form: ExportForm, name: str) -> str:
+    field = form.fields.get(name)
+    return str(field.label) if field is not None else name

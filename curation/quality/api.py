@@ -4,17 +4,20 @@ redacting in bulk need the admin role, as in the browser."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
+from rest_framework import serializers as drf_serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from curation.core.api import ProjectAPIView
 from curation.core.permissions import Action
-from curation.models import DuplicateCluster, Example, ExampleCheck
-from curation.quality import pii, readiness, tasks
+from curation.models import DuplicateCluster, Example, ExampleCheck, FindingDismissal
+from curation.quality import dismissals, readiness, tasks
 from curation.quality import serializers as s
 from curation.quality import services as svc
 
@@ -125,14 +128,23 @@ class LeakList(QualityAPIView):
         return Response(s.LeakSerializer(svc.leaks(self.project), many=True).data)
 
 
+class KeyedFindingSerializer(s.FindingSerializer):
+    key = drf_serializers.CharField(help_text=_("Names the finding for a dismissal."))
+
+
+class PiiExampleKeyedSerializer(s.PiiExampleSerializer):
+    findings = KeyedFindingSerializer(many=True)
+
+
 class PiiList(QualityAPIView, generics.GenericAPIView):
     project_action = Action.VIEW
-    serializer_class = s.PiiExampleSerializer
+    serializer_class = PiiExampleKeyedSerializer
 
     @extend_schema(
-        responses=s.PiiExampleSerializer(many=True),
+        responses=PiiExampleKeyedSerializer(many=True),
         description="Examples the latest check found personal data in, with the findings on their current text "
-        "(kinds and offsets; the data itself is not repeated).",
+        "(kinds and offsets; the data itself is not repeated), dismissed findings left out. Each finding's `key` "
+        "names it for a dismissal (POST quality/dismissals/).",
     )
     def get(self, request: Request, slug: str) -> Response:
         scan = svc.latest_scan(self.project)
@@ -148,15 +160,17 @@ class PiiList(QualityAPIView, generics.GenericAPIView):
         )
         page = self.paginate_queryset(ids)
         examples = Example.objects.in_bulk(page)
+        kept = dismissals.dismissed_keys(self.project, FindingDismissal.Kind.PII, page)
         rows = []
         for pk in page:
             example = examples[pk]
             findings = [
-                {k: f[k] for k in ("message", "role", "kind", "start", "end")}
-                for f in pii.detect_messages(example.messages)
+                {k: f[k] for k in ("message", "role", "kind", "start", "end", "key")}
+                for f in dismissals.pii_findings(example)
+                if f["key"] not in kept.get(pk, ())
             ]
             rows.append({"id": pk, "version": example.version, "findings": findings})
-        return self.get_paginated_response(s.PiiExampleSerializer(rows, many=True).data)
+        return self.get_paginated_response(PiiExampleKeyedSerializer(rows, many=True).data)
 
 
 class PiiRedact(QualityAPIView):
@@ -188,3 +202,135 @@ class PiiRedact(QualityAPIView):
         else:
             changed, replaced = svc.pii_redact_all(project=self.project, user=request.user, kinds=kinds)
         return Response({"changed": changed, "replaced": replaced})
+
+
+# --- dismissed findings ------------------------------------------------------------------
+
+
+class DismissalSerializer(drf_serializers.ModelSerializer):
+    created_by = drf_serializers.StringRelatedField()
+    applies = drf_serializers.SerializerMethodField(
+        help_text=_("Whether the example is as it was when dismissed (else the finding is checked again).")
+    )
+
+    class Meta:
+        model = FindingDismissal
+        fields = [
+            "id",
+            "kind",
+            "example",
+            "key",
+            "reason",
+            "note",
+            "content_hash",
+            "created_by",
+            "created_at",
+            "applies",
+        ]
+
+    def get_applies(self, dismissal: FindingDismissal) -> bool:
+        return dismissal.example.content_hash == dismissal.content_hash
+
+
+class DismissInputSerializer(drf_serializers.Serializer):
+    kind = drf_serializers.ChoiceField(
+        [FindingDismissal.Kind.PII, FindingDismissal.Kind.DUPLICATE, FindingDismissal.Kind.LEAKAGE]
+    )
+    reason = drf_serializers.ChoiceField(FindingDismissal.Reason.choices, required=False)
+    note = drf_serializers.CharField(required=False, allow_blank=True, max_length=dismissals.NOTE_LIMIT)
+    example = drf_serializers.IntegerField(
+        required=False, help_text=_("pii and leakage: the example (for leakage, the evaluation example).")
+    )
+    key = drf_serializers.CharField(
+        required=False, max_length=200, help_text=_("pii: the finding's key, as the personal data list gives it.")
+    )
+    everywhere = drf_serializers.BooleanField(
+        default=False, help_text=_("pii: dismiss the same finding in every example of the project that has it.")
+    )
+    cluster = drf_serializers.IntegerField(required=False, help_text=_("duplicate: the duplicate group."))
+    trained = drf_serializers.IntegerField(required=False, help_text=_("leakage: the training example."))
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        needed = {"pii": ("example", "key"), "duplicate": ("cluster",), "leakage": ("example", "trained")}
+        missing = {
+            name: [_("Required for kind %(kind)s.") % {"kind": attrs["kind"]}]
+            for name in needed[attrs["kind"]]
+            if name not in attrs
+        }
+        if missing:
+            raise drf_serializers.ValidationError(missing)
+        return attrs
+
+
+class DismissalList(QualityAPIView, generics.GenericAPIView):
+    project_action = {"GET": Action.VIEW, "POST": Action.REVIEW}
+    serializer_class = DismissalSerializer
+
+    @extend_schema(
+        parameters=[OpenApiParameter("kind", str, enum=list(FindingDismissal.Kind.values))],
+        responses=DismissalSerializer(many=True),
+        description="Dismissed quality findings, newest first, with who dismissed them and why.",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        found = FindingDismissal.objects.filter(project=self.project).select_related("created_by", "example")
+        kind = request.query_params.get("kind")
+        if kind:
+            if kind not in FindingDismissal.Kind.values:
+                return Response(
+                    {"kind": [_("Choose one of: %(kinds)s.") % {"kinds": ", ".join(FindingDismissal.Kind.values)}]},
+                    status=400,
+                )
+            found = found.filter(kind=kind)
+        page = self.paginate_queryset(found.order_by("-created_at", "-id"))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(
+        request=DismissInputSerializer,
+        responses={201: None},
+        description="Dismiss a finding: personal data that is not personal data (kind pii, with the example and "
+        "the finding's key), a duplicate group meant to be alike (kind duplicate, with the cluster), or a leak "
+        "(kind leakage, with the evaluation example and the training example). Later checks leave it out while "
+        "the example is unchanged. Answers how many findings were dismissed.",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        data = DismissInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        d = data.validated_data
+        fields = {"reason": d.get("reason") or dismissals.default_reason(d["kind"]), "note": d.get("note", "")}
+        if d["kind"] == FindingDismissal.Kind.DUPLICATE:
+            cluster = get_object_or_404(DuplicateCluster, pk=d["cluster"], scan__project=self.project)
+            n = dismissals.cluster_dismiss(cluster=cluster, user=request.user, **fields)
+        else:
+            example = get_object_or_404(
+                Example.objects.select_related("project"), pk=d["example"], project=self.project
+            )
+            if d["kind"] == FindingDismissal.Kind.PII:
+                n = dismissals.pii_dismiss(
+                    example=example, user=request.user, key=d["key"], everywhere=d["everywhere"], **fields
+                )
+            else:
+                trained = get_object_or_404(Example, pk=d["trained"], project=self.project)
+                dismissals.leak_dismiss(evaluated=example, trained=trained, user=request.user, **fields)
+                n = 1
+        return Response({"dismissed": n}, status=status.HTTP_201_CREATED)
+
+
+class RestoreInputSerializer(drf_serializers.Serializer):
+    ids = drf_serializers.ListField(
+        child=drf_serializers.IntegerField(min_value=1), min_length=1, max_length=1000, help_text=_("Dismissal ids.")
+    )
+
+
+class DismissalRestore(QualityAPIView):
+    project_action = Action.REVIEW
+
+    @extend_schema(
+        request=RestoreInputSerializer,
+        responses={200: None},
+        description="Undo dismissals: their findings count again (a duplicate group reopens).",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        data = RestoreInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        n = dismissals.dismissals_restore(project=self.project, user=request.user, ids=data.validated_data["ids"])
+        return Response({"restored": n})

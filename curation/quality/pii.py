@@ -57,6 +57,18 @@ class PiiKind(StrEnum):
     NAME = "name"
 
 
+# How each kind is found, for the reason a list gives per finding.
+KIND_HOW: dict[str, Promise] = {
+    PiiKind.EMAIL: gettext_lazy("an address of the form name@domain"),
+    PiiKind.PHONE: gettext_lazy("a phone number pattern (international, North American or Japanese)"),
+    PiiKind.CREDIT_CARD: gettext_lazy("digits that pass the Luhn check"),
+    PiiKind.IP_ADDRESS: gettext_lazy("a valid IPv4 or IPv6 address"),
+    PiiKind.IBAN: gettext_lazy("an IBAN that passes the mod-97 check"),
+    PiiKind.MY_NUMBER: gettext_lazy("twelve digits with a valid My Number check digit"),
+    PiiKind.POSTAL_CODE: gettext_lazy("a Japanese postal code (〒 or 000-0000)"),
+    PiiKind.NAME: gettext_lazy('a title, "my name is" or an honorific beside a name'),
+}
+
 KIND_LABELS: dict[str, Promise] = {
     PiiKind.EMAIL: gettext_lazy("E-mail address"),
     PiiKind.PHONE: gettext_lazy("Phone number"),
@@ -452,9 +464,12 @@ def detect(text: str, *, kinds: Iterable[str] | None = None) -> list[Finding]:
     ]
 
 
-def redact(text: str, *, kinds: Iterable[str] | None = None) -> tuple[str, int]:
-    """``text`` with each finding replaced by its kind's placeholder, and how many were replaced."""
-    findings = detect(text, kinds=kinds)
+def redact(
+    text: str, *, kinds: Iterable[str] | None = None, keep: Callable[[str, str], bool] | None = None
+) -> tuple[str, int]:
+    """``text`` with each finding replaced by its kind's placeholder, and how many were replaced.
+    ``keep(kind, text)`` true leaves a finding as it is (a reviewer said it is not personal data)."""
+    findings = [f for f in detect(text, kinds=kinds) if keep is None or not keep(f.kind, f.text)]
     if not findings:
         return text, 0
     parts = []
@@ -490,7 +505,10 @@ def detect_messages(messages: list[dict[str, Any]], *, kinds: Iterable[str] | No
 
 
 def redact_messages(
-    messages: list[dict[str, Any]], *, kinds: Iterable[str] | None = None
+    messages: list[dict[str, Any]],
+    *,
+    kinds: Iterable[str] | None = None,
+    keep: Callable[[str, str], bool] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """A redacted copy of ``messages`` and the number of items replaced.
 
@@ -504,7 +522,7 @@ def redact_messages(
         if not isinstance(content, str):
             redacted.append(dict(message) if isinstance(message, dict) else message)
             continue
-        text, count = redact(content, kinds=chosen)
+        text, count = redact(content, kinds=chosen, keep=keep)
         redacted.append({**message, "content": text})
         total += count
     return redacted, total

@@ -17,7 +17,15 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from curation.models import DuplicateCluster, DuplicatePair, Example, ExampleCheck, Project, QualityScan
+from curation.models import (
+    DuplicateCluster,
+    DuplicatePair,
+    Example,
+    ExampleCheck,
+    FindingDismissal,
+    Project,
+    QualityScan,
+)
 from curation.quality.services import STAGE_LABELS, dedupe_text
 
 log = logging.getLogger(__name__)
@@ -38,6 +46,7 @@ class _Row:
 
 @dataclass
 class _Found:
+    project_id: int = 0
     checks: dict[int, dict[str, Any]] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
 
@@ -80,7 +89,7 @@ def quality_scan_execute(*, scan: QualityScan) -> QualityScan:
             .values_list("pk", "messages", "split", "content_hash", "tools")
         ]
         progress = _Progress(scan, len(STAGES), len(rows))
-        found = _Found()
+        found = _Found(scan.project_id)
         project = scan.project
         cfg = scan.config
         seconds: dict[str, float] = {}
@@ -139,16 +148,35 @@ def _duplicates(rows: list[_Row], cfg: dict[str, Any], found: _Found, progress: 
             for p in near_dupes.semantic_pairs(vectors, threshold=cfg["semantic_threshold"]):
                 if (p.a, p.b) not in seen:
                     pairs.append((p.a, p.b, p.similarity, DuplicatePair.Kind.SEMANTIC))
+    # Pairs a reviewer dismissed as meant to be alike, while both examples are as they were then.
+    from curation.quality.dismissals import dismissed_pairs, pair_key
+
+    dismissed = dismissed_pairs(found.project_id)
+    if dismissed:
+        kept = [
+            p
+            for p in pairs
+            if (rows[p[0]].id, pair_key(rows[p[1]].id, rows[p[1]].hash)) not in dismissed
+            and (rows[p[1]].id, pair_key(rows[p[0]].id, rows[p[0]].hash)) not in dismissed
+        ]
+        info["dismissed_pairs"] = len(pairs) - len(kept)
+        pairs = kept
     found.summary["duplicates"] = info
     return pairs
 
 
 def _pii(rows: list[_Row], found: _Found, progress: _Progress) -> None:
     from curation.quality import pii
+    from curation.quality.dismissals import dismissed_keys, pii_keep
 
+    # Findings a reviewer dismissed on this very content are left out.
+    dismissed = dismissed_keys(found.project_id, FindingDismissal.Kind.PII)
     kinds: Counter[str] = Counter()
+    left_out = 0
     for i, row in enumerate(rows):
-        hits = pii.detect_messages(row.messages)
+        every = pii.detect_messages(row.messages)
+        hits = pii_keep(every, dismissed.get(row.id))
+        left_out += len(every) - len(hits)
         if hits:
             # Offsets and kinds only: a copy of the personal data itself would outlive its redaction.
             found.check(row).update(
@@ -158,6 +186,7 @@ def _pii(rows: list[_Row], found: _Found, progress: _Progress) -> None:
         if i % 2000 == 0:
             progress(i, len(rows))
     found.summary["pii"] = dict(kinds)
+    found.summary["dismissed"] = {"pii": left_out}
 
 
 def _lengths(rows: list[_Row], cfg: dict[str, Any], found: _Found) -> None:

@@ -29,6 +29,7 @@ from curation.models import (
     Example,
     ExampleCheck,
     ExampleRevision,
+    FindingDismissal,
     Project,
     QualityScan,
 )
@@ -166,6 +167,13 @@ def leaks(project: Project, *, limit: int | None = None) -> list[Leak]:
         for a, b, a_split, kind, similarity in current.values_list("a_id", "b_id", "a__split", "kind", "similarity"):
             key = (b, a) if a_split == Example.Split.TRAIN else (a, b)
             found.setdefault(key, (kind, similarity))
+    if found:
+        from curation.quality.dismissals import dismissed_keys, pair_key
+
+        # A leak a reviewer dismissed, while both examples are as they were then.
+        hashes = dict(Example.objects.filter(pk__in={t for _e, t in found}).values_list("pk", "content_hash"))
+        dismissed = dismissed_keys(project, FindingDismissal.Kind.LEAKAGE)
+        found = {(e, t): v for (e, t), v in found.items() if pair_key(t, hashes.get(t, "")) not in dismissed.get(e, ())}
     keys = sorted(found)[:limit] if limit else sorted(found)
     examples = Example.objects.in_bulk({i for key in keys for i in key})
     return [Leak(examples[e], examples[t], *found[(e, t)]) for e, t in keys if e in examples and t in examples]
@@ -193,8 +201,11 @@ def pii_unredacted(project: Project, examples: QuerySet[Example] | None = None) 
         since = scan.started_at or scan.created_at
         unchanged = Q(created_at__lt=since, updated_at__lt=since) | Q(pk__in=seen)
         recheck = examples.exclude(unchanged)
-    for messages in recheck.values_list("messages", flat=True).iterator(chunk_size=2000):
-        hits = pii.detect_messages(messages)
+    from curation.quality.dismissals import dismissed_keys, pii_keep
+
+    kept = dismissed_keys(project, FindingDismissal.Kind.PII)
+    for pk, messages in recheck.values_list("pk", "messages").iterator(chunk_size=2000):
+        hits = pii_keep(pii.detect_messages(messages), kept.get(pk))
         if hits:
             flagged += 1
             kinds.update(h["kind"] for h in hits)
@@ -284,10 +295,19 @@ def example_redact(
     locked = Example.objects.select_for_update(of=("self",)).select_related("project", "label").get(pk=example.pk)
     if version is not None and locked.version != version:
         raise StaleVersion(locked)
-    redacted, count = pii.redact_messages(locked.messages, kinds=kinds)
+    from curation.quality import dismissals
+
+    kept = dismissals.dismissed_keys(locked.project, FindingDismissal.Kind.PII, [locked.pk]).get(locked.pk, set())
+    redacted, count = pii.redact_messages(
+        locked.messages, kinds=kinds, keep=lambda kind, text: dismissals.pii_key(kind, text) in kept
+    )
     if count:
+        before = locked.content_hash
         _write_messages(example=locked, user=user, messages=redacted, action=ExampleRevision.Action.REDACT)
+        # What a reviewer dismissed is still there, unchanged: the dismissals follow the new content.
+        FindingDismissal.objects.filter(example=locked, content_hash=before).update(content_hash=locked.content_hash)
         ExampleCheck.objects.filter(example=locked).update(pii=[], pii_count=0, content_hash=locked.content_hash)
+        dismissals.refresh_pii([locked.pk])
     example.refresh_from_db()
     return count
 

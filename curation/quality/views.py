@@ -21,9 +21,10 @@ from curation.core.errors import flash_service_error
 from curation.core.history import text_diff
 from curation.core.permissions import Action, ProjectRequest, allowed_actions, project_view
 from curation.core.polling import render_polled
+from curation.core.progress import work_progress
 from curation.core.services import StaleVersion, example_bulk_update
-from curation.models import DuplicateCluster, Example, ExampleCheck, Project
-from curation.quality import pii, readiness, tasks
+from curation.models import DuplicateCluster, DuplicatePair, Example, ExampleCheck, FindingDismissal, Project
+from curation.quality import dismissals, pii, readiness, tasks
 from curation.quality import services as svc
 
 CLUSTERS_PER_PAGE = 20
@@ -92,7 +93,12 @@ def length_chart(lengths: dict[str, Any], *, width: float = 440, height: float =
 def quality(request: ProjectRequest) -> HttpResponse:
     project = request.project
     current = svc.current_scan(project)
-    ctx = {"project": project, "current": current, "stage": svc.STAGE_LABELS.get(current.stage, "") if current else ""}
+    ctx = {
+        "project": project,
+        "current": current,
+        "stage": svc.STAGE_LABELS.get(current.stage, "") if current else "",
+        "scan_progress": work_progress(current) if current else None,
+    }
 
     def page_context() -> dict[str, Any]:
         report = readiness.readiness(project)
@@ -165,6 +171,17 @@ def _back(name: str, project: Project, page: str | None, show: str | None = None
     return f"{url}?{urlencode(query)}" if query else url
 
 
+def pair_reason(kind: str, similarity: float | None) -> str:
+    """Why two examples are listed as duplicates: "exact copy", "similarity 0.97 (MinHash)"."""
+    if similarity is None:
+        return ""
+    if kind == DuplicatePair.Kind.EXACT:
+        return _("exact copy")
+    if kind == DuplicatePair.Kind.SEMANTIC:
+        return _("similarity %(s)s (embeddings, cosine)") % {"s": f"{similarity:.2f}"}
+    return _("similarity %(s)s (MinHash of word 3-grams)") % {"s": f"{similarity:.2f}"}
+
+
 def _member_rows(members: list[Example]) -> list[dict[str, Any]]:
     """Each member with its words that differ from the first member's marked."""
     first = svc.dedupe_text(members[0].messages) if members else ""
@@ -195,15 +212,27 @@ def duplicates(request: ProjectRequest) -> HttpResponse:
         ExampleCheck.objects.filter(cluster_id__in=ids).order_by("example_id").values_list("cluster_id", "example_id")
     ):
         by_cluster.setdefault(cluster_id, []).append(example_id)
+    # Why each member is in its group: its closest pair in the group, by kind and similarity.
+    closest: dict[tuple[int, int], tuple[float, str]] = {}
+    for cluster_id, a, b, kind, similarity in DuplicatePair.objects.filter(cluster_id__in=ids).values_list(
+        "cluster_id", "a_id", "b_id", "kind", "similarity"
+    ):
+        for example_id in (a, b):
+            if similarity >= closest.get((cluster_id, example_id), (-1.0, ""))[0]:
+                closest[(cluster_id, example_id)] = (similarity, kind)
     wanted = [pk for members in by_cluster.values() for pk in members[:MEMBERS_SHOWN]]
     examples = Example.objects.select_related("label").in_bulk(wanted)
     groups = []
     for cluster in page.object_list:
         members = [examples[pk] for pk in by_cluster.get(cluster.pk, [])[:MEMBERS_SHOWN] if pk in examples]
+        rows = _member_rows(members)
+        for row in rows:
+            similarity, kind = closest.get((cluster.pk, row["example"].pk), (None, ""))
+            row["reason"] = pair_reason(kind, similarity)
         groups.append(
             {
                 "cluster": cluster,
-                "rows": _member_rows(members),
+                "rows": rows,
                 "hidden": max(0, cluster.size - len(members)),
                 "gone": cluster.resolved_at is None and len(members) < min(cluster.size, MEMBERS_SHOWN),
             }
@@ -218,6 +247,7 @@ def duplicates(request: ProjectRequest) -> HttpResponse:
             "groups": groups,
             "show": show,
             "allowed": allowed_actions(request.role),
+            "reasons": FindingDismissal.Reason.choices,
             "title": _("Duplicates"),
         },
     )
@@ -263,7 +293,8 @@ def leakage(request: ProjectRequest) -> HttpResponse:
         "curation/quality/leakage.html",
         {
             "project": project,
-            "leaks": found[:LEAKS_SHOWN],
+            "leaks": [(leak, pair_reason(leak.kind, leak.similarity)) for leak in found[:LEAKS_SHOWN]],
+            "reasons": FindingDismissal.Reason.choices,
             "total": len(found),
             "evaluated": len({leak.evaluated.pk for leak in found}),
             "scan": svc.latest_scan(project),
@@ -288,22 +319,66 @@ def leakage_fix(request: ProjectRequest) -> HttpResponse:
     return redirect("quality_leakage", project.slug)
 
 
-def _pii_rows(examples: list[Example]) -> list[dict[str, Any]]:
+def _pii_rows(examples: list[Example], project: Project) -> list[dict[str, Any]]:
     """Found again on the current text: offsets from the scan may be out of date, and the
-    scan keeps none of the personal data itself."""
+    scan keeps none of the personal data itself. Each row lists its findings with the reason
+    (the kind and how it was found), the dismissed ones marked with who dismissed them."""
+    ids = [e.pk for e in examples]
+    records = {
+        (d.example_id, d.key): d
+        for d in dismissals.current(project, FindingDismissal.Kind.PII)
+        .filter(example_id__in=ids)
+        .select_related("created_by")
+    }
     rows = []
     for example in examples:
         turns = []
-        total = 0
+        findings: dict[str, dict[str, Any]] = {}
         for message in example.messages:
             content = message.get("content") if isinstance(message, dict) else None
             if not isinstance(content, str):
                 continue
-            findings = pii.detect(content)
-            total += len(findings)
-            turns.append({"role": message.get("role"), "segments": pii.highlight(content, findings)})
-        rows.append({"example": example, "turns": turns, "count": total})
+            found = pii.detect(content)
+            dismissed = set()
+            for f in found:
+                key = dismissals.pii_key(f.kind, f.text)
+                record = records.get((example.pk, key))
+                if record is not None:
+                    dismissed.add((f.start, f.end))
+                findings.setdefault(
+                    key,
+                    {
+                        "key": key,
+                        "kind": f.kind,
+                        "label": pii.KIND_LABELS.get(f.kind, f.kind),
+                        "how": pii.KIND_HOW.get(f.kind, ""),
+                        "text": f.text,
+                        "dismissal": record,
+                        "times": 0,
+                    },
+                )["times"] += 1
+            segments = [
+                (text, kind, kind is not None and (start, start + len(text)) in dismissed)
+                for (text, kind), start in _with_starts(pii.highlight(content, found))
+            ]
+            turns.append({"role": message.get("role"), "segments": segments})
+        open_ = [f for f in findings.values() if f["dismissal"] is None]
+        rows.append(
+            {
+                "example": example,
+                "turns": turns,
+                "findings": list(findings.values()),
+                "count": sum(f["times"] for f in open_),
+            }
+        )
     return rows
+
+
+def _with_starts(segments: list[tuple[str, str | None]]):
+    start = 0
+    for text, kind in segments:
+        yield (text, kind), start
+        start += len(text)
 
 
 @require_GET
@@ -318,7 +393,7 @@ def pii_list(request: ProjectRequest) -> HttpResponse:
     )
     page = Paginator(ids, PII_PER_PAGE).get_page(request.GET.get("page"))
     examples = Example.objects.in_bulk(list(page.object_list))
-    rows = _pii_rows([examples[pk] for pk in page.object_list if pk in examples])
+    rows = _pii_rows([examples[pk] for pk in page.object_list if pk in examples], project)
     kinds = scan.summary.get("pii", {}) if scan else {}
     return render(
         request,
@@ -330,6 +405,8 @@ def pii_list(request: ProjectRequest) -> HttpResponse:
             "rows": rows,
             "kinds": [(k, pii.KIND_LABELS.get(k, k), kinds.get(k, 0)) for k in pii.PiiKind],
             "allowed": allowed_actions(request.role),
+            "reasons": FindingDismissal.Reason.choices,
+            "dismissed": dismissals.current(project, FindingDismissal.Kind.PII).count(),
             "title": _("Personal data"),
         },
     )

@@ -29,13 +29,14 @@ from curation.core.errors import ServiceError
 from curation.core.permissions import Action, can
 from curation.core.services import example_snapshot
 from curation.models import Example, ExampleRevision, RuleRun, WeakLabel
+from curation.rules.choosing import ROWS_PER_PAGE, Choice, RowsPage, rows_page
 from curation.rules.spec import RuleError
 
 LABEL_MODEL, MAJORITY = WeakLabel.Source.LABEL_MODEL, WeakLabel.Source.MAJORITY
 SOURCES = (LABEL_MODEL, MAJORITY)
 # Where the curve is read; the chosen threshold is added when it is not one of them.
 CURVE_THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
-PREVIEW_ROWS = 20
+PREVIEW_ROWS = ROWS_PER_PAGE
 KEPT_SHOWN = 50
 CHUNK = 1000
 # (label, confidence) fields of each source on WeakLabel.
@@ -210,17 +211,28 @@ class AcceptSummary:
     curve: list[CurvePoint] = field(default_factory=list)
     preview: list[dict[str, Any]] = field(default_factory=list)
     newest: RuleRun | None = None  # the newest finished run, when newer than this one
+    page: RowsPage | None = None  # a page of the rows accepting would write
+    choice: Choice = field(default_factory=Choice)  # the rows a person chose, for the confirm step
 
 
-def accept_summary(*, run: RuleRun, source: str, threshold: float, rows: int = PREVIEW_ROWS) -> AcceptSummary:
-    """Counts, the curve with the chosen threshold marked, and the first ``rows`` examples
-    accepting would write, each with its text, the proposed label, its confidence and the
-    current label."""
+def accept_summary(
+    *,
+    run: RuleRun,
+    source: str,
+    threshold: float,
+    rows: int = PREVIEW_ROWS,
+    page: int = 1,
+    choice: Choice | None = None,
+) -> AcceptSummary:
+    """Counts, the curve with the chosen threshold marked, and page ``page`` of the examples
+    accepting would write (``rows`` of them in ``preview``, 0 for none), each with its text, the
+    proposed label, its confidence, the rules' votes and the current label. With ``choice``,
+    the counts are of the chosen rows."""
     summary = AcceptSummary(run, source, threshold, newest=newest_run(run))
     if run.status != RuleRun.Status.DONE:
         return summary
-    label, confidence = FIELDS[source]
-    candidates = _candidates(run, source, threshold)
+    label, _confidence = FIELDS[source]
+    candidates = (choice or Choice()).apply(_candidates(run, source, threshold))
     counts = candidates.aggregate(
         acceptable=Count("pk"),
         new=Count("pk", filter=Q(example__label__isnull=True)),
@@ -232,31 +244,27 @@ def accept_summary(*, run: RuleRun, source: str, threshold: float, rows: int = P
     thresholds = sorted({*CURVE_THRESHOLDS, threshold})
     summary.curve = accept_curve(run=run, source=source, thresholds=thresholds)
     summary.point = next(p for p in summary.curve if p.threshold == threshold)
-    shown = candidates.select_related(label, "example__label", "example__weak_label__run").order_by("example_id")
-    for weak in shown[:rows]:
-        example = weak.example
-        current = example.weak_label
-        summary.preview.append(
-            {
-                "example_id": example.pk,
-                "text": example.first_user_text,
-                "label": getattr(weak, label).name,
-                "confidence": getattr(weak, confidence),
-                "current": example.label.name if example.label_id else None,
-                "current_rule_set": current.run.number if current is not None else None,
-            }
-        )
+    if rows:
+        summary.page = rows_page(candidates, run=run, source_fields=FIELDS[source], page=page, total=summary.acceptable)
+        summary.preview = [row.data() for row in summary.page.rows[:rows]]
     return summary
 
 
 @transaction.atomic
 def weak_labels_accept(
-    *, run: RuleRun, user: Any, threshold: float, source: str | None = None, confirm: bool = False
+    *,
+    run: RuleRun,
+    user: Any,
+    threshold: float,
+    source: str | None = None,
+    confirm: bool = False,
+    choice: Choice | None = None,
 ) -> int:
     """Put ``source``'s labels with at least ``threshold`` confidence on the examples nobody has
-    labeled, each change a revision that records the rule set, the source and the confidence.
-    A run older than the newest finished one needs ``confirm``; else NeedsConfirmation says
-    how many labels would change."""
+    labeled (of them, those ``choice`` keeps: all, only some, all except some), each change a
+    revision that records the rule set, the source and the confidence. A run older than the
+    newest finished one needs ``confirm``; else NeedsConfirmation says how many labels would
+    change."""
     _check(user, run)
     if run.status != RuleRun.Status.DONE:
         raise RuleError("run", _("This run has not finished."))
@@ -264,11 +272,13 @@ def weak_labels_accept(
     source = source_clean(run, source)
     newest = newest_run(run)
     if newest is not None and not confirm:
-        summary = accept_summary(run=run, source=source, threshold=threshold, rows=0)
+        summary = accept_summary(run=run, source=source, threshold=threshold, rows=0, choice=choice)
+        summary.choice = choice or Choice()
         if summary.acceptable:
             raise NeedsConfirmation(run, newest, summary)
     label, confidence = FIELDS[source]
-    weak = {w.example_id: w for w in _candidates(run, source, threshold).select_related(label)}
+    chosen = (choice or Choice()).apply(_candidates(run, source, threshold))
+    weak = {w.example_id: w for w in chosen.select_related(label)}
     author = user if getattr(user, "is_authenticated", False) else None
     changed = 0
     ids = sorted(weak)

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from curation.core.api import ProjectAPIView
 from curation.core.permissions import Action
 from curation.models import LabelingRule, Project, RuleRevision, RuleRun
-from curation.rules import accepting, services, tasks
+from curation.rules import accepting, choosing, services, tasks
 from curation.rules import serializers as s
 from curation.rules.spec import RuleError
 from llm.interface import GenerationError
@@ -217,10 +217,38 @@ class AcceptQuerySerializer(serializers.Serializer):
     )
 
 
+def _ids_field(help_text: str) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        max_length=choosing.MAX_IDS,
+        help_text=help_text,
+    )
+
+
+class AcceptPreviewQuerySerializer(AcceptQuerySerializer):
+    page = serializers.IntegerField(
+        min_value=1, default=1, help_text=_("Which page of 50 examples `preview` lists (past the last: the last).")
+    )
+
+
 class AcceptInputSerializer(AcceptQuerySerializer):
     confirm = serializers.BooleanField(
         default=False, help_text=_("Needed to accept a run older than the newest finished one.")
     )
+    only = _ids_field(_("Accept only these examples (ids) of those the threshold selects; at most 10,000."))
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # "except" is a Python keyword: the field is added by name.
+        fields["except"] = _ids_field(
+            _("Accept every example the threshold selects except these (ids); at most 10,000. Not with only.")
+        )
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs["choice"] = choosing.choice_clean(only=attrs.pop("only", None), except_=attrs.pop("except", None))
+        return attrs
 
 
 class CurvePointSerializer(serializers.Serializer):
@@ -233,6 +261,11 @@ class CurvePointSerializer(serializers.Serializer):
     acceptable = serializers.IntegerField(help_text=_("Examples accepting at this threshold would label."))
 
 
+class VoteSerializer(serializers.Serializer):
+    rule = serializers.CharField(help_text=_("The rule's name."))
+    label = serializers.CharField(help_text=_("The label it voted for."))
+
+
 class PreviewRowSerializer(serializers.Serializer):
     example_id = serializers.IntegerField()
     text = serializers.CharField()
@@ -240,6 +273,7 @@ class PreviewRowSerializer(serializers.Serializer):
     confidence = serializers.FloatField()
     current = serializers.CharField(allow_null=True, help_text=_("The example's label now (from rules), if any."))
     current_rule_set = serializers.IntegerField(allow_null=True)
+    votes = VoteSerializer(many=True, help_text=_("The rules that voted on the example, and for which label."))
 
 
 class AcceptSummarySerializer(serializers.Serializer):
@@ -254,6 +288,8 @@ class AcceptSummarySerializer(serializers.Serializer):
     accuracy = serializers.FloatField(allow_null=True)
     curve = CurvePointSerializer(many=True)
     preview = PreviewRowSerializer(many=True)
+    page = serializers.IntegerField(help_text=_("The page of examples `preview` lists."))
+    pages = serializers.IntegerField(help_text=_("How many pages of 50 there are."))
 
 
 class KeptSerializer(serializers.Serializer):
@@ -280,6 +316,8 @@ def _summary_data(summary: accepting.AcceptSummary) -> dict[str, Any]:
         "coverage": point.coverage if point else None,
         "accuracy": point.accuracy if point else None,
         "curve": [p.data() for p in summary.curve],
+        "page": summary.page.number if summary.page else 1,
+        "pages": summary.page.pages if summary.page else 1,
     }
 
 
@@ -293,18 +331,21 @@ def _withdrawal_data(withdrawal: accepting.Withdrawal) -> dict[str, Any]:
 
 class WeakLabelAccept(RulesAPIView):
     @extend_schema(
-        parameters=[AcceptQuerySerializer],
+        parameters=[AcceptPreviewQuerySerializer],
         responses=AcceptSummarySerializer,
         description="What accepting from this source at this threshold would do; nothing is written. "
         "Coverage and accuracy are on the examples people labeled, at the threshold and along a curve; "
-        "`preview` lists the first examples with the proposed label.",
+        "`preview` lists a page of 50 of the examples it would label (`page`), each with the proposed label "
+        "and the rules' votes; `pages` says how many pages there are.",
     )
     def get(self, request: Request, slug: str, run_id: int) -> Response:
         run = self.get_run(run_id)
-        data = AcceptQuerySerializer(data=request.query_params.dict())
+        data = AcceptPreviewQuerySerializer(data=request.query_params.dict())
         data.is_valid(raise_exception=True)
         source = accepting.source_clean(run, data.validated_data.get("source"))
-        summary = accepting.accept_summary(run=run, source=source, threshold=data.validated_data["threshold"])
+        summary = accepting.accept_summary(
+            run=run, source=source, threshold=data.validated_data["threshold"], page=data.validated_data["page"]
+        )
         return Response(AcceptSummarySerializer(_summary_data(summary)).data)
 
     @extend_schema(
@@ -312,7 +353,9 @@ class WeakLabelAccept(RulesAPIView):
         responses={200: s.AcceptedSerializer, 409: None},
         description="Label the examples nobody labeled with the source's labels of at least this "
         "confidence. A person's label is never replaced; each change is an example revision. A run "
-        "older than the newest finished one answers 409 with what would change unless `confirm` is true.",
+        "older than the newest finished one answers 409 with what would change unless `confirm` is true. "
+        "`only` (ids to accept) or `except` (ids to leave out) accepts part of them; ids the threshold "
+        "does not select are ignored.",
     )
     def post(self, request: Request, slug: str, run_id: int) -> Response:
         run = self.get_run(run_id)

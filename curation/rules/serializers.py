@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from curation.core.progress import ProgressFields
 from curation.models import LabelingRule, RuleRevision, RuleRun, WeakLabel
 
 KIND_CHOICES = [
@@ -163,7 +164,7 @@ class RuleRevisionSerializer(serializers.ModelSerializer):
 # --- runs -----------------------------------------------------------------------------
 
 
-class RuleRunSerializer(serializers.ModelSerializer):
+class RuleRunSerializer(ProgressFields, serializers.ModelSerializer):
     progress = serializers.FloatField(read_only=True, help_text=_("processed / total, from 0 to 1."))
     created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
 
@@ -176,6 +177,7 @@ class RuleRunSerializer(serializers.ModelSerializer):
             "progress",
             "processed",
             "total",
+            *ProgressFields.PROGRESS_FIELDS,
             "error",
             "created_by",
             "created_at",

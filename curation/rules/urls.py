@@ -12,6 +12,7 @@ urlpatterns = [
     path("p/<slug:slug>/rules/<int:rule_id>/delete/", views.rule_delete, name="rule_delete"),
     path("p/<slug:slug>/rules/runs/<int:run_id>/", views.rule_run_detail, name="rule_run_detail"),
     path("p/<slug:slug>/rules/runs/<int:run_id>/accept/", views.weak_accept, name="weak_accept"),
+    path("p/<slug:slug>/rules/runs/<int:run_id>/accept/rows/", views.weak_accept_rows, name="weak_accept_rows"),
     path("p/<slug:slug>/rules/runs/<int:run_id>/withdraw/", views.weak_withdraw, name="weak_withdraw"),
 ]
 

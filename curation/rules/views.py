@@ -16,8 +16,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from curation.core.errors import add_service_error, flash_service_error
 from curation.core.permissions import Action, ProjectRequest, project_view
 from curation.core.polling import render_polled
+from curation.core.progress import work_progress
 from curation.models import LabelingRule, Project, RuleRevision, RuleRun, WeakLabel
-from curation.rules import accepting, tasks
+from curation.rules import accepting, choosing, tasks
 from curation.rules import services as svc
 from curation.rules import spec as S
 from curation.rules.analysis import MIN_GOLD_PER_CLASS
@@ -331,7 +332,8 @@ def rule_run_detail(request: ProjectRequest, run_id: int) -> HttpResponse:
     """A run's progress (polled while it works), then its analysis and the two models."""
     project = request.project
     run = get_object_or_404(RuleRun.objects.select_related("created_by"), pk=run_id, project=project)
-    ctx = _run_context(run, request.GET.get("threshold"), request.GET.get("source"))
+    ctx = _run_context(run, request.GET.get("threshold"), request.GET.get("source"), request.GET.get("page"))
+    ctx["run_progress"] = work_progress(run)
     return render_polled(request, "curation/rules/run.html", "run-body", ctx, finished=run.finished)
 
 
@@ -355,7 +357,12 @@ def weak_accept(request: ProjectRequest, run_id: int) -> HttpResponse:
         threshold = _threshold(params.get("threshold"))
         source = accepting.source_clean(run, params.get("source"))
         changed = accepting.weak_labels_accept(
-            run=run, user=request.user, threshold=threshold, source=source, confirm=bool(params.get("confirm"))
+            run=run,
+            user=request.user,
+            threshold=threshold,
+            source=source,
+            confirm=bool(params.get("confirm")),
+            choice=choosing.form_choice(params),
         )
     except accepting.NeedsConfirmation as question:
         # The confirm step: the run page again, saying what would change, with a button that says yes.
@@ -363,7 +370,8 @@ def weak_accept(request: ProjectRequest, run_id: int) -> HttpResponse:
         ctx["confirm"] = question
         return render(request, "curation/rules/run.html", ctx, status=409)
     except RuleError as error:
-        flash_service_error(request, error, {"threshold": _("Threshold"), "source": _("Source")})
+        fields = {"threshold": _("Threshold"), "source": _("Source"), "only": _("Chosen examples")}
+        flash_service_error(request, error, fields | {"except": _("Examples left out"), "mode": _("Chosen examples")})
         return redirect(back)
     model = _("majority vote") if source == accepting.MAJORITY else _("the label model")
     messages.success(
@@ -376,6 +384,19 @@ def weak_accept(request: ProjectRequest, run_id: int) -> HttpResponse:
         % {"n": changed, "v": run.number, "model": model},
     )
     return redirect(back)
+
+
+@require_GET
+@project_view(Action.MANAGE_RULES)
+def weak_accept_rows(request: ProjectRequest, run_id: int) -> HttpResponse:
+    """A page of the examples accepting would label (htmx swaps it into the run page)."""
+    project = request.project
+    run = get_object_or_404(RuleRun, pk=run_id, project=project)
+    if not request.htmx:
+        query = request.GET.urlencode()
+        return redirect(reverse("rule_run_detail", args=[project.slug, run.pk]) + (f"?{query}" if query else ""))
+    ctx = _accept_context(run, request.GET.get("threshold"), request.GET.get("source"), request.GET.get("page"))
+    return render(request, "curation/rules/_accept_rows.html", ctx)
 
 
 @require_http_methods(["GET", "POST"])
@@ -410,18 +431,19 @@ def _threshold(value: str | None) -> float:
     return accepting.threshold_clean(value)
 
 
-def _accept_context(run: RuleRun, value: str | None, source: str | None) -> dict[str, Any]:
+def _accept_context(run: RuleRun, value: str | None, source: str | None, page: str | None = None) -> dict[str, Any]:
     ctx: dict[str, Any] = {"project": run.project, "run": run, "threshold": value, "source": source}
     try:
         threshold = _threshold(value)
         source = accepting.source_clean(run, source) if source else accepting.better_source(run)
     except RuleError as error:
         return ctx | {"summary": None, "accept_error": error}
-    summary = accepting.accept_summary(run=run, source=source, threshold=threshold)
+    number = int(page) if page and page.isdigit() and int(page) > 0 else 1  # a page past the last shows the last
+    summary = accepting.accept_summary(run=run, source=source, threshold=threshold, page=number)
     return ctx | {"threshold": threshold, "source": source, "summary": summary, "acceptable": summary.acceptable}
 
 
-def _run_context(run: RuleRun, threshold: str | None, source: str | None) -> dict[str, Any]:
+def _run_context(run: RuleRun, threshold: str | None, source: str | None, page: str | None = None) -> dict[str, Any]:
     metrics = run.metrics or {}
     label_model, majority = metrics.get("label_model") or {}, metrics.get("majority") or {}
     balance = metrics.get("class_balance")
@@ -441,7 +463,7 @@ def _run_context(run: RuleRun, threshold: str | None, source: str | None) -> dic
     models = llm_model_names(run.project, [(r["id"], r["kind"], r.get("params")) for r in run.rules or ()])
     ctx["analysis"] = [row | {"model": models.get(row["id"])} for row in run.analysis or ()]
     if run.status == RuleRun.Status.DONE:
-        ctx.update(_accept_context(run, threshold, source))
+        ctx.update(_accept_context(run, threshold, source, page))
         ctx["sources"] = [
             (value, label) for value, label in WeakLabel.Source.choices if value in accepting.sources_of(run)
         ]

@@ -58,3 +58,72 @@ document.addEventListener("submit", (event) => {
   const message = event.target.dataset.confirm;
   if (message && !window.confirm(message)) event.preventDefault();
 });
+
+// Weak labels to accept: every row is chosen at first; unticking one leaves it out. The form
+// sends the choice as "all except these ids" (mode except) or, after "Select none", as "only
+// these ids" (mode only), so choosing among 100,000 rows sends only the ids that differ.
+function acceptState() {
+  const mode = document.getElementById("accept-mode");
+  const ids = document.getElementById("accept-ids");
+  if (!mode || !ids) return null;
+  const set = new Set(ids.value.split(",").filter(Boolean));
+  return { mode, ids, set, only: mode.value === "only" };
+}
+
+function acceptSave(state) {
+  state.ids.value = Array.from(state.set).join(",");
+  if (state.mode.value === "all" && state.set.size) state.mode.value = "except";
+  const rows = document.getElementById("accept-rows");
+  const total = rows ? parseInt(rows.dataset.total, 10) || 0 : 0;
+  const chosen = state.only ? state.set.size : Math.max(0, total - state.set.size);
+  const line = document.getElementById("accept-chosen");
+  if (line) line.textContent = line.dataset.text.replace("{n}", chosen).replace("{total}", total);
+  const submit = document.getElementById("accept-submit");
+  if (submit) submit.disabled = chosen === 0;
+}
+
+function acceptShow(state) {
+  document.querySelectorAll("#accept-rows .accept-pick").forEach((box) => {
+    box.checked = state.only ? state.set.has(box.value) : !state.set.has(box.value);
+  });
+}
+
+function acceptPick(state, box, chosen) {
+  box.checked = chosen;
+  if (chosen === state.only) state.set.add(box.value);
+  else state.set.delete(box.value);
+}
+
+document.addEventListener("change", (event) => {
+  if (!event.target.matches("#accept-rows .accept-pick")) return;
+  const state = acceptState();
+  if (!state) return;
+  acceptPick(state, event.target, event.target.checked);
+  acceptSave(state);
+});
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-accept-select]");
+  if (!button) return;
+  const state = acceptState();
+  if (!state) return;
+  const what = button.dataset.acceptSelect;
+  if (what === "all" || what === "none") {
+    state.mode.value = what === "all" ? "all" : "only";
+    state.only = what === "none";
+    state.set.clear();
+    acceptShow(state);
+  } else {
+    document.querySelectorAll("#accept-rows .accept-pick").forEach((box) => acceptPick(state, box, what === "page-all"));
+  }
+  acceptSave(state);
+});
+
+// A new page of rows shows the choice made so far; a new threshold or source starts afresh
+// (the summary comes back with every row chosen).
+document.addEventListener("htmx:afterSwap", () => {
+  const state = acceptState();
+  if (!state) return;
+  acceptShow(state);
+  acceptSave(state);
+});

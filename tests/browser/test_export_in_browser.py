@@ -49,7 +49,15 @@ def test_alpaca_says_it_leaves_out_a_tool_call_conversation_before_the_download(
 
     page.goto(f"{live_server.url}/p/{project.slug}/export/")
     page.select_option("select[name=format]", "alpaca")
-    page.click("form button[type=submit]")
+    # Approved examples only by default: the new one needs review, so it is ticked in.
+    assert page.locator("input[name=status][value=approved]").is_checked()
+    page.check("input[name=status][value=needs_review]")
+    # The preview follows the options before anything is downloaded.
+    page.wait_for_selector("#export-cannot-hold:has-text('tool')")
+    assert "Alpaca" in page.locator("#export-total").inner_text()
+    assert page.locator("#export-records").inner_text().lstrip().startswith("[")
+    page.screenshot(path="/tmp/h5shots/export-preview.png", full_page=True)
+    page.click("#export-form button[type=submit]")
     notice = page.locator("#export-skipped")
     notice.wait_for()
     screenshot(page, "skipped")

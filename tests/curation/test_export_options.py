@@ -42,6 +42,9 @@ TOOL_CHAT = [
 PLAIN = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
 TWO_TURNS = PLAIN + [{"role": "user", "content": "Bye"}, {"role": "assistant", "content": "Bye!"}]
 
+# The export takes approved examples unless told otherwise; these tests export every status.
+EVERY_STATUS = ["draft", "needs_review", "approved", "rejected"]
+
 
 @pytest.fixture
 def mixed(project, users) -> Project:
@@ -56,12 +59,12 @@ def test_the_export_page_says_what_is_left_out_before_the_download(client, mixed
     client.force_login(users["reviewer"])
     url = f"/p/{mixed.slug}/export/"
 
-    page = client.get(url, {"format": "csv"})
+    page = client.get(url, {"format": "csv", "status": EVERY_STATUS})
 
     text = page.content.decode()
     assert page.status_code == 200 and not page.streaming
     assert "2 examples cannot be written in this format and will be left out: several turns (1); tools (1)." in text
-    download = client.get(url, {"format": "csv", "confirm": "1"})
+    download = client.get(url, {"format": "csv", "status": EVERY_STATUS, "confirm": "1"})
     assert download.streaming
     body = b"".join(download.streaming_content).decode("utf-8-sig")
     assert body.splitlines()[1:] == [",Hi,Hello!,billing,"]
@@ -71,7 +74,9 @@ def test_the_export_page_says_what_is_left_out_before_the_download(client, mixed
 def test_a_format_that_holds_everything_downloads_at_once(client, mixed, users):
     client.force_login(users["reviewer"])
 
-    response = client.get(f"/p/{mixed.slug}/export/", {"format": "openai", "shikomi_fields": "on"})
+    response = client.get(
+        f"/p/{mixed.slug}/export/", {"format": "openai", "status": EVERY_STATUS, "shikomi_fields": "on"}
+    )
 
     records = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
     assert SKIPPED_HEADER not in response
@@ -83,7 +88,9 @@ def test_the_api_reports_the_skipped_examples_in_an_ascii_header(mixed, users):
     client = APIClient()
     client.login(username="rhea", password=PASSWORD)
 
-    response = client.get(f"/api/projects/{mixed.slug}/export/", {"format": "alpaca", "shikomi_fields": "true"})
+    response = client.get(
+        f"/api/projects/{mixed.slug}/export/", {"format": "alpaca", "status": "any", "shikomi_fields": "true"}
+    )
 
     assert response.status_code == 200
     assert response[SKIPPED_HEADER] == "tools (1)"
@@ -101,7 +108,9 @@ def test_a_non_ascii_reason_is_percent_encoded(mixed, users):
     client.login(username="rhea", password=PASSWORD)
     with translation.override("ja"):
         response = client.get(
-            f"/api/projects/{mixed.slug}/export/", {"format": "prompt_completion"}, HTTP_ACCEPT_LANGUAGE="ja"
+            f"/api/projects/{mixed.slug}/export/",
+            {"format": "prompt_completion", "status": "any"},
+            HTTP_ACCEPT_LANGUAGE="ja",
         )
 
     response[SKIPPED_HEADER].encode("ascii")  # no UnicodeEncodeError
@@ -110,7 +119,9 @@ def test_a_non_ascii_reason_is_percent_encoded(mixed, users):
 def test_the_export_command_prints_the_skips_to_stderr(mixed, tmp_path):
     out, err = tmp_path / "out.jsonl", io.StringIO()
 
-    call_command("export_examples", mixed.slug, "--format", "prompt_completion", "-o", str(out), stderr=err)
+    call_command(
+        "export_examples", mixed.slug, "--status", "any", "--format", "prompt_completion", "-o", str(out), stderr=err
+    )
 
     assert "Left out 2 example(s) that prompt_completion cannot hold: several turns (1); tools (1)" in err.getvalue()
     assert [json.loads(line)["prompt"] for line in out.read_text().splitlines()] == ["Hi"]
@@ -120,7 +131,7 @@ def test_the_export_command_prints_the_skips_to_stderr(mixed, tmp_path):
 
 
 def parquet_bytes(project: Project, **options) -> bytes:
-    return b"".join(example_export(project=project, format="parquet", **options).chunks)
+    return b"".join(example_export(project=project, status="any", format="parquet", **options).chunks)
 
 
 def test_the_parquet_export_keeps_tool_calls_reasoning_and_tools_for_datasets(mixed, tmp_path):
@@ -236,7 +247,7 @@ def test_a_classification_parquet_export_imports_back(users, tmp_path):
 def test_an_unlabeled_classification_openai_export_keeps_its_label_key_and_imports_back(users, tmp_path):
     project = Project.objects.create(name="t", slug="tickets", kind=Project.Kind.CLASSIFICATION)
     example_create(project=project, user=users["admin"], messages=[PLAIN[0]])
-    _type, _name, chunks = example_export(project=project, format="openai")
+    _type, _name, chunks = example_export(project=project, status="any", format="openai")
     data = b"".join(chunks)
     assert json.loads(data)["label"] is None  # the import refuses a classification file without the key
     copy = Project.objects.create(name="t2", slug="tickets-copy", kind=Project.Kind.CLASSIFICATION)

@@ -32,6 +32,9 @@ TOOL_CHAT = [
     {"role": "assistant", "content": "晴れです。"},
 ]
 
+# The export takes approved examples unless told otherwise; these tests export every status.
+EVERY_STATUS = ["draft", "needs_review", "approved", "rejected"]
+
 
 def chat(text: str) -> list[dict]:
     return [{"role": "user", "content": text}, {"role": "assistant", "content": text.upper()}]
@@ -57,7 +60,7 @@ def stored(project: Project, split: str) -> list[tuple]:
 
 
 def test_each_split_with_examples_gets_its_own_file(split_project):
-    export = example_export(project=split_project, format="openai", per_split=True)
+    export = example_export(project=split_project, status="any", format="openai", per_split=True)
 
     assert (export.content_type, export.filename) == ("application/zip", "support-openai-splits.zip")
     assert archive(export).namelist() == [
@@ -68,7 +71,7 @@ def test_each_split_with_examples_gets_its_own_file(split_project):
 
 
 def test_each_file_imported_with_its_split_gives_back_that_split(split_project, users, tmp_path):
-    files = archive(example_export(project=split_project, format="openai", per_split=True))
+    files = archive(example_export(project=split_project, status="any", format="openai", per_split=True))
     copy = Project.objects.create(name="Copy", slug="copy")
 
     for split in ("train", "validation", "test"):
@@ -84,7 +87,7 @@ def test_each_file_imported_with_its_split_gives_back_that_split(split_project, 
 
 
 def test_the_skips_of_a_format_cover_every_split(split_project):
-    export = example_export(project=split_project, format="alpaca", per_split=True)
+    export = example_export(project=split_project, status="any", format="alpaca", per_split=True)
 
     assert export.skipped_total == 1  # the tool-call conversation, which Alpaca cannot hold
     names = archive(export).namelist()
@@ -92,7 +95,7 @@ def test_the_skips_of_a_format_cover_every_split(split_project):
 
 
 def test_a_binary_format_per_split_is_a_zip_of_parquet_files(split_project):
-    files = archive(example_export(project=split_project, format="parquet", per_split=True))
+    files = archive(example_export(project=split_project, status="any", format="parquet", per_split=True))
 
     assert [n.rsplit(".", 1)[1] for n in files.namelist()] == ["parquet"] * 3
     assert files.read("support-train-parquet.parquet")[:4] == b"PAR1"
@@ -100,18 +103,24 @@ def test_a_binary_format_per_split_is_a_zip_of_parquet_files(split_project):
 
 def test_the_page_the_api_and_the_command_take_the_option(client, split_project, users, tmp_path):
     client.force_login(users["reviewer"])
-    page = client.get(f"/p/{split_project.slug}/export/", {"format": "openai", "per_split": "on"})
+    page = client.get(
+        f"/p/{split_project.slug}/export/", {"format": "openai", "status": EVERY_STATUS, "per_split": "on"}
+    )
     assert page["Content-Type"] == "application/zip"
     assert len(zipfile.ZipFile(io.BytesIO(b"".join(page.streaming_content))).namelist()) == 3
 
     api = APIClient()
     api.force_authenticate(users["reviewer"])
-    response = api.get(f"/api/projects/{split_project.slug}/export/", {"format": "openai", "per_split": "true"})
+    response = api.get(
+        f"/api/projects/{split_project.slug}/export/", {"format": "openai", "status": "any", "per_split": "true"}
+    )
     assert response.status_code == 200
     assert zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).namelist()[0] == (
         "support-train-openai.jsonl"
     )
 
     out = tmp_path / "splits.zip"
-    call_command("export_examples", split_project.slug, "--format", "sharegpt", "--per-split", "-o", str(out))
+    call_command(
+        "export_examples", split_project.slug, "--status", "any", "--format", "sharegpt", "--per-split", "-o", str(out)
+    )
     assert zipfile.ZipFile(out).namelist()[1] == "support-validation-sharegpt.json"

@@ -73,7 +73,7 @@ def io_tickets(io_user) -> Project:
 
 
 def export_bytes(project: Project, format: str, **filters) -> bytes:
-    _type, _name, chunks = example_export(project=project, format=format, **filters)
+    _type, _name, chunks = example_export(project=project, format=format, **{"status": "any", **filters})
     return b"".join(chunks)
 
 
@@ -129,7 +129,7 @@ def test_sharegpt_round_trip_keeps_the_system_turn_label_and_split(io_chats, io_
 
 
 def test_csv_round_trip_of_a_classification_project(io_tickets, io_user):
-    _type, filename, chunks = example_export(project=io_tickets, format="csv")
+    _type, filename, chunks = example_export(project=io_tickets, status="any", format="csv")
     data = b"".join(chunks)
 
     assert filename == "io-tickets-csv.csv"
@@ -166,7 +166,7 @@ def test_prompt_completion_round_trip_of_single_turn_chats(io_user):
 
 def test_parquet_round_trip_keeps_messages_label_split_and_metadata(io_chats, io_user):
     Example.objects.filter(project=io_chats, split="train").update(metadata={"ticket": "T-1", "言語": "ja"})
-    _type, filename, chunks = example_export(project=io_chats, format="parquet")
+    _type, filename, chunks = example_export(project=io_chats, status="any", format="parquet")
     data = b"".join(chunks)
 
     assert filename.endswith(".parquet") and data[:4] == b"PAR1"
@@ -191,7 +191,7 @@ def test_the_parquet_export_loads_with_hugging_face_datasets(io_chats, tmp_path)
 
 def test_the_parquet_temp_file_is_deleted_once_streamed_or_abandoned(io_chats, monkeypatch, tmp_path):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    _type, _name, chunks = example_export(project=io_chats, format="parquet")
+    _type, _name, chunks = example_export(project=io_chats, status="any", format="parquet")
     next(chunks)
     assert list(tmp_path.glob("shikomi-export-*.parquet"))
 
@@ -200,12 +200,18 @@ def test_the_parquet_temp_file_is_deleted_once_streamed_or_abandoned(io_chats, m
 
 
 def test_filters_choose_the_examples_and_name_the_file(io_chats):
-    _type, filename, chunks = example_export(project=io_chats, format="openai", split="train", label="billing")
+    _type, filename, chunks = example_export(
+        project=io_chats, status="any", format="openai", split="train", label="billing"
+    )
 
     assert filename == "io-chats-train-billing-openai.jsonl"
     [line] = b"".join(chunks).decode().splitlines()
     assert json.loads(line)["messages"] == CHATS[0][0]
     assert export_bytes(io_chats, "openai", status="approved") == b""
+    # Approved only, unless statuses are named: nobody approved these.
+    assert example_export(project=io_chats, format="openai").skipped == {}
+    assert b"".join(example_export(project=io_chats, format="openai").chunks) == b""
+    assert len(export_bytes(io_chats, "openai", status="needs_review,approved").splitlines()) == len(CHATS)
     assert len(export_bytes(io_chats, "openai", source="human").splitlines()) == len(CHATS)
 
 
@@ -221,7 +227,7 @@ def test_filters_choose_the_examples_and_name_the_file(io_chats):
 )
 def test_an_unknown_format_or_filter_value_is_refused(io_chats, filters, field):
     with pytest.raises(InvalidExample) as raised:
-        example_export(project=io_chats, **filters)
+        example_export(project=io_chats, **{"status": "any", **filters})
 
     assert raised.value.field == field
 
@@ -242,7 +248,7 @@ def test_an_export_streams_in_chunks_reading_the_database_lazily(
     )
 
     with django_assert_num_queries(0):
-        _type, _name, chunks = example_export(project=project, format="openai")
+        _type, _name, chunks = example_export(project=project, status="any", format="openai")
     with django_assert_max_num_queries(4):  # label names come with the rows: no query per row
         parts = list(chunks)
 

@@ -114,11 +114,11 @@ def test_export_examples_writes_to_stdout_or_to_a_file(io_project, io_user, tmp_
     )
     example_create(project=io_project, user=io_user, messages=[{"role": "user", "content": "請求"}], label="billing")
 
-    output = run("export_examples", "io-support", "--format", "openai", "--split", "train")
+    output = run("export_examples", "io-support", "--status", "any", "--format", "openai", "--split", "train")
     assert json.loads(output) == {"messages": [{"role": "user", "content": "荷物"}], "label": "shipping"}
 
     target = tmp_path / "out.csv"
-    run("export_examples", "io-support", "--format", "csv", "-o", str(target))
+    run("export_examples", "io-support", "--status", "any", "--format", "csv", "-o", str(target))
     assert target.read_text(encoding="utf-8-sig").splitlines() == [
         "text,label,split",
         "荷物,shipping,train",
@@ -128,4 +128,4 @@ def test_export_examples_writes_to_stdout_or_to_a_file(io_project, io_user, tmp_
 
 def test_export_examples_refuses_an_unknown_filter(io_project):
     with pytest.raises(CommandError, match='status: unknown status "done"'):
-        run("export_examples", "io-support", "--format", "openai", "--status", "done")
+        run("export_examples", "io-support", "--status", "any", "--format", "openai", "--status", "done")

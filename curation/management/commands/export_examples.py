@@ -19,7 +19,10 @@ class Command(BaseCommand):
         parser.add_argument("project", help="The project's slug.")
         parser.add_argument("--format", required=True, choices=list(formats.EXPORT_FORMATS))
         parser.add_argument("--split", help="train, validation, test or unassigned")
-        parser.add_argument("--status", help="draft, needs_review, approved or rejected")
+        parser.add_argument(
+            "--status",
+            help="One or more of draft, needs_review, approved, rejected (comma-separated), or any. Default: approved.",
+        )
         parser.add_argument("--source", help="imported, human, rule, synthetic or augmented")
         parser.add_argument("--label", help="A label name.")
         parser.add_argument(
