@@ -4,11 +4,13 @@ size."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from curation.labeling import agreement
 from curation.labeling.services import annotations_by_example
-from curation.models import Example, Label, Membership, Project, WeakLabel
+from curation.models import Annotation, Example, Label, Membership, Project, WeakLabel
 
 # The keys labels without a shortcut of their own are given, in this order.
 NUMBER_KEYS = "1234567890"
@@ -18,8 +20,9 @@ def labels_with_keys(*, project: Project) -> list[Label]:
     """The project's labels, each with ``key``: its own shortcut, or else the next number key
     no other label uses (1-9, then 0), handed out in the order the labels were made so a label
     keeps its key from one page to the next. Past ten, a label may have no key ("").
+    Retired labels are not offered, so they hold no key.
     Sorted as a keyboard reads: numbers, then other keys, then labels without one."""
-    labels = list(project.labels.order_by("id"))
+    labels = list(project.labels.filter(retired=False).order_by("id"))
     taken = {label.shortcut for label in labels if label.shortcut}
     free = iter([key for key in NUMBER_KEYS if key not in taken])
     for label in labels:
@@ -55,6 +58,31 @@ def label_suggestion(*, project: Project, example: Example | None) -> dict[str, 
     if example.weak_label_id is not None:
         weak = WeakLabel.objects.select_related("run").filter(pk=example.weak_label_id).first()
     return {"label": example.label, "weak": weak}
+
+
+def resolution_choices(*, project: Project, answers: Iterable[Annotation]) -> dict[str, Any]:
+    """The gold labels a reviewer resolving a disagreement picks from: the labels with their keys,
+    each with ``voters`` (who chose it; a retired label someone chose is kept, marked ``retired``),
+    and ``majority``, the label strictly more annotators chose than any other (None when the
+    most-chosen labels are tied or nobody chose one): shown as a suggestion, never chosen."""
+    voters: dict[int, list[str]] = defaultdict(list)
+    chosen: dict[int, Label] = {}
+    for answer in answers:
+        if answer.label_id:
+            voters[answer.label_id].append(answer.annotator.username)
+            chosen[answer.label_id] = answer.label
+    labels = labels_with_keys(project=project)
+    offered = {label.pk for label in labels}
+    for label in sorted((chosen[pk] for pk in chosen if pk not in offered), key=lambda label: label.name):
+        label.key = ""
+        labels.append(label)
+    for label in labels:
+        label.voters = sorted(voters.get(label.pk, []))
+    ranked = sorted((len(names) for names in voters.values()), reverse=True)
+    majority = None
+    if ranked and (len(ranked) == 1 or ranked[0] > ranked[1]):
+        majority = next(label for label in labels if len(label.voters) == ranked[0])
+    return {"labels": labels, "majority": majority, "answered": sum(ranked)}
 
 
 def agreement_summary(*, project: Project) -> dict[str, Any]:

@@ -131,6 +131,10 @@ def _label(project: Project, name: str | None) -> Label | None:
     label = project.labels.filter(name=name).first()
     if label is None:
         raise InvalidExample("label", _("%(name)s is not a label of this project.") % {"name": repr(name)})
+    if label.retired:
+        raise InvalidExample(
+            "label", _("%(name)s is retired: it is no longer offered for labeling.") % {"name": repr(name)}
+        )
     return label
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 from django.contrib import messages as flash
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -23,12 +21,12 @@ from curation.core.forms import (
     messages_from_post,
     turn_ratings_from_post,
 )
-from curation.core.permissions import Action, ProjectRequest, project_view
+from curation.core.permissions import Action, ProjectRequest, project_view, role_allows
 from curation.core.selectors import example_get
 from curation.core.serializers import ExampleSerializer
 from curation.core.services import InvalidExample, StaleVersion
 from curation.labeling import services as svc
-from curation.labeling.selectors import keys_in_words, label_suggestion, labels_with_keys
+from curation.labeling.selectors import keys_in_words, label_suggestion, labels_with_keys, resolution_choices
 from curation.models import Annotation, Example, Label
 
 
@@ -180,27 +178,38 @@ def label_undo(request: ProjectRequest) -> HttpResponse:
 def disagreement_list(request: ProjectRequest) -> HttpResponse:
     project = request.project
     page = Paginator(svc.disagreement_list(project=project), 50).get_page(request.GET.get("page"))
-    return render(request, "curation/labeling/disagreements.html", {"project": project, "page": page})
+    try:  # the settings page, where annotations per example is set (admins only)
+        settings_url = (
+            reverse("project_settings", args=[project.slug])
+            if role_allows(request.role, Action.MANAGE_PROJECT)
+            else None
+        )
+    except NoReverseMatch:
+        settings_url = None
+    ctx = {"project": project, "page": page, "settings_url": settings_url}
+    return render(request, "curation/labeling/disagreements.html", ctx)
 
 
 @require_http_methods(["GET", "POST"])
 @project_view(Action.REVIEW)
 def disagreement_detail(request: ProjectRequest, example_id: int) -> HttpResponse:
-    """Every annotator's answer side by side; the reviewer's choice becomes the gold."""
+    """Every annotator's answer side by side; the reviewer's choice becomes the gold. The
+    majority's label is shown as a suggestion, never chosen: the reviewer picks one (or "no
+    label") explicitly."""
     project = request.project
     example = example_get(project=request.project, example_id=example_id)
     answers = list(example.annotations.filter(status=Annotation.Status.SUBMITTED).select_related("annotator", "label"))
     for answer in answers:
         # Shown by turn number, as the editor numbers turns.
         answer.turn_numbers = sorted((int(i) + 1, r) for i, r in (answer.turn_ratings or {}).items() if i.isdigit())
-    votes = Counter(a.label.name for a in answers if a.label_id)
+    choices = resolution_choices(project=project, answers=answers)
     ctx = {
         "project": project,
         "example": example,
         "answers": answers,
-        "votes": votes.most_common(),
-        "labels": project.labels.order_by("shortcut", "name"),
-        "chosen_label": votes.most_common(1)[0][0] if votes else (example.label.name if example.label_id else None),
+        **choices,
+        "label_keys": keys_in_words([label.key for label in choices["labels"] if label.key]),
+        "chosen_label": None,
         "version": example.version,
         **editor_context(example.messages, example.tools),
     }
@@ -208,6 +217,8 @@ def disagreement_detail(request: ProjectRequest, example_id: int) -> HttpRespons
         turns = messages_from_post(request.POST)
         version = int_or_none(request.POST.get("version")) or example.version
         try:
+            if "label" not in request.POST:
+                raise InvalidExample("label", _("Choose the gold label (or No label): none is chosen for you."))
             _check_arguments(example, turns)
             svc.disagreement_resolve(
                 example=example,

@@ -1,19 +1,48 @@
-// Disagreement page: "Use this text" copies an annotator's version into the gold editor.
+// Disagreement page: "Use this text" copies an annotator's version into the gold editor; the
+// keys choose the gold label (its number, as on the labeling page) and resolve (Enter). No label
+// is chosen until the reviewer picks one.
 (() => {
+  const form = document.getElementById("resolve-form");
   const editor = window.shikomiEditor;
-  if (!editor) return;
-  document.querySelectorAll(".use-text").forEach((button) => {
-    button.addEventListener("click", () => {
-      const messages = JSON.parse(button.nextElementSibling.textContent);
-      editor.turns.replaceChildren();
-      // The whole message: tool calls, results' call ids, reasoning and weights too.
-      messages.forEach((m) => editor.fill(editor.addTurn(), m));
+  if (editor) {
+    document.querySelectorAll(".use-text").forEach((button) => {
+      button.addEventListener("click", () => {
+        const messages = JSON.parse(button.nextElementSibling.textContent);
+        editor.turns.replaceChildren();
+        // The whole message: tool calls, results' call ids, reasoning and weights too.
+        messages.forEach((m) => editor.fill(editor.addTurn(), m));
+      });
     });
-  });
+  }
+  if (!form) return;
+
+  // A field that takes keys: shortcuts never fire in it (radios, checkboxes and buttons take none).
+  const notTyped = ["radio", "checkbox", "button", "submit", "reset", "range", "color", "file", "hidden"];
+  const typing = (el) => el && (el.isContentEditable || el.tagName === "TEXTAREA" || el.tagName === "SELECT" ||
+    (el.tagName === "INPUT" && !notTyped.includes(el.type)));
+  const submit = () => form.requestSubmit(document.getElementById("resolve-submit"));
+
   document.addEventListener("keydown", (e) => {
+    if (e.altKey || e.isComposing) return;
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); submit(); return; }
     const active = document.activeElement;
-    if (active && (active.tagName === "TEXTAREA" || active.tagName === "SELECT")) return;
-    const choice = document.querySelector(`#resolve-form input[name=label][data-shortcut="${CSS.escape(e.key)}"]`);
-    if (choice) choice.checked = true;
+    if (typing(active)) {
+      if (e.key === "Escape") active.blur();
+      return;
+    }
+    if (e.ctrlKey || e.metaKey) return;
+    const choice = form.querySelector(`input[name=label][data-shortcut="${CSS.escape(e.key)}"]`);
+    if (choice) {
+      e.preventDefault();
+      choice.checked = true;
+      choice.dispatchEvent(new Event("change", { bubbles: true }));
+      return;
+    }
+    if (e.key === "Enter") {
+      // A link, a button ("Use this text") or a folded section keeps its own Enter.
+      if (active && active.closest("a, button, summary")) return;
+      e.preventDefault();
+      submit();
+    }
   });
 })();

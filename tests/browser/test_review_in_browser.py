@@ -39,11 +39,20 @@ def test_a_reviewer_resolves_a_disagreement_by_taking_one_annotators_text(page, 
     page.get_by_role("link", name="Disagreements", exact=True).click()
     page.get_by_role("link", name=str(example.pk), exact=True).click()
     assert "the old answer was vague" in page.locator(".answers").inner_text()
+    # Nothing is chosen for the reviewer; each annotator's label is beside its choice.
+    assert page.locator("#resolve-form input[name=label]:checked").count() == 0
+    assert "No majority" in page.locator("#majority-suggestion").inner_text()
+    assert "1 vote: demo-annotator" in page.locator("#resolve-form").inner_text()
     page.get_by_role("button", name="Use this text").click()
     assert page.locator("#turns textarea[name=content]").last.input_value() == "A clearer answer from the annotator."
+    page.keyboard.press("Escape")
+    page.locator("h1").click()  # away from the buttons: Enter is the page's again
+    page.keyboard.press("Enter")  # no label chosen: the browser asks for one, nothing is sent
+    assert page.locator("#resolve-form").count() == 1 and Example.objects.get(pk=example.pk).resolved_at is None
     page.keyboard.press("1")  # billing
+    assert page.get_by_label("billing").is_checked()
     screenshot(page, "resolving")
-    page.get_by_role("button", name="Resolve and approve").click()
+    page.keyboard.press("Enter")
     page.wait_for_selector("text=resolved")
 
     example.refresh_from_db()

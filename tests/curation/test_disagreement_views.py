@@ -69,3 +69,88 @@ def test_a_stale_resolution_is_refused_with_the_current_version(client, project,
     assert response.status_code == 409
     disputed.refresh_from_db()
     assert disputed.label is None and disputed.resolved_at is None
+
+
+def _gold_choices(html: str):
+    from lxml import html as lxml_html
+
+    return lxml_html.fromstring(html).xpath("//form[@id='resolve-form']//input[@name='label']")
+
+
+def test_nothing_is_preselected_and_the_majority_is_only_a_suggestion(client, project, users, disputed):
+    from curation.labeling.services import annotation_submit
+
+    project.annotations_per_example = 3
+    project.save()
+    annotation_submit(example=disputed, user=users["admin"], based_on_version=disputed.version, label="shipping")
+    client.login(username="rhea", password=PASSWORD)
+    html = client.get(f"/p/{project.slug}/disagreements/{disputed.pk}/").content.decode()
+    radios = _gold_choices(html)
+    assert [r.get("value") for r in radios] == ["billing", "shipping", ""]  # "" is "No label"
+    assert not [r for r in radios if r.get("checked") is not None]
+    assert [r.get("data-shortcut") for r in radios] == ["1", "2", None]
+    assert 'id="majority-suggestion" data-suggestion="shipping"' in html
+    assert "the majority: 2 of 3 annotators chose it" in html
+    assert "2 votes: adam, rhea" in html and "1 vote: annie" in html
+    assert "Keys: 1–2 = label" not in html and "Keys: 1, 2 = label" in html
+
+
+def test_a_tie_has_no_majority_and_every_label_gets_a_number_key(client, project, users, disputed):
+    from curation.models import Label
+
+    Label.objects.create(project=project, name="returns")  # no shortcut of its own
+    Label.objects.create(project=project, name="old", retired=True)
+    client.login(username="rhea", password=PASSWORD)
+    html = client.get(f"/p/{project.slug}/disagreements/{disputed.pk}/").content.decode()
+    radios = _gold_choices(html)
+    assert [(r.get("value"), r.get("data-shortcut")) for r in radios] == [
+        ("billing", "1"),
+        ("shipping", "2"),
+        ("returns", "3"),
+        ("", None),
+    ]
+    assert "data-suggestion" not in html and "No majority" in html
+    assert "Keys: 1–3 = label" in html
+
+
+def test_resolving_without_choosing_a_label_is_refused_naming_the_field(client, project, disputed):
+    client.login(username="rhea", password=PASSWORD)
+    response = client.post(
+        f"/p/{project.slug}/disagreements/{disputed.pk}/",
+        {"version": disputed.version, "role": ["user", "assistant"], "content": ["Refund?", "Yes."]},
+    )
+    assert response.status_code == 400
+    assert b'data-error-field="label"' in response.content and b"Choose the gold label" in response.content
+    disputed.refresh_from_db()
+    assert disputed.resolved_at is None and disputed.label is None
+    # "No label", chosen explicitly, is a choice.
+    response = client.post(
+        f"/p/{project.slug}/disagreements/{disputed.pk}/",
+        {"version": disputed.version, "label": "", "role": ["user", "assistant"], "content": ["Refund?", "Yes."]},
+    )
+    assert response.status_code == 302
+    disputed.refresh_from_db()
+    assert disputed.resolved_at is not None and disputed.label is None
+
+
+def test_a_refused_resolution_keeps_the_reviewers_own_choice(client, project, disputed):
+    client.login(username="rhea", password=PASSWORD)
+    response = client.post(
+        f"/p/{project.slug}/disagreements/{disputed.pk}/",
+        {"version": disputed.version, "label": "shipping", "role": ["user", "assistant"], "content": ["Refund?", ""]},
+    )
+    assert response.status_code == 400
+    checked = [r.get("value") for r in _gold_choices(response.content.decode()) if r.get("checked") is not None]
+    assert checked == ["shipping"]
+
+
+def test_the_empty_page_says_how_to_get_disagreements(client, project, users):
+    client.login(username="adam", password=PASSWORD)
+    html = client.get(f"/p/{project.slug}/disagreements/").content.decode()
+    assert "How disagreements appear" in html and "Each example is labeled by 1 person now." in html
+    assert f'href="/p/{project.slug}/settings/">annotations per example</a> above 1' in html
+    assert f'href="/p/{project.slug}/label/"' in html
+    # A reviewer cannot change the settings: they are told whom to ask.
+    client.login(username="rhea", password=PASSWORD)
+    html = client.get(f"/p/{project.slug}/disagreements/").content.decode()
+    assert "/settings/" not in html and "Ask a project admin to set annotations per example above 1" in html

@@ -176,3 +176,94 @@ def test_a_japanese_reply_cut_at_the_token_limit_ends_on_a_whole_character() -> 
     # A reply that was not cut is left as the model wrote it.
     [whole] = Scripted(full[:cut]).generate_detailed([conversation], max_new_tokens=cut + 5)
     assert whole.truncated is False and whole.text.endswith(CUT)
+
+
+# --- Text cut to fit, and the examples list ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "kept"),
+    [
+        ("short", 10, "short"),
+        ("東京都渋谷区の店舗", 4, "東京都渋"),
+        ("cafe\u0301 au lait", 4, "caf"),  # é written as e + accent: not parted
+        ("か\u3099き", 1, ""),  # が as か + voicing mark
+        ("ok 👩\u200d💻 done", 4, "ok"),  # a joined emoji is kept whole or not at all
+        ("ok 👍🏽 done", 4, "ok"),  # and an emoji with its skin tone
+        ("🇯🇵🇫🇷🇩🇪", 3, "🇯🇵"),  # flags are pairs
+        ("words   and more", 8, "words"),  # no trailing space before the mark
+        ("broken \ufffd\ufffd and more", 9, "broken"),  # nor a half-decoded character
+    ],
+)
+def test_a_cut_ends_on_a_whole_character(text: str, limit: int, kept: str) -> None:
+    from curation.templatetags.text_cut import clip_text
+
+    assert clip_text(text, limit) == (kept, len(text) > limit)
+
+
+def test_a_cut_text_is_escaped_and_marked_as_cut_off() -> None:
+    from django.template import Context, Template
+
+    rendered = Template("{% load text_cut %}{{ text|clip:5 }}|{{ short|clip:5 }}").render(
+        Context({"text": "<b>bold</b> words", "short": "<i>"})
+    )
+    cut, whole = rendered.split("|")
+    assert cut.startswith("&lt;b&gt;bo… <small")
+    page = lxml_html.fromstring(f"<p>{cut}</p>")
+    [mark] = page.find_class("cut-off")
+    assert mark.text == "(cut off)" and mark.get("title") == "Cut off: 17 characters in all"
+    assert whole == "&lt;i&gt;"
+
+
+def test_the_answer_is_the_last_assistant_turn() -> None:
+    from curation.templatetags.text_cut import answer_text
+
+    turns = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "First"},
+        {"role": "user", "content": "Order 7?"},
+        {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "order_status"}}]},
+    ]
+    assert answer_text(turns) == "order_status(…)"
+    assert answer_text(turns[:3]) == "First"
+    assert answer_text([{"role": "user", "content": "Hi"}]) == "" and answer_text(None) == ""
+
+
+def test_the_examples_list_shows_the_answer_and_the_label_beside_the_prompt(client, project, users) -> None:
+    long_answer = "Your parcel left our warehouse yesterday. " * 10
+    example_create(
+        project=project,
+        user=users["admin"],
+        label="shipping",
+        messages=[{"role": "user", "content": "Where is my parcel?"}, {"role": "assistant", "content": long_answer}],
+    )
+    client.force_login(users["reviewer"])
+    page = lxml_html.fromstring(client.get(f"/p/{project.slug}/examples/").content)
+    [table] = page.find_class("examples")
+    headers = [th.text_content().strip() for th in table.xpath("./thead/tr/th")]
+    assert headers[2:5] == ["First user message", "Answer", "Label"]
+    [row] = table.xpath("./tbody/tr")
+    cells = [td.text_content().strip() for td in row.xpath("./td")]
+    assert cells[2] == "Where is my parcel?" and cells[4] == "shipping"
+    assert cells[3].startswith("Your parcel left our warehouse yesterday.") and cells[3].endswith("… (cut off)")
+    assert len(cells[3]) < 160
+
+
+def test_dates_follow_the_readers_language(client, project, users) -> None:
+    import datetime
+
+    from django.utils import timezone
+
+    from curation.models import UserSettings
+    from tests.training.conftest import make_run
+    from training.models import Evaluation
+
+    run = make_run(project, users["admin"], result={"train_loss": 1.0})
+    when = timezone.make_aware(datetime.datetime(2025, 3, 7, 14, 5))
+    Evaluation.objects.create(run=run, status=Evaluation.Status.DONE, total=1, processed=1, finished_at=when)
+    client.force_login(users["reviewer"])
+    english = client.get(f"/p/{project.slug}/judge/").content.decode()
+    assert "03/07/2025 2:05 p.m." in english
+    UserSettings.objects.update_or_create(user=users["reviewer"], defaults={"language": "ja"})
+    japanese = client.get(f"/p/{project.slug}/judge/").content.decode()
+    assert "2025/03/07 14:05" in japanese and "p.m." not in japanese
