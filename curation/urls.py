@@ -4,6 +4,7 @@ from curation.connections import urls as connections_urls
 from curation.generation import urls as generation_urls
 from curation.io import urls as io_urls
 from curation.labeling import urls as labeling_urls
+from curation.projects import urls as projects_urls
 from curation.quality import urls as quality_urls
 from curation.review import urls as review_urls
 from curation.rules import urls as rules_urls
@@ -20,6 +21,7 @@ urlpatterns = [
     *connections_urls.urlpatterns,
     *generation_urls.urlpatterns,
     *review_urls.urlpatterns,
+    *projects_urls.urlpatterns,
 ]
 
 api_urlpatterns = [
@@ -32,4 +34,5 @@ api_urlpatterns = [
     *connections_urls.api_urlpatterns,
     *generation_urls.api_urlpatterns,
     *review_urls.api_urlpatterns,
+    *projects_urls.api_urlpatterns,
 ]

@@ -23,9 +23,12 @@ from curation.models import (
     ExampleCheck,
     GenerationJob,
     ImportJob,
+    Label,
     LabelingRule,
+    Membership,
     PromptTemplate,
     QualityScan,
+    Role,
     RuleRun,
 )
 from tests.conftest import PASSWORD
@@ -42,6 +45,8 @@ EXPECTED = {
     "manage_rules": {"admin", "superuser"},
     "launch_training": {"admin", "superuser"},
     "manage_project": {"admin", "superuser"},
+    # Creating projects: staff or the curation.add_project permission (only the superuser here).
+    "create_project": {"superuser"},
     "authenticated": {"outsider", "annotator", "reviewer", "admin", "superuser"},
     "public": set(ROLES),
 }
@@ -184,6 +189,10 @@ def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, projec
         comparison = Comparison.objects.create(evaluation=evaluation, sample=sample, opponent="base")
         # A connection of the project's own (one role deleting it must not hide it from the next).
         connection = Connection.objects.create(project=project, name=f"c{example.pk}", kind=Connection.Kind.EMBEDDED)
+        # A fresh label and member: an admin's merge, delete or removal must not hide them from the next role.
+        extra_label = Label.objects.create(project=project, name=f"extra {example.pk}")
+        member = type(users["admin"]).objects.create_user(username=f"member{example.pk}", password=PASSWORD)
+        Membership.objects.create(project=project, user=member, role=Role.ANNOTATOR)
         generating = "generate/" in route or "generation-jobs/" in route
         url = _url(
             route,
@@ -201,6 +210,8 @@ def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, projec
                 "evaluation_id": evaluation.pk,
                 "key": comparison.key,
                 "connection_id": connection.pk,
+                "label_id": extra_label.pk,
+                "user_id": member.pk,
                 # The requesting user's own API token (someone else's is 404 to them).
                 "token_id": api_token_create(user=users[role], name="matrix")[0].token_key
                 if role != "anonymous"

@@ -67,15 +67,11 @@ def pii_dismiss(request: ProjectRequest, example_id: int) -> HttpResponse:
     except dismissals.DismissError as error:
         flash_service_error(request, error, FIELDS)
     else:
-        messages.success(
-            request,
-            ngettext(
-                "Finding dismissed in example %(id)s; later checks leave it out while the example is unchanged.",
-                "Finding dismissed in %(n)s examples; later checks leave it out while they are unchanged.",
-                n,
-            )
-            % {"n": n, "id": example.pk},
-        )
+        if n == 1:
+            text = _("Finding dismissed in example %(id)s; later checks leave it out while the example is unchanged.")
+        else:
+            text = _("Finding dismissed in %(n)s examples; later checks leave it out while they are unchanged.")
+        messages.success(request, text % {"n": n, "id": example.pk})
     return redirect(_back(request, "pii"))
 
 
