@@ -74,6 +74,21 @@ def open_evaluations(project: Project) -> int:
     return Evaluation.objects.filter(run__project=project).exclude(status__in=Evaluation.FINISHED).count()
 
 
+def training_state(project: Project) -> tuple[bool, dict | None]:
+    """Whether the project has any training run, and its newest finished run that no evaluation
+    has looked at yet, as {"pk", "number"} (for the dashboard's "what to do next")."""
+    from training.models import TrainingRun
+
+    runs = TrainingRun.objects.filter(project=project)
+    newest = (
+        runs.filter(status=TrainingRun.Status.DONE, evaluations__isnull=True)
+        .order_by("-number")
+        .values("pk", "number")
+        .first()
+    )
+    return newest is not None or runs.exists(), newest
+
+
 def background_work() -> tuple[type[Work], ...]:
     """Training's kinds of background work, for `curation.core.background.mark_interrupted`."""
     from training.models import Evaluation, JudgeJob, TrainingRun
