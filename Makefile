@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint
+.PHONY: run test setup lint guide
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -27,6 +27,11 @@ run: setup
 test: $(STAMP)
 	@bash scripts/ensure_chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The user guide's pictures (docs/guide/img/), taken again by its browser test.
+guide: $(STAMP)
+	@bash scripts/ensure_chromium.sh
+	SHIKOMI_GUIDE_IMAGES=1 $(PY) -m pytest -q tests/browser/test_guide_in_browser.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
