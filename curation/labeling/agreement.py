@@ -121,10 +121,15 @@ def fleiss_kappa(annotations: Annotations) -> float | None:
     rows = _pairable_counts(annotations)
     if not rows:
         return None
-    p_bar = sum((_unit_agreement(counts) for counts in rows), Fraction(0)) / len(rows)
+    # Σ_i P_i, summed in integers per number of raters n_i, one division per n_i.
+    agreeing: Counter[int] = Counter()
+    for counts, units in rows:
+        agreeing[sum(counts.values())] += units * sum(c * (c - 1) for c in counts.values())
+    p_bar = sum((Fraction(pairs, n * (n - 1)) for n, pairs in agreeing.items()), Fraction(0))
+    p_bar /= sum(units for _counts, units in rows)
     totals = _marginals(rows)
     assignments = sum(totals.values())
-    p_e = sum((Fraction(count, assignments) ** 2 for count in totals.values()), Fraction(0))
+    p_e = Fraction(sum(count * count for count in totals.values()), assignments * assignments)
     if p_e == 1:
         return 1.0
     return float((p_bar - p_e) / (1 - p_e))
@@ -139,18 +144,8 @@ def krippendorff_alpha(annotations: Annotations) -> float | None:
     (D_e = 0): Krippendorff treats data without variation as saying nothing about
     reliability, which is also why it can differ from `fleiss_kappa` there.
     """
-    coincidences = _coincidences(_pairable_counts(annotations))
-    marginals: Counter[Hashable] = Counter()
-    for (c, _k), weight in coincidences.items():
-        marginals[c] += weight
-    n = sum(marginals.values())
-    # Nominal distance is 1 for c != k and 0 otherwise, so
-    # D_o = Σ_{c≠k} o_ck / n and D_e = Σ_{c≠k} n_c n_k / (n(n - 1)).
-    observed = sum((w for (c, k), w in coincidences.items() if c != k), Fraction(0))
-    expected = n * n - sum((m * m for m in marginals.values()), Fraction(0))
-    if n == 0 or expected == 0:
-        return None
-    return float(1 - (n - 1) * observed / expected)
+    rows = _pairable_counts(annotations)
+    return _alpha(_marginals(rows), _disagreeing_pairs(rows))
 
 
 def per_label_agreement(annotations: Annotations) -> dict[Hashable, float | None]:
@@ -161,7 +156,23 @@ def per_label_agreement(annotations: Annotations) -> dict[Hashable, float | None
     seen only on single-label units, whose alpha is None.
     """
     labels = dict.fromkeys(label for unit in annotations.values() for label in unit.values())
-    return {label: krippendorff_alpha(_one_against_rest(annotations, label)) for label in labels}
+    rows = _pairable_counts(annotations)
+    n = sum(sum(counts.values()) * units for counts, units in rows)
+    # One against the rest, without building it: a unit with m values, a of them this label,
+    # has 2·a·(m - a) ordered pairs that disagree; units without the label have none.
+    chosen: dict[Hashable, Counter[Hashable]] = {label: Counter() for label in labels}
+    pairs: dict[Hashable, Counter[int]] = {label: Counter() for label in labels}
+    for counts, units in rows:
+        m = sum(counts.values())
+        for label, a in counts.items():
+            chosen[label][True] += a * units
+            pairs[label][m] += 2 * a * (m - a) * units
+    result: dict[Hashable, float | None] = {}
+    for label in labels:
+        marginals = chosen[label]
+        marginals[False] = n - marginals[True]
+        result[label] = _alpha(marginals, pairs[label])
+    return result
 
 
 def disagreements(annotations: Annotations) -> list[Hashable]:
@@ -184,41 +195,48 @@ def interpret(value: float | None) -> str:
     return ALMOST_PERFECT
 
 
-def _one_against_rest(annotations: Annotations, label: Hashable) -> dict[Hashable, dict[Hashable, bool]]:
-    """The same annotations with each label replaced by whether it is `label`."""
-    return {unit: {who: value == label for who, value in given.items()} for unit, given in annotations.items()}
+def _pairable_counts(annotations: Annotations) -> list[tuple[Counter[Hashable], int]]:
+    """The label counts of units with at least two labels, each with how many units have them.
+
+    Units are many and their label patterns few (two annotators and five labels make fifteen),
+    so the statistics below work on each pattern once, weighted by its number of units.
+    """
+    given = Counter(tuple(labels.values()) for labels in annotations.values() if len(labels) >= 2)
+    patterns: dict[frozenset[tuple[Hashable, int]], int] = {}
+    for labels, units in given.items():
+        key = frozenset(Counter(labels).items())
+        patterns[key] = patterns.get(key, 0) + units
+    return [(Counter(dict(key)), units) for key, units in patterns.items()]
 
 
-def _pairable_counts(annotations: Annotations) -> list[Counter[Hashable]]:
-    """Label counts of each unit that has at least two labels."""
-    return [Counter(labels.values()) for labels in annotations.values() if len(labels) >= 2]
-
-
-def _unit_agreement(counts: Counter[Hashable]) -> Fraction:
-    """Fleiss' P_i: the share of ordered pairs of a unit's annotators who gave the same label."""
-    n = sum(counts.values())
-    return Fraction(sum(c * (c - 1) for c in counts.values()), n * (n - 1))
-
-
-def _marginals(rows: list[Counter[Hashable]]) -> Counter[Hashable]:
+def _marginals(rows: list[tuple[Counter[Hashable], int]]) -> Counter[Hashable]:
     totals: Counter[Hashable] = Counter()
-    for counts in rows:
-        totals.update(counts)
+    for counts, units in rows:
+        for label, count in counts.items():
+            totals[label] += count * units
     return totals
 
 
-def _coincidences(rows: list[Counter[Hashable]]) -> dict[tuple[Hashable, Hashable], Fraction]:
-    """Krippendorff's coincidence matrix o_ck from per-unit label counts.
-
-    Each unit with m_u labels adds its ordered pairs of labels from different annotators,
-    each weighted 1 / (m_u - 1), so every pairable label contributes exactly 1 in total.
-    """
-    matrix: dict[tuple[Hashable, Hashable], Fraction] = {}
-    for counts in rows:
+def _disagreeing_pairs(rows: list[tuple[Counter[Hashable], int]]) -> Counter[int]:
+    """Ordered pairs of a unit's values that differ, Σ_{c≠k} m_c·m_k = m² - Σ_c m_c², summed
+    per number of values m: Krippendorff's coincidences o_ck weight each by 1 / (m - 1)."""
+    found: Counter[int] = Counter()
+    for counts, units in rows:
         m = sum(counts.values())
-        for c, m_c in counts.items():
-            for k, m_k in counts.items():
-                pairs = m_c * (m_c - 1) if c == k else m_c * m_k
-                if pairs:
-                    matrix[c, k] = matrix.get((c, k), Fraction(0)) + Fraction(pairs, m - 1)
-    return matrix
+        found[m] += (m * m - sum(c * c for c in counts.values())) * units
+    return found
+
+
+def _alpha(marginals: Counter[Hashable], disagreeing: Counter[int]) -> float | None:
+    """Nominal alpha from the coincidence matrix's marginals n_c (each pairable value counts
+    once: n_c is how often c was given in pairable units) and the disagreeing pairs per m.
+
+    Nominal distance is 1 for c != k and 0 otherwise, so D_o = Σ_{c≠k} o_ck / n and
+    D_e = Σ_{c≠k} n_c n_k / (n(n - 1)) = (n² - Σ_c n_c²) / (n(n - 1)).
+    """
+    n = sum(marginals.values())
+    observed = sum((Fraction(pairs, m - 1) for m, pairs in disagreeing.items() if pairs), Fraction(0))
+    expected = n * n - sum(m * m for m in marginals.values())
+    if n == 0 or expected == 0:
+        return None
+    return float(1 - (n - 1) * observed / expected)

@@ -262,6 +262,14 @@ class Example(models.Model):
             models.Index(fields=["project", "content_hash"]),
             models.Index(fields=["project", "split", "status"]),
             models.Index(fields=["project", "annotation_count", "id"]),
+            # The dashboard at 100,000 examples (migration 0017, docs/benchmarks.md).
+            models.Index(fields=["project", "status", "source", "split", "label", "weak_label"], name="example_tally"),
+            models.Index(
+                fields=["project", "annotation_count", "id"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="example_open_answered",
+            ),
+            models.Index(fields=["project", "-updated_at", "id"], name="example_recent"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -3,8 +3,11 @@ what the role must allow (curation/core/permissions.py), per HTTP method where t
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -13,25 +16,71 @@ from curation.core import selectors as core_selectors
 from curation.core.api import FILTER_PARAMS, ProjectAPIView, SignedInAPIMixin
 from curation.core.permissions import Action, projects_for_user
 from curation.models import Example
+from curation.projects import serializers as project_serializers
+from curation.projects.selectors import projects_to_copy
+from curation.projects.serializers import ProjectSettingsSerializer
+from curation.projects.services import may_create_projects, project_create, project_update
 from curation.workspace import selectors
+from curation.workspace.pagination import KeysetPagination
 
 
-class ProjectList(SignedInAPIMixin, generics.ListAPIView):
-    """Projects you are a member of."""
+class ProjectList(SignedInAPIMixin, generics.ListCreateAPIView):
+    """Projects you are a member of; POST makes one (staff and users with curation.add_project),
+    blank or copying the setup of a project you are an admin of. Its maker becomes its admin."""
 
     serializer_class = serializers.ProjectSerializer
     required_access = "authenticated"
+    # Who may use each method (read by the permission matrix): listing is for anyone signed in.
+    project_action = {"GET": "authenticated", "POST": "create_project"}
+
+    @classmethod
+    def action_for(cls, method: str) -> str:
+        return cls.project_action.get(method, "authenticated")
 
     def get_queryset(self):
         return projects_for_user(self.request.user).order_by("name")
 
+    @extend_schema(request=project_serializers.ProjectCreateSerializer, responses={201: ProjectSettingsSerializer})
+    def post(self, request: Request) -> Response:
+        if not may_create_projects(request.user):
+            raise PermissionDenied(_("Only staff and users allowed to add projects may create one."))
+        data = project_serializers.ProjectCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        source = None
+        if fields.pop("copy_from", ""):
+            source = projects_to_copy(request.user).filter(slug=data.validated_data["copy_from"]).first()
+            if source is None:
+                raise ValidationError({"copy_from": [_("Not a project you are an admin of.")]})
+        project = project_create(user=request.user, copy_from=source, **fields)
+        return Response(ProjectSettingsSerializer(project).data, status=status.HTTP_201_CREATED)
+
 
 class ProjectDetail(ProjectAPIView):
-    project_action = Action.VIEW
+    """A project and its settings; admins PATCH the settings (each change is recorded)."""
 
-    @extend_schema(responses=serializers.ProjectSerializer)
+    project_action = {"GET": Action.VIEW, "PATCH": Action.MANAGE_PROJECT}
+
+    def current_data(self, current):
+        return ProjectSettingsSerializer(current).data
+
+    @extend_schema(responses=ProjectSettingsSerializer)
     def get(self, request: Request, slug: str) -> Response:
-        return Response(serializers.ProjectSerializer(self.project).data)
+        return Response(ProjectSettingsSerializer(self.project).data)
+
+    @extend_schema(
+        request=project_serializers.ProjectUpdateSerializer,
+        responses={200: ProjectSettingsSerializer, 409: ProjectSettingsSerializer},
+        description="Send the settings_version you read: if someone changed the settings since, the answer "
+        "is 409 with the project as it is now under `current`, and nothing is changed.",
+    )
+    def patch(self, request: Request, slug: str) -> Response:
+        data = project_serializers.ProjectUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        version = changes.pop("settings_version", "") or None
+        project = project_update(project=self.project, user=request.user, changes=changes, version=version)
+        return Response(ProjectSettingsSerializer(project).data)
 
 
 class LabelList(ProjectAPIView):
@@ -60,14 +109,24 @@ BROWSE_PARAMS = [
 
 
 class ExampleList(ProjectAPIView, generics.GenericAPIView):
+    # Pages by key (curation/workspace/pagination.py): a late page costs what the first does.
     project_action = {"GET": Action.VIEW, "POST": Action.EDIT}
     serializer_class = serializers.ExampleSerializer
+    pagination_class = KeysetPagination
 
     def get_queryset(self):
         filters = {name: self.request.query_params.get(name) for name in core_selectors.BROWSE_FILTERS}
         return selectors.example_list(project=self.project, filters=filters)
 
-    @extend_schema(parameters=BROWSE_PARAMS, responses=serializers.ExampleSerializer(many=True))
+    @extend_schema(
+        parameters=BROWSE_PARAMS,
+        responses=serializers.ExampleSerializer(many=True),
+        description="The project's examples, filtered like the browser, a page at a time: follow `next` and "
+        "`previous`, which carry a `cursor` (where the page starts). Rows added or removed while you walk "
+        "the pages neither repeat nor skip others, and the last page is as fast as the first. `count` is "
+        "the number of examples that match. `?page=N` (numbered pages) still answers as before, but is "
+        "deprecated: late pages are slower.",
+    )
     def get(self, request: Request, slug: str) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)

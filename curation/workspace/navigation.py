@@ -141,8 +141,18 @@ def _review_count(request: HttpRequest, project: Project) -> tuple[int, str]:
     return needs + drafts + disagreements, words
 
 
+def queue_left(request: HttpRequest, project: Project) -> int:
+    """How many examples wait for this person (up to COUNT_CAP + 1), counted once per request:
+    the menu and the dashboard's next step both show it."""
+    cached = getattr(request, "_shikomi_queue_left", None)
+    if cached is None or cached[0] != project.pk:
+        cached = (project.pk, queue_remaining(project=project, user=request.user))
+        request._shikomi_queue_left = cached  # type: ignore[attr-defined]
+    return cached[1]
+
+
 def _label_count(request: HttpRequest, project: Project) -> tuple[int, str]:
-    left = queue_remaining(project=project, user=request.user)
+    left = queue_left(request, project)
     if left > COUNT_CAP:
         return left, _("More than %(n)d examples left in your queue") % {"n": COUNT_CAP}
     return left, ngettext("%(n)d example left in your queue", "%(n)d examples left in your queue", left) % {"n": left}
@@ -216,9 +226,20 @@ def _review_url(project: Project, role: str | None) -> str:
     return reverse("example_list", args=[project.slug]) + "?status=needs_review"
 
 
-def next_steps(*, project: Project, role: str | None, counts: dict[str, int], total: int, limit: int = 2) -> list[Step]:
+def _queue_words(queue: int) -> str:
+    if queue > COUNT_CAP:
+        return _("Label: more than %(n)d examples wait for your answer") % {"n": COUNT_CAP}
+    return ngettext(
+        "Label: %(n)d example waits for your answer", "Label: %(n)d examples wait for your answer", queue
+    ) % {"n": queue}
+
+
+def next_steps(
+    *, project: Project, role: str | None, counts: dict[str, int], total: int, queue: int = 0, limit: int = 2
+) -> list[Step]:
     """One or two next steps from the project's state, in the order of the work, among those
-    the role may take. `counts` are the dashboard's attention counts."""
+    the role may take. `counts` are the dashboard's attention counts; `queue` how many examples
+    wait for this person's answer."""
     slug = [project.slug]
     can = {action: role_allows(role, action) for action in Action}
     if total == 0:
@@ -241,6 +262,8 @@ def next_steps(*, project: Project, role: str | None, counts: dict[str, int], to
             ),
             lambda: reverse("label_queue", args=slug),
         )
+    elif queue and project.labels.exists():
+        offer("label", Action.LABEL, lambda: _queue_words(queue), lambda: reverse("label_queue", args=slug))
     if d := counts.get("disagreements", 0):
         offer(
             "disagreements",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, TextField
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.utils.translation import gettext as _
@@ -44,7 +46,17 @@ def example_list(*, project: Project, filters: dict[str, Any] | None = None) -> 
         # KeyTextTransform, not metadata__<key>: a key must never become a lookup.
         value = Cast(KeyTextTransform(key, "metadata"), output_field=TextField())
         qs = qs.annotate(metadata_match=value).filter(metadata_match=str(filters["meta_value"]))
-    return qs.order_by(SORTS.get(filters.get("sort", ""), "id"), "id")
+    order = SORTS.get(filters.get("sort", ""), "id")
+    if order.lstrip("-") in NULLABLE_SORTS:
+        # Examples without a label first, on SQLite and PostgreSQL alike (they differ by default).
+        column = F(order.lstrip("-"))
+        return qs.order_by(
+            column.desc(nulls_last=True) if order.startswith("-") else column.asc(nulls_first=True), "id"
+        )
+    return qs.order_by(order, "id")
+
+
+NULLABLE_SORTS = ("label__name",)
 
 
 # What the readiness report links to: the examples a quality line is about.
@@ -76,31 +88,60 @@ def _with_check(project: Project, qs: QuerySet[Example], check: str) -> QuerySet
     return qs.filter(pk__in=checks.filter(flagged).values("example_id"))
 
 
-def project_counts(*, project: Project) -> dict[str, list[tuple[str, int]]]:
-    """Example counts by status, source, split and label, for the overview."""
-    base = Example.objects.filter(project=project)
+@dataclass(frozen=True)
+class Tally:
+    """How many examples have each combination of status, source, split and label: the rows
+    the overview's counts, the class balance and the attention card are all sums of."""
+
+    rows: list[tuple[str, str, str, int | None, int, int]]  # status, source, split, label id, n, with weak label
+    labels: list[tuple[int, str]]  # the project's labels (id, name), by name
+
+    @property
+    def total(self) -> int:
+        return sum(row[4] for row in self.rows)
+
+    def by(self, index: int) -> Counter:
+        found: Counter = Counter()
+        for row in self.rows:
+            found[row[index]] += row[4]
+        return found
+
+
+def example_tally(*, project: Project) -> Tally:
+    """One grouped query, read from the (project, status, source, split, label, weak label)
+    covering index (migration 0017) without touching the examples' rows, however many."""
+    rows = (
+        Example.objects.filter(project=project)
+        .values_list("status", "source", "split", "label_id")
+        .annotate(n=Count("id"), weak=Count("weak_label_id"))
+        .order_by()
+    )
+    return Tally(rows=list(rows), labels=list(project.labels.order_by("name").values_list("id", "name")))
+
+
+def project_counts(*, project: Project, tally: Tally | None = None) -> dict[str, list[tuple[str, int]]]:
+    """Example counts by status, source, split and label, for the overview (from ``tally`` when
+    the caller has it: the dashboard's, so the page asks once)."""
+    tally = tally or example_tally(project=project)
     counts: dict[str, list[tuple[str, int]]] = {}
-    for field, choices in (
-        ("status", Example.Status),
-        ("source", Example.Source),
-        ("split", Example.Split),
+    for index, field, choices in (
+        (0, "status", Example.Status),
+        (1, "source", Example.Source),
+        (2, "split", Example.Split),
     ):
-        found = dict(base.values_list(field).annotate(n=Count("id")).order_by())
+        found = tally.by(index)
         counts[field] = [(label, found.get(value, 0)) for value, label in choices.choices]
-    by_label = dict(base.values_list("label__name").annotate(n=Count("id")).order_by())
-    counts["label"] = [(name, by_label.get(name, 0)) for name in project.labels.values_list("name", flat=True)]
+    by_label = tally.by(3)
+    counts["label"] = [(name, by_label.get(pk, 0)) for pk, name in tally.labels]
     if by_label.get(None):
         counts["label"].append(("—", by_label[None]))
     # Where labels came from: accepting weak labels does not change an example's source, so
     # "Labeled by rules" above counts rule-made examples, and this counts rule-made labels.
-    origin = base.aggregate(
-        person=Count("id", filter=Q(label__isnull=False, weak_label__isnull=True)),
-        rules=Count("id", filter=Q(label__isnull=False, weak_label__isnull=False)),
-        none=Count("id", filter=Q(label__isnull=True)),
-    )
+    labelled = [row for row in tally.rows if row[3] is not None]
+    rules = sum(row[5] for row in labelled)
     counts["label_source"] = [
-        (_("A person"), origin["person"]),
-        (_("Rules"), origin["rules"]),
-        (_("No label"), origin["none"]),
+        (_("A person"), sum(row[4] for row in labelled) - rules),
+        (_("Rules"), rules),
+        (_("No label"), by_label.get(None, 0)),
     ]
     return counts

@@ -34,6 +34,7 @@ from curation.core.permissions import (
     allowed_actions,
     project_view,
     projects_for_user,
+    role_allows,
     signed_in,
 )
 from curation.core.selectors import example_get
@@ -47,7 +48,7 @@ from curation.core.services import (
     user_language_set,
 )
 from curation.models import Example, ExampleRevision, Membership, Role
-from curation.workspace import selectors
+from curation.workspace import navigation, selectors
 from curation.workspace.dashboard import dashboard
 
 
@@ -117,8 +118,11 @@ def language_choose(request: HttpRequest) -> HttpResponse:
 @require_GET
 @signed_in
 def home(request: HttpRequest) -> HttpResponse:
+    from curation.projects.services import may_create_projects
+
     projects = projects_for_user(request.user).order_by("name")
-    return render(request, "curation/workspace/home.html", {"projects": projects})
+    ctx = {"projects": projects, "may_create": may_create_projects(request.user)}
+    return render(request, "curation/workspace/home.html", ctx)
 
 
 def _allowed(request: ProjectRequest) -> dict[str, bool]:
@@ -130,15 +134,25 @@ def _allowed(request: ProjectRequest) -> dict[str, bool]:
 @project_view(Action.VIEW)
 def project_detail(request: ProjectRequest) -> HttpResponse:
     project = request.project
+    board = dashboard(project=project)
+    total = board["total"]
+    navigation.remember_attention(request, board["attention"])  # the menu's counts, not counted twice
     ctx = {
         "project": project,
         "role": request.role,
         "role_name": Role(request.role).label,
-        "counts": selectors.project_counts(project=project),
-        "dashboard": dashboard(project=project),
-        "total": project.examples.count(),
+        "counts": board["counts"],
+        "dashboard": board,
+        "total": total,
         "allowed": _allowed(request),
         "recent_imports": project.import_jobs.all()[:5],
+        "next_steps": navigation.next_steps(
+            project=project,
+            role=request.role,
+            counts=board["attention"],
+            total=total,
+            queue=navigation.queue_left(request, project) if role_allows(request.role, Action.LABEL) else 0,
+        ),
     }
     from curation.quality.services import latest_scan
     from curation.quality.views import length_chart
@@ -167,11 +181,10 @@ def _example_list_page(request: ProjectRequest, filters: dict[str, str], status:
     except InvalidExample as exc:
         messages.error(request, str(exc))  # "field: message"
         qs, status = Example.objects.none(), 400
-    # Page through ids alone, then load the page's rows: a late page's OFFSET then skips
-    # index entries, not rows joined to their labels.
+    # Page through ids alone and load the page's rows in the same query (the ids are its
+    # subquery): a late page's OFFSET then skips index entries, not rows joined to their labels.
     page = Paginator(qs.values_list("pk", flat=True), PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = qs.in_bulk(list(page.object_list))
-    page.object_list = [rows[pk] for pk in page.object_list]
+    page.object_list = list(qs.filter(pk__in=page.object_list))
     query = urlencode({k: v for k, v in filters.items() if v})
     annotators = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
     ctx = {

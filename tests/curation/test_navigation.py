@@ -155,6 +155,16 @@ def test_next_steps_follow_the_state_of_the_work_in_order(project, users):
     assert steps(project, "admin") == []
 
 
+def test_an_annotator_with_examples_waiting_is_sent_to_label_them(client, project, users):
+    for i in range(3):
+        example_create(project=project, user=users["admin"], messages=chat(i), label="billing")
+    client.force_login(users["annotator"])
+    page = client.get(reverse("project_detail", args=[project.slug])).content.decode()
+    card = page[page.index("What to do next") :]
+    assert "Label: 3 examples wait for your answer" in card
+    assert reverse("label_queue", args=[project.slug]) in card
+
+
 def test_each_suggested_step_opens_for_the_person_it_is_offered_to(client, project, users):
     for i in range(2):
         example_create(project=project, user=users["admin"], messages=chat(i))
