@@ -215,6 +215,8 @@ SPECTACULAR_SETTINGS = {
         "ExampleStatusEnum": "curation.models.Example.Status",
         "CheckStatusEnum": ["pass", "warn", "fail"],
         "ScoreEnum": [(score, score) for score in range(1, 6)],  # training.evaluation.judging.SCORES
+        "LabelSourceEnum": ["person", "rules", "none"],  # where an example's label came from
+        "ProjectKindEnum": "curation.models.Project.Kind",
     },
 }
 

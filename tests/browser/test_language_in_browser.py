@@ -22,8 +22,8 @@ def test_switching_to_japanese_shows_the_interface_in_japanese(new_page, live_se
     page.select_option("select[name=language]", "ja")
     page.wait_for_selector("html[lang=ja]")
     assert page.url == base + "/p/kumo-support/"  # back on the page it was changed on
-    assert page.get_by_role("link", name="ラベル付け").count() == 1
-    page.get_by_role("link", name="ラベル付け").click()
+    assert page.get_by_role("link", name="ラベル付け", exact=True).count() == 1
+    page.get_by_role("link", name="ラベル付け", exact=True).click()
     assert page.locator("fieldset.labels legend").inner_text() == "ラベル"
     assert page.get_by_role("button", name="スキップ s").count() == 1
     screenshot(page, "ja")

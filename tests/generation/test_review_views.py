@@ -9,6 +9,7 @@ import pytest
 
 from curation.core.services import example_update
 from curation.models import Draft, Example, GenerationJob, PreferencePair, Project
+from curation.workspace.navigation import MENU_QUERIES
 
 HOSTILE = "<script>alert(1)</script> <img src=x onerror=alert(1)>"
 
@@ -324,7 +325,7 @@ def test_the_pairs_page_counts_by_origin_and_lists_pairs(reviewer, project, draf
     rank(reviewer, project, ranked)
     edited = drafts(count=1)[0]
     decide(reviewer, edited, action="approve", answer="Edited answer.")
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(10 + MENU_QUERIES):
         response = reviewer.get(f"/p/{project.slug}/preferences/")
     page = response.content.decode()
     assert "4 pairs in all" in page and "Ranking: <strong>3</strong>" in page and "Edit: <strong>1</strong>" in page

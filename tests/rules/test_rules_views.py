@@ -244,7 +244,7 @@ def test_the_run_page_polls_its_progress_until_the_run_is_finished(adam, project
     url = f"/p/{project.slug}/rules/runs/{run.pk}/"
     html = adam.get(url).content.decode()
     assert f'hx-get="{url}" hx-trigger="every 1s"' in html
-    assert '<progress value="50" max="200"></progress>' in html and "50 of 200 examples" in html
+    assert '<progress value="25.0" max="100"' in html and "50 of 200 examples" in html
     partial = adam.get(url, headers={"HX-Request": "true"})
     assert partial.status_code == 200 and partial.content.decode().lstrip().startswith('<div id="run-body"')
     RuleRun.objects.filter(pk=run.pk).update(status=RuleRun.Status.FAILED, error="out of memory while fitting")
