@@ -212,14 +212,15 @@ def to_record(messages: list[dict[str, Any]], *, with_input: bool = True) -> dic
 
 
 def shikomi_record(record: dict[str, Any], row: ExportRow, shikomi_fields: bool) -> dict[str, Any]:
-    """Label and split where set; with Shikomi fields, id, status and metadata too (and the
-    split always), so that importing the file gives back the same examples."""
+    """Label and split where set; with Shikomi fields, id, status, label_source and metadata
+    too (and the split always), so that importing the file gives back the same examples."""
     if row.label is not None:
         record["label"] = row.label
     if shikomi_fields:
         record["split"] = row.split
         record["id"] = row.id
         record["status"] = row.status
+        record["label_source"] = row.label_source
         record["metadata"] = row.metadata
     elif row.split and row.split != "unassigned":
         record["split"] = row.split

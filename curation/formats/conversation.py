@@ -327,9 +327,11 @@ def call_ids_are_made(messages: list[dict[str, Any]]) -> bool:
 
 def take_shikomi_fields(record: dict[str, Any], row: Row) -> frozenset[str]:
     """The keys of an export "with Shikomi fields" that are Shikomi's own, not extra columns:
-    ``id`` and ``status`` when the record has both and the status is one of Shikomi's (someone
-    else's ``id`` stays in metadata). The id is dropped (ids are the database's); the status is
-    kept on the row."""
+    ``id``, ``status`` and ``label_source`` when the record has an id and a status and the
+    status is one of Shikomi's (someone else's ``id`` or ``label_source`` stays in metadata).
+    The id is dropped (ids are the database's); the status is kept on the row; the label source
+    is dropped too: a label a file brings is a person's as far as the importing project knows
+    (only an accept in Shikomi makes a label one from rules)."""
     status = record.get("status")
     if "id" not in record or "status" not in record:
         return frozenset()
@@ -337,4 +339,7 @@ def take_shikomi_fields(record: dict[str, Any], row: Row) -> frozenset[str]:
         return frozenset()
     if status is not None:
         row.status = status
-    return frozenset(("id", "status"))
+    return SHIKOMI_KEYS
+
+
+SHIKOMI_KEYS = frozenset(("id", "status", "label_source"))

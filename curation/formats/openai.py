@@ -3,12 +3,13 @@
 Read exactly: messages with ``tool_calls``, ``tool_call_id``, ``name`` and ``weight``; the
 legacy ``function_call`` and ``functions`` (read as ``tool_calls`` and ``tools``); reasoning from
 ``reasoning_content`` or a leading ``<think>`` block. Top-level keys other than messages, tools,
-label, split and metadata (and the id and status of an export with Shikomi fields) are kept in
-metadata. A JSON array of the same objects is read too.
+label, split and metadata (and the id, status and label_source of an export with Shikomi
+fields, which are Shikomi's own) are kept in metadata. A JSON array of the same objects is read too.
 
 Written as OpenAI's fine-tuning format: {"messages", "tools"} (tools only when there are some),
 the reasoning as a <think> block in front of the content (OpenAI has no reasoning field), the
-label when set; with Shikomi fields also id, label, split, status and metadata.
+label when set; with Shikomi fields also id, label, label_source (where the label came from:
+a person or a rule set), split, status and metadata.
 """
 
 from __future__ import annotations
@@ -75,7 +76,14 @@ def record_of(row: ExportRow, *, shikomi_fields: bool = False, classification: b
 def _fields_of(row: ExportRow, *, shikomi_fields: bool, classification: bool) -> dict[str, Any]:
     """The keys of a record after its messages and tools."""
     if shikomi_fields:
-        return {"id": row.id, "label": row.label, "split": row.split, "status": row.status, "metadata": row.metadata}
+        return {
+            "id": row.id,
+            "label": row.label,
+            "label_source": row.label_source,
+            "split": row.split,
+            "status": row.status,
+            "metadata": row.metadata,
+        }
     if row.label is not None or classification:
         # A classification file always has its label key (null when unlabeled): the import
         # refuses a classification file without a label column.

@@ -14,7 +14,12 @@ The columns:
   each one (``"enum": null``...), which changes what the schema says; JSON text keeps it exact,
   and it is how TRL's own tool-calling datasets store it (TRL reads both).
 - ``label``, ``split`` (null when unassigned), ``metadata`` (any JSON object, as JSON text).
-- With Shikomi fields: ``id`` and ``status``.
+- With Shikomi fields: ``id``, ``status`` and ``label_source``: where the label came from, as
+  JSON text like ``metadata`` (null without a label). JSON text rather than a struct: a struct
+  gives every row every field, so a person's label would read back as ``{"source": "person",
+  "rule_set": None, "model": None, "probability": None}``, not the object the JSON formats
+  write; one ``json.loads`` gives back exactly that object. The import drops it (hf.py reads
+  the file as OpenAI records, conversation.take_shikomi_fields).
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ def schema(message_keys: Iterable[str], *, shikomi_fields: bool) -> pa.Schema:
         ("metadata", pa.string()),
     ]
     if shikomi_fields:
-        columns += [("id", pa.int64()), ("status", pa.string())]
+        columns += [("id", pa.int64()), ("status", pa.string()), ("label_source", pa.string())]
     return pa.schema(columns)
 
 
@@ -94,7 +99,9 @@ def _message(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def _columns(batch: list[ExportRow], shikomi_fields: bool) -> tuple[dict[str, list[Any]], set[str]]:
-    names = ["messages", "tools", "label", "split", "metadata"] + (["id", "status"] if shikomi_fields else [])
+    names = ["messages", "tools", "label", "split", "metadata"]
+    if shikomi_fields:
+        names += ["id", "status", "label_source"]
     columns: dict[str, list[Any]] = {name: [] for name in names}
     keys: set[str] = set()
     for row in batch:
@@ -109,6 +116,8 @@ def _columns(batch: list[ExportRow], shikomi_fields: bool) -> tuple[dict[str, li
         if shikomi_fields:
             columns["id"].append(row.id)
             columns["status"].append(row.status)
+            source = row.label_source
+            columns["label_source"].append(json.dumps(source, ensure_ascii=False) if source else None)
     return columns, keys
 
 

@@ -87,7 +87,8 @@ def cannot_hold(row: ExportRow, *, classification: bool = False) -> str | None:
 
 
 def write(rows: Iterable[ExportRow], *, classification: bool = False, shikomi_fields: bool = False) -> Iterator[bytes]:
-    """One user turn and its reply (with Shikomi fields: id, status, split and metadata too)."""
+    """One user turn and its reply (with Shikomi fields: id, status, label_source, split and
+    metadata too)."""
 
     def lines() -> Iterator[str]:
         for row in rows:

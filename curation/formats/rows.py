@@ -27,8 +27,10 @@ SPLIT_ALIASES = {
 
 @dataclass(slots=True)
 class ExportRow:
-    """One example handed to a writer (docs/data-model.md). ``id`` and ``status`` are written
-    only by an export "with Shikomi fields"."""
+    """One example handed to a writer (docs/data-model.md). ``id``, ``status`` and
+    ``label_source`` are written only by an export "with Shikomi fields". ``label_source`` is
+    where the label came from, as curation.rules.selectors.label_source gives it: None without
+    a label, {"source": "person"}, or {"source": "rules", "rule_set", "model", "probability"}."""
 
     messages: list[dict[str, Any]]
     label: str | None = None
@@ -37,6 +39,7 @@ class ExportRow:
     tools: list[dict[str, Any]] = field(default_factory=list)
     id: int | None = None
     status: str | None = None
+    label_source: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

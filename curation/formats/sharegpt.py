@@ -326,7 +326,7 @@ def record_of(row: ExportRow, *, shikomi_fields: bool = False) -> dict[str, Any]
     if row.split and row.split != "unassigned":
         record["split"] = row.split
     if shikomi_fields:
-        record.update(id=row.id, status=row.status, metadata=row.metadata)
+        record.update(id=row.id, status=row.status, label_source=row.label_source, metadata=row.metadata)
     return record
 
 

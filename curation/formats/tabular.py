@@ -8,8 +8,10 @@ classification project's file needs a label column (it may be empty). Quoted fie
 hold line breaks; the line of a row is the physical line where its record starts.
 
 An export "with Shikomi fields" adds the input (Alpaca's convention, see alpaca.py) and id,
-status and metadata (JSON text) columns; a file with id, status and metadata columns is
-read as one: its metadata column is the metadata, its ids are dropped. A CSV holds one
+status, metadata (JSON text) and label_source (compact JSON text, empty without a label)
+columns; a file with id, status and metadata columns is read as one: its metadata column is
+the metadata, its ids and its label_source column are dropped (a label a file brings is a
+person's to the importing project). A CSV holds one
 plain turn: ``cannot_hold`` names what else an example has, and it is left out.
 """
 
@@ -32,6 +34,8 @@ from curation.formats.textfile import TextFile, line_problem, too_large, truncat
 
 MAPPING_KEYS = ("text", "label", "instruction", "input", "output", "system", "split")
 SHIKOMI_COLUMNS = ("id", "status", "metadata")
+# Written after SHIKOMI_COLUMNS by an export with Shikomi fields; a file from before it lacks it.
+LABEL_SOURCE_COLUMN = "label_source"
 CONTENT_TYPE = "text/csv; charset=utf-8"
 TSV_CONTENT_TYPE = "text/tab-separated-values; charset=utf-8"
 EXTENSION = "csv"
@@ -172,6 +176,8 @@ class _Columns:
             raise FileRejected(no_label(self.header))
         # Written by an export with Shikomi fields: read back, not kept as extra columns.
         self.shikomi = {n: lowered.index(n) for n in SHIKOMI_COLUMNS} if set(SHIKOMI_COLUMNS) <= set(lowered) else {}
+        if self.shikomi and LABEL_SOURCE_COLUMN in lowered:
+            self.shikomi[LABEL_SOURCE_COLUMN] = lowered.index(LABEL_SOURCE_COLUMN)  # read, and dropped
         mapped = {i for indexes in self.index.values() for i in indexes} | set(self.shikomi.values())
         self.extra = [(i, name) for i, name in enumerate(self.header) if i not in mapped]
 
@@ -296,7 +302,7 @@ def _header(classification: bool, shikomi_fields: bool) -> list[str]:
         header.insert(2, "input")
     header += ["label", "split"]
     if shikomi_fields:
-        header += list(SHIKOMI_COLUMNS)
+        header += [*SHIKOMI_COLUMNS, LABEL_SOURCE_COLUMN]
     return header
 
 
@@ -313,7 +319,8 @@ def _cells(row: ExportRow, classification: bool, shikomi_fields: bool) -> list[s
     cells += [row.label or "", split]
     if shikomi_fields:
         metadata = json.dumps(row.metadata, ensure_ascii=False) if row.metadata else ""
-        cells += ["" if row.id is None else str(row.id), row.status or "", metadata]
+        source = json.dumps(row.label_source, ensure_ascii=False, separators=(",", ":")) if row.label_source else ""
+        cells += ["" if row.id is None else str(row.id), row.status or "", metadata, source]
     return cells
 
 
@@ -326,7 +333,7 @@ def write(
     shikomi_fields: bool = False,
 ) -> Iterator[bytes]:
     """Classification: text, label, split. Otherwise the last turn, as in Alpaca. With
-    Shikomi fields: the input, id, status and metadata too.
+    Shikomi fields: the input, id, status, metadata and label_source too.
 
     Cells a spreadsheet would run as formulas get a leading ' unless ``raw_formulas``."""
     buffer = io.StringIO()

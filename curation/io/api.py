@@ -111,7 +111,9 @@ class Export(ProjectAPIView):
                 "shikomi_fields",
                 bool,
                 description="Add each example's id, label, split, status and metadata to its record, so that "
-                "importing the file gives back the same examples.",
+                "importing the file gives back the same examples, and where each label came from (`label_source`: "
+                "a person, or the rule set version, model and probability of an accepted rule label); an import "
+                "ignores it.",
             ),
             OpenApiParameter(
                 "per_split",

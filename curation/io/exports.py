@@ -22,7 +22,8 @@ from django.utils.translation import gettext as _
 
 from curation import formats
 from curation.core.services import InvalidExample
-from curation.models import Example, Project
+from curation.models import Example, Project, WeakLabel
+from curation.rules.selectors import PERSON, RULES
 
 CHUNK_ROWS = 2000
 # CSV and TSV cells that a spreadsheet would run as formulas: "escaped" (a leading ', the
@@ -87,7 +88,9 @@ def example_export(
     The chunks come from a generator:
     the database is read while they are consumed. ``formulas`` (see FORMULAS) applies to
     CSV and TSV only. ``shikomi_fields`` adds id, label, split, status and metadata to each
-    record, so that importing the file gives back the same examples. ``per_split`` writes one
+    record, so that importing the file gives back the same examples, and where each label came
+    from (``label_source``: a person or a rule set version, see label_source_of), which the
+    import does not take back. ``per_split`` writes one
     file per split (train, validation, test, unassigned: those that have examples) into a ZIP
     archive, each to be imported with its split chosen.
     """
@@ -118,18 +121,23 @@ def example_export(
     parts = [project.slug, split or "", label or "", format]
     filename = "-".join(p for p in parts if p) + "." + writer.extension
     if not per_split:
-        return Export(writer.content_type, filename, writer(_rows(examples), **options), skipped)
+        return Export(writer.content_type, filename, writer(_rows(examples, shikomi_fields), **options), skipped)
     present = set(examples.order_by().values_list("split", flat=True).distinct())
     members = [
         ("-".join(p for p in [project.slug, name, label or "", format] if p) + "." + writer.extension, name)
         for name in Example.Split.values
         if name in present
     ]
-    chunks = _zipped((member, writer(_rows(examples.filter(split=name)), **options)) for member, name in members)
+    chunks = _zipped(
+        (member, writer(_rows(examples.filter(split=name), shikomi_fields), **options)) for member, name in members
+    )
     return Export("application/zip", filename.rsplit(".", 1)[0] + "-splits.zip", chunks, skipped)
 
 
-def _rows(examples: QuerySet[Example]) -> Iterator[formats.ExportRow]:
+def _rows(examples: QuerySet[Example], shikomi_fields: bool = False) -> Iterator[formats.ExportRow]:
+    if shikomi_fields:
+        yield from _rows_with_label_source(examples)
+        return
     tools_of = _StoredTools()
     for pk, messages, label_name, split_name, metadata, tools_text, status_name in (
         examples.order_by("pk")
@@ -139,6 +147,70 @@ def _rows(examples: QuerySet[Example]) -> Iterator[formats.ExportRow]:
     ):
         tools = tools_of(tools_text)
         yield formats.ExportRow(messages, label_name, split_name, metadata or {}, tools or [], pk, status_name)
+
+
+def _rows_with_label_source(examples: QuerySet[Example]) -> Iterator[formats.ExportRow]:
+    """_rows with each example's label source (an export with Shikomi fields): the accepted
+    weak label's run number, model and confidences come in the same query (two joins that the
+    plain export does not make)."""
+    tools_of = _StoredTools()
+    for (
+        pk,
+        messages,
+        label_name,
+        split_name,
+        metadata,
+        tools_text,
+        status_name,
+        rule_set,
+        accepted_from,
+        confidence,
+        majority_confidence,
+    ) in (
+        examples.order_by("pk")
+        .annotate(tools_text=Cast("tools", TextField()))
+        .values_list(
+            "pk",
+            "messages",
+            "label__name",
+            "split",
+            "metadata",
+            "tools_text",
+            "status",
+            "weak_label__run__number",
+            "weak_label__accepted_from",
+            "weak_label__confidence",
+            "weak_label__majority_confidence",
+        )
+        .iterator(chunk_size=CHUNK_ROWS)
+    ):
+        tools = tools_of(tools_text)
+        row = formats.ExportRow(messages, label_name, split_name, metadata or {}, tools or [], pk, status_name)
+        row.label_source = label_source_of(label_name, rule_set, accepted_from, confidence, majority_confidence)
+        yield row
+
+
+def label_source_of(
+    label_name: str | None,
+    rule_set: int | None,
+    accepted_from: str | None,
+    confidence: float | None,
+    majority_confidence: float | None,
+) -> dict[str, Any] | None:
+    """curation.rules.selectors.label_source from the columns of one row: None without a label,
+    a person's label while no weak label is accepted, else the rule set version, the model the
+    label was taken from and its confidence (WeakLabel.accepted_confidence)."""
+    if label_name is None:
+        return None
+    if rule_set is None:
+        return {"source": PERSON}
+    majority = accepted_from == WeakLabel.Source.MAJORITY
+    return {
+        "source": RULES,
+        "rule_set": rule_set,
+        "model": accepted_from or None,
+        "probability": majority_confidence if majority else confidence,
+    }
 
 
 class _StoredTools:
@@ -389,7 +461,7 @@ def _first_records(
 
     def holdable() -> Iterator[formats.ExportRow]:
         n = 0
-        for row in _rows(Example.objects.filter(pk__in=ids)):
+        for row in _rows(Example.objects.filter(pk__in=ids), options["shikomi_fields"]):
             if writer.cannot_hold(row, classification=classification) is None:
                 yield row
                 n += 1

@@ -117,7 +117,9 @@ class ExportForm(forms.Form):
         required=False,
         help_text=_(
             "Add each example's id, label, split, status and metadata to its record, so that importing "
-            "the file gives back the same examples."
+            "the file gives back the same examples, and where its label came from (label_source: a person, "
+            "or the rule set version, model and confidence of an accepted rule label). An import takes "
+            "labels as a person's and ignores label_source."
         ),
     )
 

@@ -67,3 +67,33 @@ def test_alpaca_says_it_leaves_out_a_tool_call_conversation_before_the_download(
     with page.expect_download() as download:
         page.click("#export-skipped a.button")
     assert download.value.suggested_filename.endswith(".json")
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_the_preview_says_which_labels_came_from_rules_with_shikomi_fields(page, live_server, screenshot, language):
+    from curation.models import Example, RuleRun, UserSettings, WeakLabel
+
+    call_command("load_demo")
+    project = Project.objects.get(slug="kumo-support")
+    first = Example.objects.filter(project=project, status="approved", label__isnull=False).order_by("pk").first()
+    run = RuleRun.objects.create(project=project, number=7, status=RuleRun.Status.DONE)
+    weak = WeakLabel.objects.create(
+        run=run, example=first, label=first.label, confidence=0.88, accepted_from=WeakLabel.Source.LABEL_MODEL
+    )
+    Example.objects.filter(pk=first.pk).update(weak_label=weak)
+    admin = project.memberships.get(user__username="demo-admin").user
+    UserSettings.objects.update_or_create(user=admin, defaults={"language": language})
+    sign_in(page, live_server.url, "demo-admin")
+
+    page.goto(f"{live_server.url}/p/{project.slug}/export/")
+    page.select_option("select[name=format]", "openai")
+    assert "label_source" not in page.locator("#export-records").inner_text()
+    page.check("input[name=shikomi_fields]")
+    records = page.locator("#export-records:has-text('label_source')")
+    records.wait_for()
+    screenshot(page, language)
+
+    text = records.inner_text()
+    assert '"label_source": {"source": "rules", "rule_set": 7, "model": "label_model", "probability": 0.88}' in text
+    assert '"label_source": {"source": "person"}' in text
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

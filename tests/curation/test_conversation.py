@@ -211,9 +211,22 @@ def test_ids_of_the_file_are_not_the_made_ones():
 # --- Shikomi fields ---------------------------------------------------------------------
 
 
-def test_id_and_a_shikomi_status_are_shikomis_own_fields():
-    assert take_shikomi_fields({"id": 3, "status": "approved"}, Row(1)) == {"id", "status"}
-    assert take_shikomi_fields({"id": 3, "status": None}, Row(1)) == {"id", "status"}
+def test_id_a_shikomi_status_and_the_label_source_are_shikomis_own_fields():
+    own = {"id", "status", "label_source"}
+    assert take_shikomi_fields({"id": 3, "status": "approved"}, Row(1)) == own
+    assert take_shikomi_fields({"id": 3, "status": None}, Row(1)) == own
+    record = {"id": 3, "status": "approved", "label_source": {"source": "rules", "rule_set": 2}}
+    assert take_shikomi_fields(record, row := Row(1)) == own
+    assert row.status == "approved"
+
+
+def test_someone_elses_label_source_is_kept_in_metadata():
+    from curation.formats import openai
+    from curation.formats.rows import ReadOptions
+
+    record = {"messages": [{"role": "user", "content": "hi"}], "label_source": "crowd"}
+    row = openai.row_from_record(1, record, ReadOptions())
+    assert row.metadata == {"label_source": "crowd"}
 
 
 @pytest.mark.parametrize("record", [{"id": "t-1"}, {"status": "approved"}, {"id": 1, "status": "shipped"}])

@@ -149,7 +149,18 @@ def test_the_parquet_export_keeps_tool_calls_reasoning_and_tools_for_datasets(mi
     assert first["messages"][2]["tool_call_id"] == "call_0"
     assert json.loads(first["tools"]) == [WEATHER]  # JSON text, as TRL's tool-calling datasets have it
     assert dataset[1]["tools"] is None and json.loads(dataset[1]["metadata"]) == {"k": "値"}
-    assert set(dataset.column_names) == {"messages", "tools", "label", "split", "metadata", "id", "status"}
+    assert set(dataset.column_names) == {
+        "messages",
+        "tools",
+        "label",
+        "split",
+        "metadata",
+        "id",
+        "status",
+        "label_source",
+    }
+    # Where each label came from, as JSON text like metadata: null without a label.
+    assert [r["label_source"] for r in dataset] == [None, '{"source": "person"}', None]
 
 
 def test_a_plain_export_has_only_role_and_content_in_its_messages(project, users):

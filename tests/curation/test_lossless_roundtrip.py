@@ -23,7 +23,7 @@ from curation.core.services import example_create
 from curation.formats.rows import Row
 from curation.io.exports import example_export
 from curation.io.imports import example_import_path
-from curation.models import Example, ImportJob, Label, Project
+from curation.models import Example, ImportJob, Label, Project, RuleRun, WeakLabel
 
 pytestmark = pytest.mark.django_db
 
@@ -289,6 +289,10 @@ def round_trip(tmp_path: Path, source: Project, owner: Any, export_format: str, 
     return held, examples(target), reasons
 
 
+# The example whose label was accepted from rules (held by every format).
+RULE_LABELED = "one turn"
+
+
 @pytest.fixture
 def corpus(owner) -> tuple[Project, dict[int, str]]:
     project = make_project("lossless")
@@ -299,6 +303,14 @@ def corpus(owner) -> tuple[Project, dict[int, str]]:
         )
         names[example.pk] = name
     Example.objects.filter(project=project, split="validation").update(status=Example.Status.APPROVED)
+    # A label accepted from rules: an export with Shikomi fields says so (label_source), and the
+    # import takes it back as a person's label, the same label.
+    ruled = Example.objects.get(project=project, messages=CORPUS[RULE_LABELED][0])
+    run = RuleRun.objects.create(project=project, number=4, status=RuleRun.Status.DONE)
+    weak = WeakLabel.objects.create(
+        run=run, example=ruled, label=ruled.label, confidence=0.91, accepted_from=WeakLabel.Source.LABEL_MODEL
+    )
+    Example.objects.filter(pk=ruled.pk).update(weak_label=weak)
     return project, names
 
 
@@ -318,6 +330,8 @@ def test_every_format_gives_back_the_examples_it_can_hold(
     if not shikomi:  # without Shikomi fields the status is the import's own
         problems = [p for p in problems if ": status: " not in p]
     assert not problems, f"{export_format} -> {import_format}:\n" + "\n".join(problems)
+    assert RULE_LABELED in [names[e.pk] for e in held]
+    assert not any(e.weak_label_id for e in copy)  # imported labels are a person's
 
 
 def test_a_classification_project_round_trips_in_every_format(tmp_path, owner):

@@ -35,7 +35,7 @@ class Command(BaseCommand):
             "--shikomi-fields",
             action="store_true",
             help="Add each example's id, label, split, status and metadata to its record, so that importing "
-            "the file gives back the same examples.",
+            "the file gives back the same examples, and where each label came from (label_source).",
         )
         parser.add_argument(
             "--per-split",
