@@ -51,7 +51,7 @@ def example_review_decide(
     origin when a reviewer approves it as it is."""
     if action not in ACTIONS:
         raise InvalidExample("action", _("Choose approve or reject."))
-    current = Example.objects.select_for_update().select_related("label", "project").get(pk=example.pk)
+    current = Example.objects.select_for_update(of=("self",)).select_related("label", "project").get(pk=example.pk)
     if current.status != Example.Status.NEEDS_REVIEW and current.version == version:
         raise NotWaiting(current)
     if action == REJECT:
