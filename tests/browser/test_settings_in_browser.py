@@ -127,8 +127,10 @@ def test_staff_make_a_project_copying_another_from_the_home_page(new_page, live_
     page = new_page()
     sign_in(page, base, "demo-admin")
     page.click("#project-new")
+    page.wait_for_load_state("load")  # settings.js listens to the name field once loaded
     page.fill("#id_name", "Kumo Returns 2")
-    assert page.input_value("#id_slug") == "kumo-returns-2"  # follows the name until typed into
+    # The address follows the name until typed into.
+    page.wait_for_function("() => document.querySelector('#id_slug').value === 'kumo-returns-2'")
     page.select_option("#id_copy_from", source.slug)
     screenshot(page, "new")
     page.click("#project-new-form button[type=submit]")
