@@ -319,12 +319,20 @@ BULK_FIELDS = ("label", "split", "status")
 
 @transaction.atomic
 def example_bulk_update(
-    *, project: Project, user: Any, changes: dict[str, Any], examples: Any = None, ids: list[int] | None = None
+    *,
+    project: Project,
+    user: Any,
+    changes: dict[str, Any],
+    examples: Any = None,
+    ids: list[int] | None = None,
+    keep_origin: bool = False,
 ) -> int:
     """Set label, split or status on many examples at once (a queryset, or ids); each
     changed example gets its version bumped and a revision, as a single edit would.
     Returns how many changed. Any number of ids is taken (the splits and the leakage fix move
-    whole splits); a request's own list is capped where it comes in (limits.bulk_ids_check)."""
+    whole splits); a request's own list is capped where it comes in (limits.bulk_ids_check).
+    A label set by a person replaces an accepted rule label; with ``keep_origin`` (a label
+    merge, which moves the rule labels too) the examples keep where their label came from."""
     unknown = set(changes) - set(BULK_FIELDS)
     if unknown or not changes:
         raise InvalidExample(sorted(unknown)[0] if unknown else "action", _("choose label, split or status."))
@@ -333,7 +341,8 @@ def example_bulk_update(
     if "label" in changes:
         label = _label_for(project, changes["label"])
         fields["label"], shown["label"] = label, label.name if label else None
-        fields["weak_label"] = None  # a person chose it: no longer the rules' label
+        if not keep_origin:
+            fields["weak_label"] = None  # a person chose it: no longer the rules' label
     for name, choices in (("status", Example.Status), ("split", Example.Split)):
         if name in changes:
             if changes[name] not in choices.values:

@@ -8,19 +8,16 @@ import re
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from curation.core.services import example_snapshot
-from curation.models import Annotation, Example, ExampleRevision, Label, LabelingRule, Project, WeakLabel
+from curation.core.services import example_bulk_update
+from curation.models import Annotation, Example, Label, LabelingRule, Project, WeakLabel
 from curation.projects.services import ProjectError, change_record
 
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 # Keys the labeling page uses for itself (static/js/label.js): skip, undo, guidelines, edit.
 RESERVED_KEYS = frozenset("sugeSUGE")
 NAME_MAX = 100
-MERGE_CHUNK = 1_000
 
 
 def _name(project: Project, name: Any, *, label: Label | None = None) -> str:
@@ -192,7 +189,15 @@ def label_merge(*, label: Label, into: Label, user: Any) -> dict[str, int]:
     project = label.project
     label = Label.objects.select_for_update().get(pk=label.pk)
     into = Label.objects.select_for_update().get(pk=into.pk)
-    moved = {"examples": _relabel_examples(project, label, into, user)}
+    moved = {
+        "examples": example_bulk_update(
+            project=project,
+            user=user,
+            changes={"label": into.name},
+            ids=list(Example.objects.filter(project=project, label=label).values_list("pk", flat=True)),
+            keep_origin=True,
+        )
+    }
     moved["annotations"] = Annotation.objects.filter(label=label).update(label=into)
     moved["rules"] = LabelingRule.objects.filter(label=label).update(label=into)
     moved["weak_labels"] = WeakLabel.objects.filter(label=label).update(label=into)
@@ -208,31 +213,3 @@ def label_merge(*, label: Label, into: Label, user: Any) -> dict[str, int]:
     )
     label.delete()
     return moved
-
-
-def _relabel_examples(project: Project, label: Label, into: Label, user: Any) -> int:
-    """The examples' label changed as a bulk edit changes it (version, revision), in chunks. The
-    accepted weak label stays: its label moves to ``into`` too."""
-    author = user if getattr(user, "is_authenticated", False) else None
-    ids = list(Example.objects.filter(project=project, label=label).values_list("pk", flat=True))
-    for start in range(0, len(ids), MERGE_CHUNK):
-        rows = Example.objects.select_for_update(of=("self",)).filter(pk__in=ids[start : start + MERGE_CHUNK])
-        revisions = []
-        for example in rows.select_related("label"):
-            before = example_snapshot(example)
-            revisions.append(
-                ExampleRevision(
-                    example=example,
-                    project=project,
-                    user=author,
-                    action=ExampleRevision.Action.UPDATE,
-                    version=example.version + 1,
-                    before=before,
-                    after={**before, "label": into.name},
-                )
-            )
-        Example.objects.filter(pk__in=[r.example.pk for r in revisions]).update(
-            label=into, version=F("version") + 1, updated_at=timezone.now()
-        )
-        ExampleRevision.objects.bulk_create(revisions)
-    return len(ids)

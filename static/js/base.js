@@ -1,3 +1,12 @@
+// What every page's keyboard shortcuts share: a field that takes keys, where shortcuts never
+// fire (radios, checkboxes, buttons and the like take none). Pages' scripts load after this one.
+window.shikomi = window.shikomi || {};
+(() => {
+  const notTyped = ["radio", "checkbox", "button", "submit", "reset", "range", "color", "file", "hidden"];
+  window.shikomi.typing = (el) => !!el && (el.isContentEditable || el.tagName === "TEXTAREA" ||
+    el.tagName === "SELECT" || (el.tagName === "INPUT" && !notTyped.includes(el.type)));
+})();
+
 // Selects marked data-autosubmit send their form when changed (the language menu).
 document.addEventListener("change", (e) => {
   if (e.target.matches("select[data-autosubmit]")) e.target.form.requestSubmit();

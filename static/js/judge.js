@@ -169,10 +169,7 @@
   }
 
   // --- Keys -----------------------------------------------------------------------------------
-  // A field that takes keys: shortcuts never fire in it (radios, checkboxes and buttons take none).
-  const notTyped = ["radio", "checkbox", "button", "submit", "reset", "range", "color", "file", "hidden"];
-  const typing = (el) => el && (el.isContentEditable || el.tagName === "TEXTAREA" || el.tagName === "SELECT" ||
-    (el.tagName === "INPUT" && !notTyped.includes(el.type)));
+  const typing = window.shikomi.typing;  // base.js
   const submit = () => form.requestSubmit(form.querySelector("button[type=submit]"));
 
   document.addEventListener("keydown", (e) => {

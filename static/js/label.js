@@ -3,10 +3,7 @@
 (() => {
   const form = document.getElementById("label-form");
   const guidelines = document.getElementById("guidelines");
-  // A field that takes keys: shortcuts never fire in it (radios, checkboxes and buttons take none).
-  const notTyped = ["radio", "checkbox", "button", "submit", "reset", "range", "color", "file", "hidden"];
-  const typing = (el) => el && (el.isContentEditable || el.tagName === "TEXTAREA" || el.tagName === "SELECT" ||
-    (el.tagName === "INPUT" && !notTyped.includes(el.type)));
+  const typing = window.shikomi.typing;  // base.js
 
   // `e`: the last assistant turn's text (the answer), or the last turn's when none is the
   // assistant's, opened if it is folded away, with the caret at the end.

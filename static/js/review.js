@@ -9,9 +9,7 @@
   const ranking = document.getElementById("ranking");
   if (!approveForm && !rankForm) return;
 
-  const NOT_TYPING = ["checkbox", "radio", "button", "submit", "reset", "hidden"];
-  const typing = (el) => !!el && (el.tagName === "TEXTAREA" || el.tagName === "SELECT" || el.isContentEditable ||
-    (el.tagName === "INPUT" && !NOT_TYPING.includes(el.type)));
+  const typing = window.shikomi.typing;  // base.js
   const activates = (el) => !!el && ["A", "BUTTON", "SUMMARY"].includes(el.tagName);
 
   function openPanel(panel) {

@@ -9,9 +9,7 @@
   const panel = document.getElementById("edit-panel");
   const fields = document.getElementById("edit-fields");
 
-  const NOT_TYPING = ["checkbox", "radio", "button", "submit", "reset", "hidden"];
-  const typing = (el) => !!el && (el.tagName === "TEXTAREA" || el.tagName === "SELECT" || el.isContentEditable ||
-    (el.tagName === "INPUT" && !NOT_TYPING.includes(el.type)));
+  const typing = window.shikomi.typing;  // base.js
 
   // The editor's fields go with the form only while the editor is open.
   function syncEditor() {
