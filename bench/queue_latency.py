@@ -62,10 +62,11 @@ def consume(setting: str) -> None:
     _django()
     from django.conf import settings
     from huey.consumer_options import ConsumerConfig
-    from huey.contrib.djhuey import HUEY
+    from django_huey import get_queue
 
+    HUEY = get_queue("light")
     _task(HUEY)
-    options = dict(settings.HUEY.get("consumer", {}))
+    options = dict(settings.DJANGO_HUEY["queues"]["light"].get("consumer", {}))
     if setting == "old":
         options |= OLD
     config = ConsumerConfig(**options)
@@ -82,8 +83,9 @@ def measure(backend: str, rounds: int, idle: float) -> dict:
     """Both settings on the backend the environment names; one dict per setting."""
     _django()
     from django.conf import settings
-    from huey.contrib.djhuey import HUEY
+    from django_huey import get_queue
 
+    HUEY = get_queue("light")
     started = _task(HUEY)
     results = {}
     for setting in ("old", "new"):
@@ -110,7 +112,7 @@ def measure(backend: str, rounds: int, idle: float) -> dict:
                 consumer.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 consumer.kill()
-        options = dict(settings.HUEY["consumer"]) | (OLD if setting == "old" else {})
+        options = dict(settings.DJANGO_HUEY["queues"]["light"]["consumer"]) | (OLD if setting == "old" else {})
         results[setting] = {
             "latencies": latencies,
             "cpu_per_idle_minute": cpu / idled * 60,

@@ -80,12 +80,14 @@ def main() -> None:
     from django.contrib.auth.models import User
     from django.core.management import call_command
     from django.test import Client
-    from huey.contrib.djhuey import HUEY
 
     from curation.io.imports import example_import, import_job_create
     from curation.models import Example, Label, Membership, Project, Role, WeakLabel
 
-    HUEY.immediate = True  # the run executes inside the API request: one process
+    from django_huey import get_queue
+
+    for queue in settings.QUEUES:
+        get_queue(queue).immediate = True  # the run executes inside the API request: one process
     settings.ALLOWED_HOSTS = ["*"]
     call_command("migrate", verbosity=0)
 

@@ -66,7 +66,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "js_lib_htmx",
     "template_partials",
-    "huey.contrib.djhuey",
+    "django_huey",
     "axes",
     "knox",
     "csp",
@@ -170,11 +170,14 @@ SHIKOMI_MAX_UPLOAD_BYTES = envint("SHIKOMI_MAX_UPLOAD_BYTES", str(2 * 1024**3))
 SHIKOMI_MAX_ROW_BYTES = envint("SHIKOMI_MAX_ROW_BYTES", str(1024**2))
 
 REDIS_URL = os.getenv("REDIS_URL", "")
-HUEY = {
-    "name": os.getenv("HUEY_NAME", "shikomi"),
+# Two queues by kind of work (docs/deployment.md), each consumed by its own processes:
+# `manage.py djangohuey --queue light` for imports, rules, quality scans, exports and work on
+# remote servers; `--queue heavy` for training, evaluation and generation on a local model, the
+# queue GPU machines consume. `make run` (`manage.py serve`) starts one consumer for each.
+QUEUES = ("light", "heavy")
+_QUEUE_BASE = {
     "immediate": envbool("HUEY_IMMEDIATE", "false"),
     "consumer": {
-        "workers": envint("HUEY_WORKERS", "2"),
         "worker_type": "thread",
         # An idle worker polls a SQLite queue every initial_delay seconds, growing by backoff
         # up to max_delay. With Huey's own 10 s cap the first job after an idle minute waited
@@ -189,11 +192,59 @@ if REDIS_URL:
     # Blocking: each worker waits in BRPOP and gets a job the moment it is queued; read_timeout
     # is how long one wait lasts before the worker looks at its stop flag (and so how long a
     # stopping consumer may take to notice).
-    HUEY |= {"huey_class": "huey.RedisHuey", "url": REDIS_URL, "blocking": True, "read_timeout": 1}
+    _QUEUE_BASE |= {"huey_class": "huey.RedisHuey", "url": REDIS_URL, "blocking": True, "read_timeout": 1}
 else:
-    HUEY |= {
+    _QUEUE_BASE |= {
         "huey_class": "huey.SqliteHuey",
         "filename": os.getenv("HUEY_FILE", str(DATA_DIR / "huey.sqlite3")),
+    }
+DJANGO_HUEY = {
+    "default": "light",
+    "queues": {
+        queue: _QUEUE_BASE
+        | {
+            "name": f"{os.getenv('HUEY_NAME', 'shikomi')}-{queue}",
+            # Light work is short and many at once; a heavy task holds a device for its run.
+            "consumer": _QUEUE_BASE["consumer"]
+            | {"workers": envint(f"HUEY_{queue.upper()}_WORKERS", "2" if queue == "light" else "1")},
+        }
+        for queue in QUEUES
+    },
+}
+
+# Leases (curation/core/background.py): a worker renews the heartbeat of the work it runs every
+# SHIKOMI_HEARTBEAT_SECONDS; work whose heartbeat is older than SHIKOMI_LEASE_SECONDS is marked
+# interrupted by any live consumer (its worker died), and a training run is queued again from
+# its last checkpoint up to SHIKOMI_AUTO_RESUMES times.
+SHIKOMI_HEARTBEAT_SECONDS = envint("SHIKOMI_HEARTBEAT_SECONDS", "10")
+SHIKOMI_LEASE_SECONDS = envint("SHIKOMI_LEASE_SECONDS", "60")
+SHIKOMI_AUTO_RESUMES = envint("SHIKOMI_AUTO_RESUMES", "3")
+if not 0 < SHIKOMI_HEARTBEAT_SECONDS < SHIKOMI_LEASE_SECONDS:
+    raise ImproperlyConfigured("SHIKOMI_HEARTBEAT_SECONDS must be more than 0 and less than SHIKOMI_LEASE_SECONDS.")
+
+# Artifacts (adapters, checkpoints, exports, uploads) go through the "artifacts" storage: a
+# folder under the data folder, or an S3-compatible bucket when SHIKOMI_S3_BUCKET is set
+# (django-storages; credentials from the usual AWS_* variables or the machine's role).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "artifacts": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(DATA_DIR / "artifacts")},
+    },
+}
+if bucket := os.getenv("SHIKOMI_S3_BUCKET", ""):
+    STORAGES["artifacts"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "location": os.getenv("SHIKOMI_S3_PREFIX", "artifacts"),
+            "endpoint_url": os.getenv("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": os.getenv("AWS_DEFAULT_REGION") or None,
+            "file_overwrite": True,
+            "default_acl": None,
+            "querystring_auth": True,
+        },
     }
 
 # A process that runs tasks (a consumer) gives back the cached models, tokenizers and embedding

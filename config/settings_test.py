@@ -17,7 +17,8 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 from config.settings import *  # noqa: E402,F403
 
 # Tasks run inline unless a test starts a real consumer (the `huey_consumer` fixture).
-HUEY["immediate"] = envbool("HUEY_IMMEDIATE", "true")  # noqa: F405
+for _queue in DJANGO_HUEY["queues"].values():  # noqa: F405
+    _queue["immediate"] = envbool("HUEY_IMMEDIATE", "true")  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # The tests' chat-completions servers listen on loopback, also on the PostgreSQL + Redis pass,

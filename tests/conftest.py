@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from django.db import connection
 from django.utils import translation
-from huey.contrib.djhuey import HUEY
+from django_huey import get_queue
 
 from curation.core.services import example_create
 from curation.models import Example, Label, Membership, Project, Role
 
 ROOT = Path(__file__).resolve().parent.parent
+QUEUES = ("light", "heavy")
 PASSWORD = "correct horse battery"
 
 
@@ -78,31 +79,67 @@ def _consumer_env() -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def huey_consumer(transactional_db) -> Iterator[subprocess.Popen]:
-    """A real `manage.py run_huey` in another process, on the test database."""
-    HUEY.immediate = False
-    HUEY.flush()
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "run_huey", "--workers", "1"],
-        cwd=ROOT,
-        env=_consumer_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            output, _ = process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
+class Consumers:
+    """Real `manage.py djangohuey` processes, one per queue (or as chosen), on the test database:
+    kill() and wait() act on all of them, as on one worker machine."""
+
+    def __init__(self, queues: tuple[str, ...] = QUEUES, env: dict[str, str] | None = None) -> None:
+        self.processes = [
+            subprocess.Popen(
+                [sys.executable, "manage.py", "djangohuey", "--queue", queue, "--workers", "1"],
+                cwd=ROOT,
+                env=_consumer_env() | (env or {}),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for queue in queues
+        ]
+
+    def kill(self) -> None:
+        for process in self.processes:
             process.kill()
-            output, _ = process.communicate()
-        print("--- huey consumer output ---\n" + output)  # shown by pytest when the test fails
-        HUEY.flush()
-        HUEY.immediate = True
+
+    def wait(self, timeout: float | None = None) -> None:
+        for process in self.processes:
+            process.wait(timeout=timeout)
+
+    def stop(self) -> str:
+        """Stop them all (SIGTERM, then SIGKILL after 20 s); their output."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        outputs = []
+        for process in self.processes:
+            try:
+                output, _ = process.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                output, _ = process.communicate()
+            outputs.append(f"--- {' '.join(process.args[2:5])} ---\n{output}")
+        return "\n".join(outputs)
+
+
+def _queues_immediate(immediate: bool) -> None:
+    for name in QUEUES:
+        queue = get_queue(name)
+        queue.immediate = immediate
+        if not immediate:
+            queue.flush()
+
+
+@pytest.fixture
+def huey_consumer(transactional_db) -> Iterator[Consumers]:
+    """Real consumers in other processes, one for each queue, on the test database."""
+    _queues_immediate(False)
+    consumers = Consumers()
+    try:
+        yield consumers
+    finally:
+        print(consumers.stop())  # shown by pytest when the test fails
+        for name in QUEUES:
+            get_queue(name).flush()
+        _queues_immediate(True)
 
 
 def wait_for(condition, timeout: float = 60.0, interval: float = 0.2):

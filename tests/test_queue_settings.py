@@ -29,12 +29,12 @@ def _settings_in_a_new_process(code: str, **env: str) -> subprocess.CompletedPro
 
 
 def test_the_consumer_that_run_huey_builds_from_the_settings_polls_at_most_every_half_second():
-    config = ConsumerConfig(**settings.HUEY["consumer"])
+    config = ConsumerConfig(**settings.DJANGO_HUEY["queues"]["light"]["consumer"])
     config.validate()
     # A queue of its own: building a consumer changes the Huey instance it is given.
     consumer = MemoryHuey("settings-check").create_consumer(**config.values)
     workers = [worker for worker, _thread in consumer.worker_threads]
-    assert len(workers) == settings.HUEY["consumer"]["workers"]
+    assert len(workers) == settings.DJANGO_HUEY["queues"]["light"]["consumer"]["workers"]
     for worker in workers:
         assert worker.default_delay <= worker.max_delay <= 0.5
         assert worker.backoff >= 1
@@ -43,12 +43,14 @@ def test_the_consumer_that_run_huey_builds_from_the_settings_polls_at_most_every
 def test_a_redis_queue_blocks_in_brpop_instead_of_polling():
     # Nothing connects to Redis when the queue is built, so no server is needed.
     result = _settings_in_a_new_process(
-        "from huey.contrib.djhuey import HUEY\n"
-        "print(type(HUEY).__name__, HUEY.storage.blocking, HUEY.storage.read_timeout)",
+        "from django_huey import get_queue\n"
+        "for q in ('light', 'heavy'):\n"
+        "    h = get_queue(q)\n"
+        "    print(type(h).__name__, h.storage.blocking, h.storage.read_timeout)",
         REDIS_URL="redis://127.0.0.1:1/0",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["RedisHuey", "True", "1"]
+    assert result.stdout.split() == ["RedisHuey", "True", "1"] * 2
 
 
 def test_the_idle_limit_of_cached_models_is_a_setting_and_a_bad_one_stops_the_start():

@@ -38,7 +38,7 @@ def alive(pid: int) -> bool:
     return not (status.exists() and "\nState:\tZ" in status.read_text())
 
 
-def test_serve_answers_creates_no_user_publishes_no_password_and_ctrl_c_stops_both_processes(tmp_path):
+def test_serve_answers_creates_no_user_publishes_no_password_and_ctrl_c_stops_every_process(tmp_path):
     port = free_port()
     env = dict(
         os.environ,
@@ -69,7 +69,7 @@ def test_serve_answers_creates_no_user_publishes_no_password_and_ctrl_c_stops_bo
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=10) as response:
             assert response.status == 200
         children = children_of(server.pid)
-        assert len(children) == 2  # runserver and run_huey
+        assert len(children) == 3  # runserver and a consumer for each queue
 
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=60) == 0  # serve waits up to 10 s for each child

@@ -13,11 +13,15 @@ every consumer imports.
 """
 
 from django.conf import settings
-from huey.contrib.djhuey import on_startup
+from django_huey import on_startup
 
 from llm.loading import start_idle_release
 
 
-@on_startup(name="shikomi_release_idle_models")
 def release_idle_models() -> None:
     start_idle_release(settings.SHIKOMI_MODEL_IDLE_SECONDS)
+
+
+# Both queues: a light consumer holds the embedding model of similarity rules and duplicates.
+for _queue in settings.QUEUES:
+    on_startup(name="shikomi_release_idle_models", queue=_queue)(release_idle_models)

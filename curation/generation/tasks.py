@@ -6,16 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from huey.contrib.djhuey import db_task
+from django_huey import db_task
 
+from curation.core.queues import HEAVY, backend_queue
 from curation.generation.augment import augment_create, augment_execute
 from curation.generation.jobs import counting_backend, generation_job_requeue
 from curation.generation.synthetic import synthetic_create, synthetic_execute
 from curation.models import GenerationJob, Project
 
 
-@db_task()
-def generation_job_task(job_id: int) -> None:
+def generation_job_run(job_id: int) -> None:
+    """The tasks' body: make the job's drafts."""
     job = GenerationJob.objects.filter(pk=job_id).first()
     if job is None or job.status != GenerationJob.Status.QUEUED:
         return  # deleted, or a duplicate delivery
@@ -32,8 +33,15 @@ def generation_job_task(job_id: int) -> None:
             backend.progress.recorder.flush()
 
 
+# A job on a local model waits in the heavy queue, one on a model server in the light queue.
+generation_job_task = db_task(queue="light")(generation_job_run)
+generation_job_task_heavy = db_task(queue="heavy")(generation_job_run)
+
+
 def _queued(job: GenerationJob) -> GenerationJob:
-    transaction.on_commit(lambda: generation_job_task(job.pk))
+    heavy = backend_queue((job.config or {}).get("backend")) == HEAVY
+    task = generation_job_task_heavy if heavy else generation_job_task
+    transaction.on_commit(lambda: task(job.pk))
     return job
 
 

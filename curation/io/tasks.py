@@ -9,7 +9,7 @@ from typing import IO, Any
 
 from django.core.cache import cache
 from django.db import transaction
-from huey.contrib.djhuey import db_task
+from django_huey import db_task
 
 from curation.core.progress import progress_info
 from curation.io.imports import example_import, import_job_create
@@ -49,7 +49,7 @@ def import_progress(job: ImportJob) -> dict[str, Any]:
     )
 
 
-@db_task()
+@db_task(queue="light")
 def import_run(job_id: int) -> None:
     job = ImportJob.objects.filter(pk=job_id).first()
     # A retried or duplicated message must not import twice (example_import claims the job).

@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from huey.contrib.djhuey import db_task
+from django_huey import db_task
 
 from curation.models import Project, QualityScan
 from curation.quality.scanning import quality_scan_execute
 from curation.quality.services import quality_scan_create
 
 
-@db_task()
+@db_task(queue="light")
 def quality_scan_task(scan_id: int) -> None:
     scan = QualityScan.objects.filter(pk=scan_id).select_related("project").first()
     if scan is None or scan.status != QualityScan.Status.QUEUED:

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from huey.contrib.djhuey import db_task
+from django_huey import db_task
 
 from curation.models import Project, RuleRun
 from curation.rules.services import rule_run_create, rule_run_execute
 
 
-@db_task()
+@db_task(queue="light")
 def rule_run_task(run_id: int) -> None:
     run = RuleRun.objects.filter(pk=run_id).select_related("project").first()
     if run is None or run.status != RuleRun.Status.QUEUED:

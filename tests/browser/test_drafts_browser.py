@@ -42,6 +42,7 @@ def test_a_reviewer_decides_and_ranks_drafts_with_keys_and_drag(
 ):
     # Jobs are executed here with the scripted backend; the queued task must not run a model.
     monkeypatch.setattr("curation.generation.tasks.generation_job_task", lambda job_id: None)
+    monkeypatch.setattr("curation.generation.tasks.generation_job_task_heavy", lambda job_id: None)
     backend.replies = {"about delivery?": HOSTILE}
     approve, reject, edit = drafts(count=3)
     backend.replies = {}

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db import transaction
 from django.dispatch import receiver
-from huey.contrib.djhuey import db_task
+from django_huey import db_task
 
 from training.evaluation.llm_judge import judge_job_create, judge_job_execute
 from training.evaluation.services import evaluation_create, evaluation_execute
@@ -17,7 +17,8 @@ from training.runs.services import DatabaseCallbacks, TrainingRefused
 from training.runs.tasks import run_done
 
 
-@db_task()
+# The judge is a model server: light work.
+@db_task(queue="light")
 def judge_job_task(job_id: int) -> None:
     job = JudgeJob.objects.filter(pk=job_id).select_related("evaluation").first()
     if job is None or job.status != JudgeJob.Status.QUEUED:
@@ -33,7 +34,7 @@ def judge_job_start(*, evaluation: Evaluation, user: Any, backend: dict[str, Any
     return job
 
 
-@db_task()
+@db_task(queue="heavy")
 def evaluation_task(evaluation_id: int) -> None:
     evaluation = Evaluation.objects.filter(pk=evaluation_id).select_related("run__project").first()
     if evaluation is None or evaluation.status != Evaluation.Status.QUEUED:

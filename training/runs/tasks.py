@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db import transaction
 from django.dispatch import Signal
-from huey.contrib.djhuey import db_task
+from django_huey import db_task
 
 from curation.core.progress import progress_info
 from curation.models import Project
@@ -20,7 +20,7 @@ from training.runs.services import (
 )
 
 
-@db_task()
+@db_task(queue="heavy")
 def training_run_task(run_id: int) -> None:
     run = TrainingRun.objects.filter(pk=run_id).first()
     if run is None or run.status != TrainingRun.Status.QUEUED:

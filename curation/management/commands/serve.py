@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from curation.core.background import mark_interrupted
@@ -34,8 +35,9 @@ class Command(BaseCommand):
         # (or a test's SIGINT) must still stop the server and the worker.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         manage = [sys.executable, "manage.py"]
+        # One consumer per queue (config/settings.py, QUEUES): light work never waits behind a run.
         processes = [
-            subprocess.Popen([*manage, "run_huey", "--flush-locks"]),
+            *(subprocess.Popen([*manage, "djangohuey", "--queue", queue, "--flush-locks"]) for queue in settings.QUEUES),
             subprocess.Popen([*manage, "runserver", "--noreload", "--insecure", addrport]),
         ]
         try:
@@ -46,15 +48,15 @@ class Command(BaseCommand):
             pass
         finally:
             # The consumer finishes its tasks on SIGINT; runserver stops at once on SIGTERM.
-            for p, stop in zip(processes, (signal.SIGINT, signal.SIGTERM), strict=True):
+            for p in processes:
                 if p.poll() is None:
-                    p.send_signal(stop)
+                    p.send_signal(signal.SIGTERM if "runserver" in p.args else signal.SIGINT)
             for p in processes:
                 try:
                     p.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     p.kill()
-        failed = [p.args[2] for p in processes if p.returncode not in (0, -2, -15, 130, None)]
+        failed = [" ".join(p.args[2:5]) for p in processes if p.returncode not in (0, -2, -15, 130, None)]
         if failed:
             sys.exit(f"Stopped because {', '.join(failed)} exited.")
 
