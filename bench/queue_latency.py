@@ -61,8 +61,8 @@ def consume(setting: str) -> None:
     """The consumer process: the settings' consumer options, or the old polling ones."""
     _django()
     from django.conf import settings
-    from huey.consumer_options import ConsumerConfig
     from django_huey import get_queue
+    from huey.consumer_options import ConsumerConfig
 
     HUEY = get_queue("light")
     _task(HUEY)

@@ -80,11 +80,10 @@ def main() -> None:
     from django.contrib.auth.models import User
     from django.core.management import call_command
     from django.test import Client
+    from django_huey import get_queue
 
     from curation.io.imports import example_import, import_job_create
     from curation.models import Example, Label, Membership, Project, Role, WeakLabel
-
-    from django_huey import get_queue
 
     for queue in settings.QUEUES:
         get_queue(queue).immediate = True  # the run executes inside the API request: one process

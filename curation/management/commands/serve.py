@@ -37,7 +37,10 @@ class Command(BaseCommand):
         manage = [sys.executable, "manage.py"]
         # One consumer per queue (config/settings.py, QUEUES): light work never waits behind a run.
         processes = [
-            *(subprocess.Popen([*manage, "djangohuey", "--queue", queue, "--flush-locks"]) for queue in settings.QUEUES),
+            *(
+                subprocess.Popen([*manage, "djangohuey", "--queue", queue, "--flush-locks"])
+                for queue in settings.QUEUES
+            ),
             subprocess.Popen([*manage, "runserver", "--noreload", "--insecure", addrport]),
         ]
         try:
