@@ -5,6 +5,7 @@ from typing import Any, ClassVar
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
@@ -340,6 +341,9 @@ class Work(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The lease (curation/models/leases.py): which process runs it, and when it last said so.
+    worker = models.CharField(max_length=200, blank=True, help_text=_("host:pid of the process running it."))
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True
@@ -350,9 +354,25 @@ class Work(models.Model):
 
     @classmethod
     def claim(cls, pk: int, **fields: Any) -> bool:
-        """Waiting to running in one UPDATE: of two deliveries of the same task, or a task and a
-        cancel, only one gets it."""
-        return bool(cls._default_manager.filter(pk=pk, status=cls.WAITING).update(status=cls.RUNNING, **fields))
+        """Waiting to running in one UPDATE: of two deliveries of the same task, two consumers, or
+        a task and a cancel, only one gets it. The claiming process holds the lease: it renews the
+        heartbeat while it works (curation/models/leases.py)."""
+        from curation.models import leases
+
+        claimed = cls._default_manager.filter(pk=pk, status=cls.WAITING).update(
+            status=cls.RUNNING, worker=leases.worker_id(), heartbeat_at=timezone.now(), **fields
+        )
+        if claimed:
+            leases.hold(cls, pk)
+        return bool(claimed)
+
+    @classmethod
+    def lease_lost(cls, pk: int) -> bool:
+        """This process's lease on the row went (it was marked interrupted after a missed
+        heartbeat, and perhaps claimed by another worker since): stop working on it."""
+        from curation.models import leases
+
+        return leases.lost(cls, pk)
 
 
 class BackgroundWork(Work):

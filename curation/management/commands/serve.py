@@ -10,10 +10,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from curation.core.background import mark_interrupted
 from curation.demo.load import demo_logins
-from curation.models import GenerationJob, ImportJob, QualityScan, RuleRun
-from training.interface import background_work
 
 
 def _stop(signum, frame):
@@ -27,9 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("addrport", nargs="?", default=os.getenv("SHIKOMI_ADDRPORT", "127.0.0.1:8000"))
 
     def handle(self, *args, addrport: str, **options) -> None:
-        # Single-machine setup: no consumer is running yet, so a "running" job is one a
-        # killed worker left behind.
-        mark_interrupted(ImportJob, RuleRun, QualityScan, GenerationJob, *background_work())
+        # Work a killed worker left running is noticed by the consumers' heartbeats (within
+        # SHIKOMI_LEASE_SECONDS, curation/models/leases.py), not here: another machine's consumer
+        # may be running it.
         signal.signal(signal.SIGTERM, _stop)
         # Started from a script in the background, a process inherits SIGINT ignored; Ctrl-C
         # (or a test's SIGINT) must still stop the server and the worker.
