@@ -18,6 +18,7 @@ from curation.models.generation import Draft, GenerationJob, PreferencePair, Pro
 from curation.models.io import ImportJob
 from curation.models.labeling import Annotation
 from curation.models.quality import DuplicateCluster, DuplicatePair, ExampleCheck, FindingDismissal, QualityScan
+from curation.models.rule_texts import RuleText
 from curation.models.rules import LabelingRule, RuleRevision, RuleRun, WeakLabel
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "QualityScan",
     "Role",
     "RuleRevision",
+    "RuleText",
     "RuleRun",
     "UserSettings",
     "WeakLabel",

@@ -13,15 +13,21 @@ Patterns mean what ``re`` means (text/pyregex.py). The few RE2 cannot express ex
 candidate under a timeout: on a timeout the rule abstains for that row and ``Corpus.timeouts``
 counts it, per rule.
 
+A chunk's texts come from the messages, or already built and width-folded from the rule-text
+store (``example_texts`` of each example, kept by curation/rules/textstore.py): building them
+cost a run more than matching.
+
 Plain Python: no Django models here. The service feeds it chunks of examples.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import repeat
+from operator import eq, is_not, itemgetter, methodcaller
 from typing import Any
 
 import numpy as np
@@ -49,6 +55,21 @@ def target_text(messages: Sequence[dict[str, Any]], target: str) -> str:
     return "\n".join(str(m.get("content") or "") for m in messages if m.get("role") in roles)
 
 
+def example_texts(messages: Sequence[dict[str, Any]]) -> tuple[str | None, ...]:
+    """What the rule-text store (curation/rules/textstore.py) keeps of one example: the text of
+    each target (``S.TARGETS`` order) width-folded, as rules read them by default, then each as
+    written where folding changed it (else None)."""
+    written = [target_text(messages, target) for target in S.TARGETS]
+    folded = folded_texts(written)
+    return (*folded, *(None if f == w else w for w, f in zip(written, folded, strict=True)))
+
+
+def folded_texts(texts: Iterable[str]) -> list[str]:
+    """The texts width-folded; NFKC leaves ASCII as it is, and most texts are, so it is
+    checked first (cheaper than normalising)."""
+    return [t if t.isascii() else fold(t) for t in texts]
+
+
 def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
@@ -57,54 +78,112 @@ def field_text(metadata: Any, key: str) -> str | None:
     """What a metadata rule with keywords or a pattern searches: the field's text (a list's
     items one per line), or None when the example lacks the field."""
     value = metadata.get(key) if isinstance(metadata, dict) else None
+    return _value_text(value)
+
+
+def _value_text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    return "\n".join(_as_text(v) for v in value) if isinstance(value, list) else _as_text(value)
+    if isinstance(value, list):
+        try:
+            return "\n".join(value)  # a list of texts, the usual list (tags)
+        except TypeError:
+            return "\n".join(map(_as_text, value))
+    return _as_text(value)
 
 
 @dataclass
 class Corpus:
-    """A chunk of examples as rules see them; texts per target are built once and shared."""
+    """A chunk of examples as rules see them; texts per target are built once and shared.
 
-    messages: Sequence[Sequence[dict[str, Any]]]
+    The texts come from ``messages``, or from ``stored``: each example's ``example_texts``, kept
+    by the rule-text store. A corpus given ``stored`` needs no messages."""
+
+    messages: Sequence[Sequence[dict[str, Any]]] = ()
     metadata: Sequence[dict[str, Any]] = ()
     ids: Sequence[int] = ()  # the examples' ids, for providers that must not count an example as its own evidence
     timeouts: dict[Any, int] = field(default_factory=dict)  # rule key → rows it abstained on for a timeout
+    stored: Sequence[Sequence[str | None]] = ()
     _texts: dict[Any, list[str]] = field(default_factory=dict, repr=False)
-    _fields: dict[Any, list[str | None]] = field(default_factory=dict, repr=False)
+    _values: dict[str, list[Any]] = field(default_factory=dict, repr=False)
+    _fields: dict[str, list[str | None]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        if self.messages and self.stored and len(self.messages) != len(self.stored):
+            raise ValueError("stored texts and messages differ in length")
+        self._size = len(self.stored) or len(self.messages)
         if not self.metadata:
-            self.metadata = [{} for _ in self.messages]
+            self.metadata = [{} for _ in range(self._size)]
 
     def __len__(self) -> int:
-        return len(self.messages)
+        return self._size
 
     def texts(self, target: str) -> list[str]:
-        if target not in self._texts:
-            self._texts[target] = [target_text(m, target) for m in self.messages]
-        return self._texts[target]
+        """The texts of a target as written (not folded)."""
+        return self.source(("text", target, False))
 
     def source(self, source: tuple[str, str, bool]) -> list[str]:
         """("text", target, folded) or ("field", metadata key, folded): the texts searched."""
         if source not in self._texts:
             kind, name, folded = source
-            if folded:
-                # NFKC leaves ASCII as it is; most texts are, and the check is cheaper.
-                self._texts[source] = [t if t.isascii() else fold(t) for t in self.source((kind, name, False))]
+            if kind == "text" and self.stored:
+                self._texts[source] = self._stored_texts(name, folded)
+            elif folded:
+                self._texts[source] = folded_texts(self.source((kind, name, False)))
             elif kind == "text":
-                self._texts[source] = self.texts(name)
+                self._texts[source] = [target_text(m, name) for m in self.messages]
             else:
                 self._texts[source] = [t or "" for t in self.fields(name)]
         return self._texts[source]
 
+    def distinct(self, source: tuple[str, str, bool]) -> tuple[list[str], np.ndarray]:
+        """A metadata field's distinct texts (folded if asked) and, per example, the index of
+        its own: field values repeat (a channel, a list of tags), so each is searched once."""
+        _kind, key, folded = source
+        written = self.fields(key)
+        index = {text: i for i, text in enumerate(dict.fromkeys(written))}
+        rows = np.fromiter(map(index.__getitem__, written), dtype=np.int64, count=len(self))
+        texts = [text or "" for text in index]
+        return (folded_texts(texts) if folded else texts), rows
+
+    def _stored_texts(self, target: str, folded: bool) -> list[str]:
+        column = S.TARGETS.index(target)
+        texts = list(map(itemgetter(column), self.stored))
+        if folded:
+            return texts
+        written = map(itemgetter(column + len(S.TARGETS)), self.stored)
+        return [f if w is None else w for f, w in zip(texts, written, strict=True)]
+
+    def values(self, key: str) -> list[Any]:
+        """Each example's value of a metadata field (None where it lacks the field)."""
+        if key not in self._values:
+            try:
+                self._values[key] = list(map(methodcaller("get", key), self.metadata))
+            except AttributeError:  # not every example's metadata is an object
+                self._values[key] = [m.get(key) if isinstance(m, dict) else None for m in self.metadata]
+        return self._values[key]
+
     def fields(self, key: str) -> list[str | None]:
-        if ("fields", key) not in self._fields:
-            self._fields[("fields", key)] = [field_text(m, key) for m in self.metadata]
-        return self._fields[("fields", key)]
+        if key not in self._fields:
+            values = self.values(key)
+            try:  # texts, and lists of texts, the usual fields, without a call per example
+                self._fields[key] = [
+                    v if v is None or v.__class__ is str else "\n".join(v) if v.__class__ is list else _value_text(v)
+                    for v in values
+                ]
+            except TypeError:  # a list holding something else than texts
+                self._fields[key] = [_value_text(v) for v in values]
+        return self._fields[key]
 
     def has_field(self, key: str) -> np.ndarray:
-        return np.fromiter((t is not None for t in self.fields(key)), dtype=bool, count=len(self))
+        return np.fromiter(map(is_not, self.values(key), repeat(None)), dtype=bool, count=len(self))
+
+
+def stored_corpus(
+    stored: Sequence[Sequence[str | None]], metadata: Sequence[dict[str, Any]], ids: Sequence[int]
+) -> Corpus:
+    """A corpus of examples whose texts were stored (``example_texts`` of each)."""
+    return Corpus(metadata=metadata, ids=ids, stored=stored)
 
 
 # Providers for the rules that need a model: they return, for each example of the corpus,
@@ -117,43 +196,118 @@ def _confirmer(pattern: str) -> Any:
     return regex.compile(pattern, regex.V0)
 
 
+@lru_cache(maxsize=16)
+def _matcher(patterns: tuple[str, ...]) -> Callable[[bytes], list[int]]:
+    """One compiled RE2 Set for these patterns, kept for the next chunk and the next run (as
+    ``re`` keeps its compiled patterns): compiling Unicode classes costs more than a scan."""
+    matcher = re2.Set.SearchSet(S.re2_options())
+    for pattern in patterns:
+        matcher.Add(pattern)
+    matcher.Compile()
+    return matcher._set.Match  # the C++ call itself: one per text for all rules of this text
+
+
+def _extend_counting(flat: list[int]) -> Callable[[list[int]], int]:
+    extend = flat.extend
+
+    def take(found: list[int]) -> int:
+        extend(found)
+        return len(found)
+
+    return take
+
+
+Source = tuple[str, str, bool]  # ("text", target, folded) or ("field", metadata key, folded)
+
+
 class _TextSet:
-    """All keyword and regex rules reading one text, compiled into one RE2 Set."""
+    """The patterns searched in one source, compiled together into one RE2 Set."""
 
     def __init__(self) -> None:
         self.patterns: list[str] = []
-        # (column, rule key, pattern indices that must all match, patterns regex must confirm)
-        self.rules: list[tuple[int, Any, list[int], list[str]]] = []
 
-    def add(self, column: int, key: Any, translations: Sequence[Translation]) -> None:
+    def add(self, translations: Sequence[Translation]) -> list[int]:
         first = len(self.patterns)
         self.patterns.extend(t.re2 for t in translations)
-        confirm = [t.python for t in translations if t.confirm and t.python is not None]
-        self.rules.append((column, key, list(range(first, len(self.patterns))), confirm))
+        return list(range(first, len(self.patterns)))
 
-    def apply(self, texts: list[str], L: np.ndarray, labels: dict[int, int], timeouts: dict[Any, int]) -> None:
-        matcher = re2.Set.SearchSet(S.re2_options())
-        for pattern in self.patterns:
-            matcher.Add(pattern)
-        matcher.Compile()
-        match = matcher._set.Match  # the C++ call itself: one per text for all rules of this target
-        n_patterns = len(self.patterns)
-        results = list(map(match, map(str.encode, texts)))  # map: no Python frame per text
+    def hits(self, texts: list[str]) -> np.ndarray:
+        """(texts, patterns): whether each pattern occurs in each text."""
+        match = _matcher(tuple(self.patterns))
+        n_texts, n_patterns = len(texts), len(self.patterns)
+        # map: no Python frame per text. Each text's list of matches is consumed as it comes:
+        # holding 100,000 of them would set the cyclic garbage collector walking every live
+        # object of the process, which costs more than the matching.
+        found = map(match, map(str.encode, texts))
         if n_patterns == 1:
-            hits = np.fromiter(map(bool, results), dtype=bool, count=len(texts))[:, None]
-        else:
-            # Rows (text index) and pattern indices of every hit, as flat arrays.
-            counts = np.fromiter((len(r) for r in results), dtype=np.int64, count=len(results))
-            hits = np.zeros((len(texts), n_patterns), dtype=bool)
-            if counts.sum():
-                rows = np.repeat(np.arange(len(texts)), counts)
-                cols = np.fromiter((p for r in results for p in r), dtype=np.int64, count=int(counts.sum()))
-                hits[rows, cols] = True
-        for column, key, needed, confirm in self.rules:
-            voted = hits[:, needed[0]] if len(needed) == 1 else hits[:, needed].all(axis=1)
-            if confirm:
-                voted = _confirmed(voted, texts, confirm, key, timeouts)
-            L[voted, column] = labels[column]
+            return np.fromiter(map(bool, found), dtype=bool, count=n_texts)[:, None]
+        flat: list[int] = []  # the pattern indices of every hit, text after text
+        counts = np.fromiter(map(_extend_counting(flat), found), dtype=np.int64, count=n_texts)
+        hits = np.zeros((n_texts, n_patterns), dtype=bool)
+        hits[np.repeat(np.arange(n_texts), counts), np.array(flat, dtype=np.int64)] = True
+        return hits
+
+    def search(self, corpus: Corpus, source: Source) -> np.ndarray:
+        if source[0] == "field":
+            texts, rows = corpus.distinct(source)
+            return self.hits(texts)[rows]
+        return self.hits(corpus.source(source))
+
+
+@dataclass
+class _Search:
+    """One keyword or regex rule: its column, and for each of its patterns (all must occur)
+    where to look: (source, pattern index) pairs, any of which may hold it."""
+
+    column: int
+    key: Any
+    source: Source  # the text the rule reads, for confirming
+    places: list[list[tuple[Source, int]]]
+    confirm: list[str]  # patterns the regex package must confirm on RE2's candidates
+
+    def votes(self, hits: dict[Source, np.ndarray], corpus: Corpus) -> np.ndarray:
+        found = [np.logical_or.reduce([hits[source][:, i] for source, i in where]) for where in self.places]
+        voted = found[0] if len(found) == 1 else np.logical_and.reduce(found)
+        if self.confirm:
+            voted = _confirmed(voted, corpus.source(self.source), self.confirm, self.key, corpus.timeouts)
+        return voted
+
+
+def _by_turn(rule: RuleSpec, translations: Sequence[Translation]) -> bool:
+    """Whether a rule reading both texts can be searched in the user and the assistant texts
+    apart: a keyword found in the joined text lies inside one message (the messages are
+    joined with a newline, which no keyword holds; NFKC folds each message alike joined or
+    not), and a message's ends meet a newline or an end of the text there, which "whole word"
+    treats alike. Regular expressions may reach across messages: never."""
+    return (
+        rule.kind == S.KEYWORDS
+        and not any(t.confirm for t in translations)
+        and not any("\n" in k or "\n" in fold(k) for k in rule.params["keywords"])
+    )
+
+
+def _plan(every: Sequence[RuleSpec]) -> tuple[dict[Source, _TextSet], list[_Search]]:
+    """One text set per source read and a search per rule. Keyword rules reading both texts
+    are searched in the user and assistant texts when those are searched anyway: one scan
+    less."""
+    reading: dict[Source, list[tuple[int, RuleSpec, tuple[Translation, ...]]]] = {}
+    for column, rule in enumerate(every):
+        if _searches(rule):
+            reading.setdefault(_text_source(rule), []).append((column, rule, S.text_translations(rule.params)))
+    split: dict[Source, tuple[Source, Source]] = {}
+    for folded in (False, True):
+        both, turns = ("text", S.BOTH, folded), (("text", S.USER, folded), ("text", S.ASSISTANT, folded))
+        if both in reading and all(t in reading for t in turns) and all(_by_turn(*r[1:]) for r in reading[both]):
+            split[both] = turns
+    sets = {source: _TextSet() for source in reading if source not in split}
+    searches = []
+    for source, rules in reading.items():
+        for column, rule, translations in rules:
+            added = [(where, sets[where].add(translations)) for where in split.get(source, (source,))]
+            places = [[(where, indices[i]) for where, indices in added] for i in range(len(translations))]
+            confirm = [t.python for t in translations if t.confirm and t.python is not None]
+            searches.append(_Search(column, rule.key, source, places, confirm))
+    return sets, searches
 
 
 def _confirmed(candidates: np.ndarray, texts: list[str], patterns: list[str], key: Any, timeouts: dict) -> np.ndarray:
@@ -177,16 +331,31 @@ def _confirmed(candidates: np.ndarray, texts: list[str], patterns: list[str], ke
 
 
 def _length_votes(params: dict[str, Any], texts: list[str]) -> np.ndarray:
-    if params["unit"] == "chars":
-        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    else:
-        lengths = np.fromiter((len(t.split()) for t in texts), dtype=np.int64, count=len(texts))
+    words = map(len, texts) if params["unit"] == "chars" else map(len, map(str.split, texts))
+    lengths = np.fromiter(words, dtype=np.int64, count=len(texts))
     voted = np.ones(len(texts), dtype=bool)
     if params["min"] is not None:
         voted &= lengths >= params["min"]
     if params["max"] is not None:
         voted &= lengths <= params["max"]
     return voted
+
+
+def _metadata_votes(params: dict[str, Any], corpus: Corpus) -> np.ndarray:
+    """Which examples a metadata rule holds for: a whole column at once for the tests of
+    presence, equality and membership, else ``metadata_matches`` row by row."""
+    op, n = params["op"], len(corpus)
+    if op not in ("exists", "missing", "equals", "not_equals", "in"):
+        return np.fromiter((metadata_matches(params, m) for m in corpus.metadata), dtype=bool, count=n)
+    present = corpus.has_field(params["key"])
+    if op in ("exists", "missing"):
+        return present if op == "exists" else ~present
+    # As metadata_matches compares: a text as it is, anything else as JSON; None where absent.
+    texts = [v if v is None or v.__class__ is str else _as_text(v) for v in corpus.values(params["key"])]
+    if op == "in":
+        return present & np.fromiter(map(set(params["value"]).__contains__, texts), dtype=bool, count=n)
+    equal = np.fromiter(map(eq, texts, repeat(params["value"])), dtype=bool, count=n)
+    return present & (equal if op == "equals" else ~equal)
 
 
 def metadata_matches(params: dict[str, Any], metadata: dict[str, Any]) -> bool:
@@ -219,7 +388,7 @@ def metadata_matches(params: dict[str, Any], metadata: dict[str, Any]) -> bool:
     return equal if op == "equals" else not equal
 
 
-def _text_source(rule: RuleSpec) -> tuple[str, str, bool]:
+def _text_source(rule: RuleSpec) -> Source:
     if rule.kind == S.METADATA:
         return ("field", rule.params["key"], S.folding(rule.params))
     return ("text", rule.target, S.folding(rule.params))
@@ -281,18 +450,14 @@ def apply_rules(
     L = np.full((len(corpus), len(every)), ABSTAIN, dtype=np.int64)
     if not len(corpus) or not rules:
         return L[:, : len(rules)]
-    sets: dict[tuple[str, str, bool], _TextSet] = {}
-    labels = {column: rule.label for column, rule in enumerate(every)}
+    sets, searches = _plan(every)  # before any model is asked: a pattern RE2 refuses fails first
     for column, rule in enumerate(every):
         if _searches(rule):
-            sets.setdefault(_text_source(rule), _TextSet()).add(column, rule.key, S.text_translations(rule.params))
-        elif rule.kind == S.LENGTH:
+            continue
+        if rule.kind == S.LENGTH:
             L[_length_votes(rule.params, corpus.texts(rule.target)), column] = rule.label
         elif rule.kind == S.METADATA:
-            voted = np.fromiter(
-                (metadata_matches(rule.params, m) for m in corpus.metadata), dtype=bool, count=len(corpus)
-            )
-            L[voted, column] = rule.label
+            L[_metadata_votes(rule.params, corpus), column] = rule.label
         elif rule.kind in (S.SIMILARITY, S.ZERO_SHOT):
             provider = similarity if rule.kind == S.SIMILARITY else zero_shot
             if provider is None:
@@ -300,8 +465,9 @@ def apply_rules(
             L[np.asarray(provider(rule, corpus), dtype=bool), column] = rule.label
         elif rule.kind != S.COMBINE:
             raise RuleError("kind", _("Unknown rule kind %(kind)s.") % {"kind": repr(rule.kind)})
-    for source, text_set in sets.items():
-        text_set.apply(corpus.source(source), L, labels, corpus.timeouts)
+    hits = {source: text_set.search(corpus, source) for source, text_set in sets.items()}
+    for search in searches:
+        L[search.votes(hits, corpus), search.column] = every[search.column].label
     for column, rule in enumerate(every):
         if rule.kind == S.METADATA and _searches(rule):
             L[~corpus.has_field(rule.params["key"]), column] = ABSTAIN

@@ -7,7 +7,7 @@ and provenance are enforced once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from curation.core.errors import ServiceError
 from curation.core.permissions import Action, can
 from curation.models import Example, Label, LabelingRule, Project, RuleRevision, RuleRun, WeakLabel
 from curation.rules import spec as S
+from curation.rules import textstore
 from curation.rules.engine import ABSTAIN, Corpus, apply_rules, highlight, match_spans
 from curation.rules.models_backed import Models
 from curation.rules.spec import RuleError, RuleSpec
@@ -29,7 +30,6 @@ from curation.rules.spec import RuleError, RuleSpec
 if TYPE_CHECKING:
     from curation.rules.analysis import Labeling
 
-CHUNK = 5000
 PREVIEW_SAMPLE = 8
 # The preview looks at the first examples only, so typing stays responsive on a large
 # project; rules that run a model look at fewer. Applying a rule set covers every example.
@@ -234,40 +234,19 @@ def _specs(snapshots: list[dict[str, Any]], index: dict[str, int]) -> list[RuleS
 # --- applying rules -------------------------------------------------------------------
 
 
-def _rows(project: Project, *, limit: int | None = None) -> Iterator[list[tuple]]:
-    """The examples as rules see them, in chunks: (id, messages, metadata, gold label id)."""
-    queryset = (
-        Example.objects.filter(project=project)
-        .order_by("id")
-        .values_list("id", "messages", "metadata", "label_id", "weak_label_id")
-    )
-    if limit is not None:
-        queryset = queryset[:limit]
-    chunk: list[tuple] = []
-    for row in queryset.iterator(chunk_size=2000):
-        # A label accepted from the rules is not evidence about the rules.
-        chunk.append((row[0], row[1], row[2], row[3] if row[4] is None else None))
-        if len(chunk) >= CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _corpus(chunk: list[tuple]) -> Corpus:
-    return Corpus([r[1] for r in chunk], [r[2] if isinstance(r[2], dict) else {} for r in chunk], [r[0] for r in chunk])
+def _reads_metadata(specs: list[RuleSpec]) -> bool:
+    return any(spec.kind == S.METADATA for spec in specs)
 
 
 def _apply(
     specs: list[RuleSpec],
-    chunk: list[tuple],
+    corpus: Corpus,
     models: Models,
     operands: list[RuleSpec] | None = None,
     timeouts: dict[Any, int] | None = None,
 ) -> np.ndarray:
     """The chunk's label matrix; rows where a regular expression ran out of time (the rule
     abstained there) are added to ``timeouts`` per rule."""
-    corpus = _corpus(chunk)
     L = apply_rules(specs, corpus, similarity=models.similarity, zero_shot=models.zero_shot, operands=operands or ())
     if timeouts is not None:
         for key, count in corpus.timeouts.items():
@@ -343,20 +322,20 @@ def rule_preview(*, project: Project, rule: RuleInput, sample: int = PREVIEW_SAM
     models = Models(project, labels)
     limit = MODEL_PREVIEW_LIMIT.get(rule.kind, PREVIEW_LIMIT)
     preview = Preview(total=Example.objects.filter(project=project).count())
-    for chunk in _rows(project, limit=limit):
-        votes = _apply([spec], chunk, models, operands)[:, 0] != ABSTAIN
+    for chunk in textstore.chunks(project, limit=limit, with_metadata=_reads_metadata([spec, *operands])):
+        votes = _apply([spec], chunk.corpus, models, operands)[:, 0] != ABSTAIN
         preview.scanned += len(chunk)
         preview.hits += int(votes.sum())
-        for hit, row in zip(votes, chunk, strict=True):
-            gold = row[3]
-            if hit and gold is not None:
+        texts = chunk.corpus.texts(rule.target)
+        for i in np.flatnonzero(votes):
+            gold = chunk.gold[i]
+            if gold is not None:
                 preview.gold_hits += 1
                 preview.correct += int(index.get(gold) == spec.label)
-            if hit and len(preview.sample) < sample:
-                from curation.rules.engine import target_text
-
-                text = target_text(row[1], rule.target)
-                preview.sample.append({"id": row[0], "parts": highlight(text, match_spans(spec, text)), "gold": gold})
+            if len(preview.sample) < sample:
+                text = texts[i]
+                parts = highlight(text, match_spans(spec, text))
+                preview.sample.append({"id": chunk.corpus.ids[i], "parts": parts, "gold": gold})
     preview.limited = preview.scanned < preview.total
     if rule.kind == S.ZERO_SHOT:
         preview.model = ", ".join(models.backend_names.values())  # none when nothing was asked
@@ -458,11 +437,11 @@ def rule_run_execute(*, run: RuleRun, progress: Callable[[int], None] | None = N
         models = Models(project, labels, progress=tracker.answered)
         matrices, ids, gold = [], [], []
         timeouts: dict[Any, int] = {}
-        for chunk in _rows(project):
+        for chunk in textstore.chunks(project, with_metadata=_reads_metadata([*specs, *operands])):
             tracker.chunk(len(chunk), models.answered)
-            matrices.append(_apply(specs, chunk, models, operands, timeouts))
-            ids.extend(r[0] for r in chunk)
-            gold.extend(by_id.get(r[3], ABSTAIN) if r[3] is not None else ABSTAIN for r in chunk)
+            matrices.append(_apply(specs, chunk.corpus, models, operands, timeouts))
+            ids.extend(chunk.corpus.ids)
+            gold.extend(by_id.get(g, ABSTAIN) if g is not None else ABSTAIN for g in chunk.gold)
             tracker.chunk_done()
         L = np.vstack(matrices) if matrices else np.zeros((0, len(specs)), dtype=np.int64)
         y = np.array(gold, dtype=np.int64)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import re2
@@ -178,8 +179,10 @@ def folding(params: dict[str, Any]) -> bool:
     return bool(params.get("fold_width", True))
 
 
+@lru_cache(maxsize=512)
 def regex_translation(pattern: str, *, case_sensitive: bool, fold_width: bool) -> Translation:
-    """The pattern with Python re's meaning on RE2, or a RuleError naming what RE2 cannot do."""
+    """The pattern with Python re's meaning on RE2, or a RuleError naming what RE2 cannot do.
+    Kept per process (a refusal is not): every chunk of every run asks again."""
     try:
         translation = pyregex.translate(pattern, ignorecase=not case_sensitive, folding=fold_width)
     except PatternError as exc:
