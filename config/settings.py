@@ -1,6 +1,7 @@
 """Settings, read from environment variables (see README.md, "Configuration")."""
 
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -222,15 +223,29 @@ SHIKOMI_AUTO_RESUMES = envint("SHIKOMI_AUTO_RESUMES", "3")
 if not 0 < SHIKOMI_HEARTBEAT_SECONDS < SHIKOMI_LEASE_SECONDS:
     raise ImproperlyConfigured("SHIKOMI_HEARTBEAT_SECONDS must be more than 0 and less than SHIKOMI_LEASE_SECONDS.")
 
-# Artifacts (adapters, checkpoints, exports, uploads) go through the "artifacts" storage: a
-# folder under the data folder, or an S3-compatible bucket when SHIKOMI_S3_BUCKET is set
-# (django-storages; credentials from the usual AWS_* variables or the machine's role).
+# One process per run (training/runs/process.py): a consumer trains and evaluates each run in a
+# child process pinned to one of its devices, one run per device on the machine at a time (a lock
+# file per device under DATA_DIR/locks). SHIKOMI_DEVICES: "cuda:0,cuda:1" or "cpu"; empty: every
+# CUDA device torch sees, else the CPU. SHIKOMI_CPU_THREADS: a CPU child's threads (0: every core).
+SHIKOMI_RUN_IN_CHILD = envbool("SHIKOMI_RUN_IN_CHILD", "true")
+SHIKOMI_DEVICES = [d.strip() for d in os.getenv("SHIKOMI_DEVICES", "").split(",") if d.strip()]
+if _bad := [d for d in SHIKOMI_DEVICES if not re.fullmatch(r"cpu|cuda:\d+", d)]:
+    raise ImproperlyConfigured(f"SHIKOMI_DEVICES takes 'cpu' or 'cuda:N' separated by commas, not {', '.join(_bad)}")
+SHIKOMI_CPU_THREADS = envint("SHIKOMI_CPU_THREADS", "0")
+
+# Artifacts (a run's frozen data, checkpoints, trained model and logs; uploads kept for their
+# import) go through the "artifacts" storage (curation/core/storage.py): by default the
+# artifacts folder itself (ARTIFACT_DIR, and UPLOAD_DIR for uploads; nothing is copied), or an
+# S3-compatible bucket when SHIKOMI_S3_BUCKET is set, shared by workers on several machines
+# (django-storages; credentials from the usual AWS_* variables or the machine's role;
+# AWS_S3_ADDRESSING_STYLE=path for servers without bucket host names). Any FileSystemStorage
+# here is taken to be ARTIFACT_DIR: to share a folder instead, point SHIKOMI_DATA_DIR at it.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     "artifacts": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(DATA_DIR / "artifacts")},
+        "OPTIONS": {"location": str(ARTIFACT_DIR)},
     },
 }
 if bucket := os.getenv("SHIKOMI_S3_BUCKET", ""):
@@ -241,6 +256,7 @@ if bucket := os.getenv("SHIKOMI_S3_BUCKET", ""):
             "location": os.getenv("SHIKOMI_S3_PREFIX", "artifacts"),
             "endpoint_url": os.getenv("AWS_S3_ENDPOINT_URL") or None,
             "region_name": os.getenv("AWS_DEFAULT_REGION") or None,
+            "addressing_style": os.getenv("AWS_S3_ADDRESSING_STYLE") or None,
             "file_overwrite": True,
             "default_acl": None,
             "querystring_auth": True,
@@ -316,6 +332,8 @@ LOGGING = {
             "level": os.getenv("SHIKOMI_MODELS_LOG_LEVEL", "INFO"),
             "propagate": False,
         },
+        # Heartbeats started, work marked interrupted, runs queued again (curation/models/leases.py).
+        "shikomi.leases": {"handlers": ["stamped"], "level": "INFO", "propagate": False},
     },
 }
 

@@ -24,3 +24,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # The tests' chat-completions servers listen on loopback, also on the PostgreSQL + Redis pass,
 # where the production default allows no private address at all.
 SHIKOMI_OUTBOUND_ALLOW = ["127.0.0.0/8", "::1"]
+
+# Work runs in the test's thread, not a child process per run (a process start costs seconds);
+# tests/training/test_run_process.py turns it on, as consumers started with SHIKOMI_RUN_IN_CHILD=true do.
+SHIKOMI_RUN_IN_CHILD = envbool("SHIKOMI_RUN_IN_CHILD", "false")  # noqa: F405

@@ -88,7 +88,8 @@ class Consumers:
             subprocess.Popen(
                 [sys.executable, "manage.py", "djangohuey", "--queue", queue, "--workers", "1"],
                 cwd=ROOT,
-                env=_consumer_env() | (env or {}),
+                # As in production, each training run and evaluation in a child process.
+                env=_consumer_env() | {"SHIKOMI_RUN_IN_CHILD": "true"} | (env or {}),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,

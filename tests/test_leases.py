@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from curation.core.background import queue_position, reap
@@ -115,3 +116,13 @@ def test_waiting_work_says_its_queue_and_what_is_ahead_of_it(project, users):
     assert queue_position(remote) == {"queue": "light", "ahead": 0, "running": 0}
     assert queue_position(scan) == {"queue": "light", "ahead": 1, "running": 0}
     assert queue_position(running) is None
+
+
+def test_the_run_page_says_where_a_queued_run_waits(client, project, users):
+    make_run(project, users["admin"], number=1, status=TrainingRun.Status.QUEUED)
+    run = make_run(project, users["admin"], number=2, status=TrainingRun.Status.QUEUED)
+    client.force_login(users["admin"])
+    page = client.get(reverse("run_detail", args=[project.slug, run.pk])).content.decode()
+    assert "Waiting in the heavy queue (training, evaluation, local models): 1 job ahead of it." in page
+    TrainingRun.objects.filter(pk=run.pk).update(status=TrainingRun.Status.RUNNING)
+    assert 'class="waiting' not in client.get(reverse("run_detail", args=[project.slug, run.pk])).content.decode()

@@ -148,8 +148,9 @@ class _Output:
 
 @pytest.fixture
 def consumer_output(idle_limit_of_one_second, huey_consumer) -> Iterator[_Output]:
-    """The consumer's output as it comes (read here, so `huey_consumer` no longer prints it)."""
-    output = _Output(huey_consumer)
+    """The light consumer's output as it comes (read here, so `huey_consumer` no longer prints it):
+    the quality check runs there."""
+    output = _Output(huey_consumer.processes[0])
     yield output
     print("--- huey consumer output ---\n" + "".join(output.lines))  # shown by pytest when the test fails
 

@@ -8,7 +8,6 @@ runs stays behind these functions, so training can change without curation notic
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,7 +23,7 @@ class RunModel:
     pk: int
     number: int
     method: str
-    ready: bool  # finished, with its model folder on disk
+    ready: bool  # finished, with its model folder kept (on disk, or in the artifacts storage)
 
 
 def run_model(project: Project, run_id: object) -> RunModel | None:
@@ -38,8 +37,9 @@ def run_model(project: Project, run_id: object) -> RunModel | None:
 
 
 def _run_model(run: TrainingRun) -> RunModel:
-    ready = run.status == run.Status.DONE and bool(run.output_dir) and Path(run.output_dir).is_dir()
-    return RunModel(pk=run.pk, number=run.number, method=run.method, ready=ready)
+    from training.runs.artifacts import output_available
+
+    return RunModel(pk=run.pk, number=run.number, method=run.method, ready=output_available(run))
 
 
 def finished_runs(project: Project) -> list[RunModel]:
@@ -59,7 +59,8 @@ def finished_run_numbers(project: Project) -> list[int]:
 
 
 def tuned_backend(run_id: int) -> GenerationBackend:
-    """The generation backend of run `run_id`'s model (check it with `run_model` first)."""
+    """The generation backend of run `run_id`'s model (check it with `run_model` first); the model
+    is fetched from the artifacts storage when the backend first loads it."""
     from training.models import TrainingRun
     from training.runs.backend import TunedBackend
 

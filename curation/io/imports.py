@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 import zipfile
 from collections.abc import Callable, Iterable
@@ -18,6 +19,7 @@ from django.utils.translation import ngettext
 
 from curation import formats
 from curation.core.services import InvalidExample, content_hash, example_bulk_update, search_text
+from curation.core.storage import UPLOADS, is_remote, publish, remove, working_copy
 from curation.formats.preference import PreferenceRow
 from curation.formats.rows import DecodedTooLarge, FileRejected, ReadOptions, Row, RowError, batched
 from curation.io.options import OPTION_NAMES, import_options_clean, mapping_clean
@@ -25,6 +27,7 @@ from curation.models import Example, ImportJob, PreferencePair, Project
 
 __all__ = ["OPTION_NAMES", "example_import", "example_import_path", "import_job_create", "mapping_clean"]
 
+log = logging.getLogger(__name__)
 BATCH_SIZE = 2000
 
 
@@ -46,7 +49,8 @@ def import_job_create(
     format: str,
     options: dict[str, Any] | None = None,
 ) -> ImportJob:
-    """Check the format and options, keep a copy of the file, and create a pending job."""
+    """Check the format and options, keep a copy of the file (in the artifacts storage, where the
+    worker that imports it finds it), and create a pending job."""
     format, options = import_options_clean(format, options)
     limit = settings.SHIKOMI_MAX_UPLOAD_BYTES
     size = getattr(fileobj, "size", None)
@@ -57,6 +61,7 @@ def import_job_create(
     safe = get_valid_filename(Path(filename).name)[-100:] or "upload"
     path = folder / f"{uuid.uuid4().hex}-{safe}"
     written = 0
+    kept = str(path)
     try:
         with open(path, "wb") as out:
             for chunk in _chunks(fileobj):
@@ -64,16 +69,21 @@ def import_job_create(
                 if written > limit:
                     raise InvalidExample("file", _file_too_large_message(None, limit))
                 out.write(chunk)
+        kept = publish(path)
+        if is_remote():
+            path.unlink()  # the storage keeps it; the worker fetches its own copy
         return ImportJob.objects.create(
             project=project,
             created_by=_author(user),
             format=format,
             filename=Path(filename).name[:255],
-            path=str(path),
+            path=kept,
             options=options,
         )
     except BaseException:
         path.unlink(missing_ok=True)
+        if kept != str(path):
+            remove(kept)
         raise
 
 
@@ -236,7 +246,8 @@ def example_import(*, job: ImportJob, progress: Progress | None = None) -> Impor
     job.status, job.error, job.progress = ImportJob.Status.RUNNING, "", 0.0
     tally = _Tally(skip=bool((job.options or {}).get("skip_bad_rows")))
     try:
-        failure = _run(job, tally, progress)
+        with working_copy(job.path) as path:
+            failure = _run(job, path, tally, progress)
     except Exception as exc:
         tally.rolled_back()
         _finish(
@@ -250,9 +261,9 @@ def example_import(*, job: ImportJob, progress: Progress | None = None) -> Impor
     return job
 
 
-def _run(job: ImportJob, tally: _Tally, progress: Progress | None) -> str | None:
-    """Read and write; the one-line reason when the job fails, else None."""
-    path = Path(job.path)
+def _run(job: ImportJob, path: Path, tally: _Tally, progress: Progress | None) -> str | None:
+    """Read `path` (the job's file on this machine) and write; the one-line reason when the job
+    fails, else None."""
     limit = settings.SHIKOMI_MAX_UPLOAD_BYTES
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
     if zipfile.is_zipfile(path):
@@ -532,6 +543,12 @@ def _first_of(job: ImportJob, digests: list[str], unlabeled: bool = False) -> tu
     return where, bare
 
 
+FINISH_FIELDS = (
+    *("status", "error", "rows_read", "rows_created", "rows_invalid", "rows_duplicate"),
+    *("report", "progress", "finished_at"),
+)
+
+
 def _finish(job: ImportJob, tally: _Tally, failure: str | None) -> None:
     job.status = ImportJob.Status.FAILED if failure else ImportJob.Status.SUCCEEDED
     job.error = failure or ""
@@ -542,15 +559,22 @@ def _finish(job: ImportJob, tally: _Tally, failure: str | None) -> None:
     job.report = tally.report()
     job.progress = 1.0
     job.finished_at = timezone.now()
-    job.save()
+    # Only what the import wrote: the worker and its heartbeat stay as the claim recorded them.
+    job.save(update_fields=FINISH_FIELDS)
     if failure:
         upload_remove(job)
 
 
 def upload_remove(job: ImportJob) -> None:
     """Delete the kept copy of a job's upload: a failed import's file is not kept. Only a file
-    under UPLOAD_DIR is: a folder imported where it is (manage.py import_examples) is the
-    user's own."""
+    under UPLOAD_DIR is, or one in the artifacts storage: a folder imported where it is
+    (manage.py import_examples) is the user's own."""
+    if job.path.startswith(UPLOADS):  # a storage name (object storage)
+        try:
+            remove(job.path)
+        except Exception:  # noqa: BLE001 - a file left behind is not worth failing the job's report
+            log.exception("the upload of import %s could not be deleted", job.pk)
+        return
     path = Path(job.path)
     try:
         resolved = path.resolve()

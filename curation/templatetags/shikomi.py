@@ -5,6 +5,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from curation.core.background import queue_position
 from curation.core.markdown import render_markdown
 
 register = template.Library()
@@ -22,3 +23,10 @@ def poll(view_name: str, *args: Any, until: Any = False, every: str = "1s") -> S
     if until:
         return SafeString("")
     return format_html('hx-get="{}" hx-trigger="every {}" hx-swap="outerHTML"', reverse(view_name, args=args), every)
+
+
+@register.inclusion_tag("curation/core/_waiting.html")
+def waiting(row: Any) -> dict[str, Any]:
+    """For background work still waiting for a worker: which queue it waits in and what is ahead
+    of it (curation/core/background.py `queue_position`); nothing once it has started."""
+    return {"place": queue_position(row)}

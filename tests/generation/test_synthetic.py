@@ -270,7 +270,8 @@ def test_a_job_stores_only_its_connections_id(project, users, template, django_c
 def test_the_huey_task_runs_synthetic_jobs(
     project, users, template, backend, monkeypatch, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr("curation.generation.synthetic.backend_from_spec", lambda spec, project: backend)
+    # The task counts replies through the job's backend (curation/generation/jobs.py): the same fake.
+    monkeypatch.setattr("curation.generation.jobs.backend_from_spec", lambda spec, project: backend)
     with django_capture_on_commit_callbacks(execute=True):
         job = synthetic_start(project=project, user=users["reviewer"], template=template, count=2)
     job.refresh_from_db()

@@ -20,6 +20,16 @@ if TYPE_CHECKING:
     import torch
 
 KEEP_CHECKPOINTS = 2
+FOLDER = "checkpoints"  # inside a run's output folder, for both trainers
+# The file every complete checkpoint folder holds (SFT's, then DPO's): with object storage it is
+# uploaded after the rest of its folder, so a stored checkpoint that has it is complete.
+COMPLETE_MARKERS = ("state.json", "trainer_state.json")
+
+
+def checkpoint_step(name: str | Path) -> int | None:
+    """The step of a checkpoint folder, from its name (`step-N` for SFT, `checkpoint-N` for DPO)."""
+    prefix, _dash, step = Path(name).name.rpartition("-")
+    return int(step) if prefix in ("step", "checkpoint") and step.isdigit() else None
 
 
 @dataclass

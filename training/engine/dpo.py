@@ -25,8 +25,9 @@ from llm.loading import EMBEDDED_NAME, model_source
 from training.engine.chat import prepare, render, rendering
 from training.engine.config import TrainConfig
 from training.engine.data import IGNORE, encode
-from training.engine.interface import Callbacks, NoCallbacks, PreferenceExample, Progress, TrainExample, TrainResult
+from training.engine.interface import Callbacks, PreferenceExample, Progress, TrainExample, TrainResult
 from training.engine.modeling import choose_device, linear_module_names, load_base, save_trained
+from training.engine.tracking import Tracker
 
 CHECKPOINTS_DIR = "checkpoints"
 # Throughput and the time left are averaged over this many recent optimiser steps.
@@ -482,17 +483,32 @@ def train_dpo(
     *,
     callbacks: Callbacks | None = None,
     resume_from: Path | None = None,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> TrainResult:
     """Train a LoRA adapter with DPO on `pairs`; save adapter, tokenizer and `shikomi_run.json` in
-    `output_dir` (checkpoints in `output_dir/checkpoints`). ValueError for what a person can fix."""
-    started = time.monotonic()
+    `output_dir` (checkpoints in `output_dir/checkpoints`). ValueError for what a person can fix.
+    Tracked in TensorBoard and MLflow as `run_name` with `tags` (training/engine/tracking.py)."""
     _check_inputs(pairs, validation, resume_from)
-    callbacks = callbacks or NoCallbacks()
-    output_dir = Path(output_dir)
+    config = dataclasses.replace(config, method="dpo")
+    resumed = resume_from is not None
+    with Tracker(config, output_dir, run_name=run_name, tags=tags, callbacks=callbacks, resumed=resumed) as tracker:
+        result = _train_dpo(config, pairs, validation, Path(output_dir), tracker.callbacks, resume_from)
+        return tracker.finish(result)
 
+
+def _train_dpo(
+    config: TrainConfig,
+    pairs: list[PreferenceExample],
+    validation: list[PreferenceExample],
+    output_dir: Path,
+    callbacks: Callbacks,
+    resume_from: Path | None,
+) -> TrainResult:
+    """The run itself, reporting to `callbacks`."""
     from transformers import EarlyStoppingCallback
 
-    run_config = dataclasses.replace(config, method="dpo")
+    started = time.monotonic()
     choice = choose_device(None, method="dpo")
     where = model_source(config.base_model)[2]
     tokenizer, model, device = _prepare_model(config, where, callbacks)
@@ -524,7 +540,7 @@ def train_dpo(
     status = _status(trainer, bridge, early)
     final_val_loss, best_val_loss = _validation_losses(trainer, bridge, status, has_validation, early)
 
-    save_trained(trainer.model, tokenizer, output_dir, run_config)
+    save_trained(trainer.model, tokenizer, output_dir, config)
     callbacks.on_message(f"Saved the DPO adapter to {output_dir} ({status}, step {state.global_step}).")
 
     train_loss = bridge.train_loss

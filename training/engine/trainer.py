@@ -35,7 +35,7 @@ from training.engine.chat import rendering_record
 from training.engine.checkpoints import RunState, read_checkpoint, write_checkpoint
 from training.engine.config import TrainConfig
 from training.engine.data import IGNORE, Batch, EncodedExample, batch_order, collate, encode_all, resample
-from training.engine.interface import Callbacks, NoCallbacks, Progress, TrainExample, TrainResult
+from training.engine.interface import Callbacks, Progress, TrainExample, TrainResult
 from training.engine.modeling import (
     apply_method,
     choose_device,
@@ -45,6 +45,7 @@ from training.engine.modeling import (
     trainable_parameters,
     virtual_tokens,
 )
+from training.engine.tracking import Tracker
 
 if TYPE_CHECKING:
     import torch
@@ -75,10 +76,6 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
-
-
-def _distributed() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def _optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
@@ -224,7 +221,7 @@ class _Run:
 
 def _make_accelerator(config: TrainConfig) -> Any:
     """An `Accelerator` under `accelerate launch` with several processes, else None."""
-    if not _distributed():
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
     import torch
     from accelerate import Accelerator
@@ -514,6 +511,8 @@ def train(
     *,
     callbacks: Callbacks | None = None,
     resume_from: Path | None = None,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> TrainResult:
     """Fine-tune `config.base_model` on `train_examples` and save the result in `output_dir`.
 
@@ -521,20 +520,31 @@ def train(
     it is at that point) or "cancelled" (`callbacks.should_stop()`; a checkpoint is written,
     nothing is saved in `output_dir` itself). `resume_from` is a checkpoint folder of an earlier
     run with the same settings and examples: the run continues as if never interrupted.
+    Tracked in TensorBoard and MLflow as `run_name` with `tags` (training/engine/tracking.py).
     """
-    callbacks = callbacks or NoCallbacks()
-    started = time.monotonic()
-    output_dir = Path(output_dir)
     if config.method == "dpo":
         raise ValueError("DPO trains on preference pairs; use the DPO trainer for it.")
+    resumed = resume_from is not None
+    with Tracker(config, output_dir, run_name=run_name, tags=tags, callbacks=callbacks, resumed=resumed) as tracker:
+        result = _train(config, train_examples, validation, Path(output_dir), tracker.callbacks, resume_from)
+        return tracker.finish(result)
 
+
+def _train(
+    config: TrainConfig,
+    examples: list[TrainExample],
+    validation: list[TrainExample],
+    output_dir: Path,
+    callbacks: Callbacks,
+    resume_from: Path | None,
+) -> TrainResult:
+    """The run itself, reporting to `callbacks`."""
+    started = time.monotonic()
     accelerator = _make_accelerator(config)
     tokenizer, model, description, choice = _prepare_model(config, accelerator, callbacks)
     trainable, total_parameters = _count_parameters(model, description, callbacks)
-    encoded, held_out, skipped, held_out_skipped = _encode_examples(
-        config, tokenizer, train_examples, validation, callbacks
-    )
-    rendered = _rendering(tokenizer, [*train_examples, *validation], callbacks)
+    encoded, held_out, skipped, held_out_skipped = _encode_examples(config, tokenizer, examples, validation, callbacks)
+    rendered = _rendering(tokenizer, [*examples, *validation], callbacks)
     steps_per_epoch, total_steps = _count_steps(config, encoded, accelerator)
 
     optimizer = _optimizer(model, config, choice.device)

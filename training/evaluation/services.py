@@ -4,7 +4,6 @@ the metrics are plain Python in training/evaluation/."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -18,7 +17,8 @@ from django.utils.translation import ngettext
 from curation.core import limits
 from curation.models import Example
 from training.models import EvalSample, Evaluation, TrainingRun
-from training.runs.services import TrainingRefused, run_dir, training_examples
+from training.runs.artifacts import DATA, output_folder, run_file_read, run_file_write
+from training.runs.services import TrainingRefused, training_examples
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +64,7 @@ def evaluation_create(
         limits.evaluation_budget_check(project=run.project, items=len(rows), systems=3, max_new_tokens=max_new_tokens)
     except limits.LimitExceeded as error:
         raise TrainingRefused(error.field, error.message) from None
-    frozen = (
-        json.loads((run_dir(run) / "data.json").read_text(encoding="utf-8"))
-        if (run_dir(run) / "data.json").is_file()
-        else {}
-    )
+    frozen = run_file_read(run, DATA) or {}
     pool = [r for r in frozen.get("train", []) if any(m.get("role") == "assistant" for m in r["messages"])]
     shots = random.Random(run.config.get("seed", 0)).sample(pool, min(few_shot, len(pool)))
     evaluation = Evaluation.objects.create(
@@ -81,9 +77,7 @@ def evaluation_create(
         {"id": pk, "messages": m, "label": label, "source": source, "tools": tools or []}
         for pk, m, label, source, tools in rows
     ]
-    (run_dir(run) / f"evaluation-{evaluation.pk}.json").write_text(
-        json.dumps({"items": items, "shots": shots}, ensure_ascii=False), encoding="utf-8"
-    )
+    run_file_write(run, f"evaluation-{evaluation.pk}.json", {"items": items, "shots": shots})
     return evaluation
 
 
@@ -95,11 +89,14 @@ def evaluation_execute(*, evaluation: Evaluation) -> Evaluation:
     run = evaluation.run
     project = run.project
     try:
-        from pathlib import Path
-
         from training.evaluation.evaluator import Decoding, EvalItem, evaluate_run
 
-        frozen = json.loads((run_dir(run) / f"evaluation-{evaluation.pk}.json").read_text(encoding="utf-8"))
+        frozen = run_file_read(run, f"evaluation-{evaluation.pk}.json")
+        if frozen is None:
+            raise RuntimeError(
+                _("The evaluation's test items (evaluation-%(pk)s.json) are missing; evaluate the run again.")
+                % {"pk": evaluation.pk}
+            )
         items = [
             EvalItem(r["id"], r["messages"], r.get("label"), r.get("source") or "", r.get("tools") or None)
             for r in frozen["items"]
@@ -112,7 +109,7 @@ def evaluation_execute(*, evaluation: Evaluation) -> Evaluation:
             Evaluation.objects.filter(pk=evaluation.pk).update(processed=done, total=total)
 
         report = evaluate_run(
-            output_dir=Path(run.output_dir),
+            output_dir=output_folder(run),
             items=items,
             shots=shots,
             decoding=Decoding(max_new_tokens=evaluation.config["max_new_tokens"]),

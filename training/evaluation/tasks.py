@@ -1,6 +1,7 @@
 """Evaluations and LLM judges in the background: the Huey tasks, what queues them, and the
 evaluation queued when a training run is done (`run_done`). This module imports the services,
-never the other way round."""
+never the other way round. An evaluation runs in a child process pinned to a device of the
+consumer, as a training run does (training/runs/process.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from django_huey import db_task
 from training.evaluation.llm_judge import judge_job_create, judge_job_execute
 from training.evaluation.services import evaluation_create, evaluation_execute
 from training.models import Evaluation, JudgeJob, TrainingRun
+from training.runs.process import run_in_child, work_in_child
 from training.runs.services import DatabaseCallbacks, TrainingRefused
 from training.runs.tasks import run_done
 
@@ -39,7 +41,17 @@ def evaluation_task(evaluation_id: int) -> None:
     evaluation = Evaluation.objects.filter(pk=evaluation_id).select_related("run__project").first()
     if evaluation is None or evaluation.status != Evaluation.Status.QUEUED:
         return
-    evaluation_execute(evaluation=evaluation)
+    if run_in_child():
+        work_in_child(model=Evaluation, pk=evaluation.pk, target="training.evaluation.tasks:evaluation_child")
+    else:
+        evaluation_execute(evaluation=evaluation)
+
+
+def evaluation_child(evaluation_id: int) -> None:
+    """What the child process runs: the evaluation (it claims the row and records how it ended)."""
+    evaluation = Evaluation.objects.filter(pk=evaluation_id).select_related("run__project").first()
+    if evaluation is not None:
+        evaluation_execute(evaluation=evaluation)
 
 
 def evaluation_start(*, run: TrainingRun, enqueue: bool = True, **settings: Any) -> Evaluation:

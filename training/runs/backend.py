@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.utils.translation import gettext as _
 
+from curation.core.storage import fetch
 from llm.interface import GenerationError
 from llm.local import LocalBackend
 
@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 
 class TunedBackend(LocalBackend):
     """A model fine-tuned by a finished training run of this app: its base model with the
-    run's adapter (or its full weights), so the next round of drafts can come from it."""
+    run's adapter (or its full weights), so the next round of drafts can come from it.
+    `output_dir` is the run's reference to its model (curation/core/storage.py), fetched to
+    this machine when the model is loaded."""
 
     def __init__(self, output_dir: str, name: str, *, batch_size: int = 16) -> None:
         super().__init__(output_dir, batch_size=batch_size)
@@ -26,7 +28,7 @@ class TunedBackend(LocalBackend):
         from training.engine.modeling import load_trained
 
         try:
-            tokenizer, model = load_trained(Path(self.model or ""))
+            tokenizer, model = load_trained(fetch(self.model or "", recursive=False))
         except (OSError, ValueError, RuntimeError) as error:
             raise GenerationError(
                 _("The tuned model in %(folder)s could not be loaded: %(error)s")

@@ -16,7 +16,7 @@ from training.models import TrainingRun
 from training.runs.services import DatabaseCallbacks, TrainingRefused
 from training.runs.tasks import training_run_resume
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("shikomi.leases")
 
 
 @receiver(work_interrupted, dispatch_uid="resume_interrupted_runs")

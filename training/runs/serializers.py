@@ -3,7 +3,6 @@ chart reads too (the same JSON in the browser and in the API)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -11,6 +10,7 @@ from django.utils.translation import gettext_lazy
 from rest_framework import serializers
 
 from training.models import TrainingPoint, TrainingRun
+from training.runs.artifacts import checkpoint_available, output_available
 
 LOG_TAIL_LINES = 80
 
@@ -154,11 +154,11 @@ class TrainingRunDetailSerializer(TrainingRunSerializer):
 
 def can_resume(run: TrainingRun) -> bool:
     stopped = (TrainingRun.Status.CANCELLED, TrainingRun.Status.FAILED, TrainingRun.Status.INTERRUPTED)
-    return run.status in stopped and bool(run.checkpoint) and Path(run.checkpoint).is_dir()
+    return run.status in stopped and checkpoint_available(run)
 
 
 def has_artifact(run: TrainingRun) -> bool:
-    return run.status == TrainingRun.Status.DONE and bool(run.output_dir) and Path(run.output_dir).is_dir()
+    return output_available(run)
 
 
 class TrainingRunCreateSerializer(serializers.Serializer):

@@ -4,25 +4,33 @@ that never sees the database."""
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 import traceback
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from curation.core.errors import ServiceError
+from curation.core.storage import reference
 from curation.models import Example, PreferencePair, Project
 from curation.quality.gates import LaunchBlocked, launch_blockers
+from training.engine.checkpoints import checkpoint_step
 from training.engine.config import TrainConfig, config_clean
 from training.engine.interface import PreferenceExample, Progress, TrainExample, TrainResult
 from training.models import TrainingPoint, TrainingRun
+from training.runs.artifacts import (
+    DATA,
+    RunArtifacts,
+    checkpoint_available,
+    output_dir,
+    run_dir,  # noqa: F401 - evaluation and the tests take the run's folder from here
+    run_file_write,
+    run_files_clear,
+)
 
 log = logging.getLogger(__name__)
 LOG_CHARS = 20_000
@@ -245,27 +253,22 @@ def _warnings(train: list[tuple[int, str]], validation: list[tuple[int, str]]) -
 
 
 def _freeze(run: TrainingRun, frozen: dict[str, Any]) -> None:
-    """Write what the run trains on to its folder (data.json)."""
-    folder = run_dir(run)
-    if folder.exists():  # left by a run whose launch was rolled back (SQLite reuses ids)
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    (folder / "data.json").write_text(json.dumps(frozen, ensure_ascii=False), encoding="utf-8")
-
-
-def run_dir(run: TrainingRun) -> Path:
-    return Path(settings.ARTIFACT_DIR) / "runs" / str(run.pk)
+    """Write what the run trains on to its folder (data.json), and store it with the artifacts."""
+    run_files_clear(run)  # left by a run whose launch was rolled back (SQLite reuses ids)
+    run_file_write(run, DATA, frozen)
 
 
 # --- running -------------------------------------------------------------------------------
 
 
 class DatabaseCallbacks:
-    """What the trainer reports, written to the run: progress, points, checkpoints, log, cancel."""
+    """What the trainer reports, written to the run: progress, points, checkpoints (stored with
+    the artifacts before they are recorded), log, cancel."""
 
-    def __init__(self, run: TrainingRun) -> None:
+    def __init__(self, run: TrainingRun, artifacts: RunArtifacts | None = None) -> None:
         self.run_id = run.pk
         self.lines: list[str] = [run.log] if run.log else []
+        self.artifacts = artifacts or RunArtifacts(run)
 
     def on_log(self, progress: Progress) -> None:
         point = {
@@ -296,7 +299,8 @@ class DatabaseCallbacks:
         TrainingRun.objects.filter(pk=self.run_id).update(**fields)
 
     def on_checkpoint(self, path: Path, step: int) -> None:
-        TrainingRun.objects.filter(pk=self.run_id).update(checkpoint=str(path))
+        checkpoint = self.artifacts.checkpoint_saved(path)
+        TrainingRun.objects.filter(pk=self.run_id).update(checkpoint=checkpoint)
         self.on_message(f"checkpoint saved at step {step}")
 
     def on_message(self, line: str) -> None:
@@ -308,13 +312,6 @@ class DatabaseCallbacks:
 
     def should_stop(self) -> bool:
         return TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists()
-
-
-def _frozen(run: TrainingRun) -> dict[str, Any]:
-    path = run_dir(run) / "data.json"
-    if not path.is_file():
-        raise RuntimeError(_("The run's frozen data (%(path)s) is missing; launch a new run.") % {"path": path})
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _examples(rows: list[dict[str, Any]], balance: str) -> list[TrainExample]:
@@ -340,12 +337,14 @@ def training_run_train(*, run: TrainingRun) -> TrainingRun:
         return run
     run.refresh_from_db()
     callbacks = DatabaseCallbacks(run)
-    resume_from = _resume_point(run, callbacks)
     try:
+        resume_from = _resume_point(run, callbacks)
         result = _train(run, TrainConfig(**run.config), callbacks, resume_from)
+        callbacks.artifacts.finished()
     except Exception as exc:  # noqa: BLE001 - every failure ends the run with its reason
         log.exception("training run %s failed", run.pk)
         callbacks.on_message("".join(traceback.format_exception_only(exc)).strip())
+        _publish_logs(callbacks.artifacts)
         TrainingRun.objects.filter(pk=run.pk).update(
             status=TrainingRun.Status.FAILED,
             error=f"{type(exc).__name__}: {exc}" if not isinstance(exc, (RuntimeError, ValueError)) else str(exc),
@@ -361,13 +360,21 @@ def training_run_train(*, run: TrainingRun) -> TrainingRun:
     return run
 
 
+def _publish_logs(artifacts: RunArtifacts) -> None:
+    """What a failed run leaves (its logs) goes to the storage too, if the storage answers."""
+    try:
+        artifacts.finished()
+    except Exception:  # noqa: BLE001 - the run's own failure is the one to report
+        log.exception("the artifacts of failed run %s could not be stored", artifacts.run.pk)
+
+
 def _resume_point(run: TrainingRun, callbacks: DatabaseCallbacks) -> Path | None:
-    """The checkpoint a resumed run continues from (None for a fresh run); the loss points past
-    it go, as the steps after it are trained again."""
-    resume_from = Path(run.checkpoint) if run.checkpoint and Path(run.checkpoint).is_dir() else None
+    """The checkpoint a resumed run continues from, fetched to this machine (None for a fresh
+    run; RuntimeError when its checkpoint is gone); the loss points past it go, as the steps
+    after it are trained again."""
+    resume_from = callbacks.artifacts.resume_point(run.checkpoint)
     if resume_from is not None:
-        step = int(resume_from.name.rsplit("-", 1)[-1]) if resume_from.name.rsplit("-", 1)[-1].isdigit() else None
-        if step is not None:
+        if (step := checkpoint_step(resume_from)) is not None:
             TrainingPoint.objects.filter(run=run, step__gt=step).delete()
         callbacks.on_message(f"resuming from {resume_from.name}")
     return resume_from
@@ -377,8 +384,8 @@ def _train(
     run: TrainingRun, config: TrainConfig, callbacks: DatabaseCallbacks, resume_from: Path | None
 ) -> TrainResult:
     """The engine's trainer (or DPO trainer) on the run's frozen data."""
-    data = _frozen(run)
-    output = run_dir(run) / "output"
+    data = callbacks.artifacts.frozen()
+    output = output_dir(run)
     if config.method == "dpo":
         from training.engine.dpo import train_dpo
 
@@ -396,6 +403,7 @@ def _train(
             output,
             callbacks=callbacks,
             resume_from=resume_from,
+            **_tracking(run),
         )
     from training.engine.trainer import train
 
@@ -406,7 +414,14 @@ def _train(
         output,
         callbacks=callbacks,
         resume_from=resume_from,
+        **_tracking(run),
     )
+
+
+def _tracking(run: TrainingRun) -> dict[str, Any]:
+    """How TensorBoard and MLflow name and tag the run (training/engine/tracking.py)."""
+    slug = run.project.slug
+    return {"run_name": f"{slug} run {run.number}", "tags": {"shikomi.project": slug, "shikomi.run": str(run.number)}}
 
 
 def _record_result(run: TrainingRun, result: TrainResult) -> None:
@@ -417,8 +432,8 @@ def _record_result(run: TrainingRun, result: TrainResult) -> None:
         device=result.device,
         step=result.steps,
         total_steps=result.total_steps,
-        output_dir=str(result.output_dir) if status == TrainingRun.Status.DONE else "",
-        checkpoint=str(result.checkpoint) if result.checkpoint else run_checkpoint(run.pk),
+        output_dir=reference(result.output_dir) if status == TrainingRun.Status.DONE else "",
+        checkpoint=reference(result.checkpoint) if result.checkpoint else run_checkpoint(run.pk),
         result={
             "how": result.status,
             "final_train_loss": result.final_train_loss,
@@ -442,7 +457,9 @@ def run_checkpoint(run_id: int) -> str:
 
 
 def training_run_cancel(*, run: TrainingRun) -> None:
-    """Stop within one step (the trainer checkpoints first); a queued run never starts."""
+    """Stop the run: a consumer stops its process within seconds (training/runs/process.py),
+    keeping its last complete checkpoint; run in the caller's thread (SHIKOMI_RUN_IN_CHILD off),
+    the trainer stops after its step, checkpointing first. A queued run never starts."""
     TrainingRun.objects.filter(pk=run.pk).update(cancel_requested=True)
     TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.QUEUED).update(
         status=TrainingRun.Status.CANCELLED, finished_at=timezone.now()
@@ -457,7 +474,7 @@ def training_run_requeue(*, run: TrainingRun) -> TrainingRun:
     run = TrainingRun.objects.select_for_update().get(pk=run.pk)
     if run.status not in stopped:
         raise TrainingRefused("status", _("Only a cancelled, failed or interrupted run can be resumed."), status=409)
-    if not run.checkpoint or not Path(run.checkpoint).is_dir():
+    if not checkpoint_available(run):
         raise TrainingRefused(
             "checkpoint", _("This run has no checkpoint to resume from; launch it again as a new run."), status=409
         )

@@ -7,7 +7,6 @@ from __future__ import annotations
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from django.contrib import messages
@@ -25,6 +24,7 @@ from curation.models import Example, PreferencePair, Project
 from curation.quality.gates import LaunchBlocked
 from training.engine.config import METHODS, PRESETS, REASONING, ConfigInvalid
 from training.models import TrainingRun
+from training.runs.artifacts import output_folder
 from training.runs.forms import (
     ADAPTER_METHODS,
     CONFIG_FIELDS,
@@ -387,7 +387,7 @@ def artifact_response(run: TrainingRun, project: Project) -> FileResponse | None
     file, so full weights go to disk instead of memory."""
     if not has_artifact(run):
         return None
-    folder = Path(run.output_dir)
+    folder = output_folder(run)  # downloaded from the object storage when it is not here
     name = f"{project.slug}-run-{run.number}"
     archive = tempfile.SpooledTemporaryFile(max_size=ARCHIVE_IN_MEMORY)
     with zipfile.ZipFile(archive, "w") as zipped:

@@ -1,0 +1,3 @@
+"""The storage tests' S3-compatible server and bucket (tests/s3.py)."""
+
+from tests.s3 import s3_artifacts, s3_server  # noqa: F401
