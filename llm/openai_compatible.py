@@ -1,96 +1,111 @@
 """A `GenerationBackend` that asks an OpenAI-compatible chat-completions server.
 
 vLLM, llama.cpp's server, Ollama and the hosted APIs all answer
-`POST {base_url}/chat/completions`, so one small client covers them. It uses only the
-standard library (`urllib.request`): `requests` and `httpx2` are installed only as other
-packages' dependencies, and nothing here needs more than one POST with a timeout.
+`POST {base_url}/chat/completions`. The official `openai` SDK sends the request, waits, tries
+again and raises typed errors; its `httpx` client comes from llm/outbound_http.py, so every
+connection goes only to an address the outbound guard checked (llm/outbound.py: no link-local
+or cloud metadata address ever, no loopback or private one unless the operator allowed it, no
+environment proxy, no redirect followed). This module is the adapter: it puts Shikomi's policy
+into the SDK's hooks and turns the SDK's errors into messages a user can act on (what failed,
+where, what to do); llm/openai_answers.py reads what the server answered.
 
-How it behaves, and why:
+The policy:
 
 - `retries` is the number of attempts in all, not the number of repeats: `retries=3` sends a
-  conversation at most three times.
+  conversation at most three times (the SDK's `max_retries` is one less).
 - Timeouts, broken or refused connections and answers 408, 429 and 5xx are worth another
   attempt; the wait is `backoff * 2**attempt`, or the server's numeric `Retry-After` (at most
-  30 s). Other 4xx answers are the caller's mistake and fail at once.
-- An answer that is not a chat completion (not JSON, no `choices[0].message.content`, content
-  that is not text) fails at once: a server that sends garbage usually sends it again.
-- Tools: a conversation offered tools is sent with `"tools"` (OpenAI's definitions, as the
-  example holds them); the calls in the answer's `message.tool_calls` come back in the
-  canonical shape (arguments as JSON text; an object some servers send is written as text),
-  and the content may then be empty or null. Canonical messages are sent in OpenAI's shape:
-  without Shikomi's `weight` and `reasoning`.
-- Redirects are not followed: urllib would turn the POST into a GET and could carry the key
-  to another host, so the error names the new address (without its query) instead.
-- Before each attempt the host is resolved and checked, and the request goes to the checked
-  addresses only (llm/outbound.py): no link-local or cloud metadata address ever, no
-  loopback or private one unless the operator allowed it, no environment proxy.
-- Error messages never quote the server's answer: a base URL pointing at an internal page
-  would otherwise read that page through the worker. They give the status code, a short
-  printable reason phrase and an OpenAI-style `error.code`/`error.type` identifier; the start
-  of the body goes to the debug log, for operators.
-- The API key is given by the caller (resolved from the operator's list of secrets, never
-  from a name a user typed); this module never reads the environment. A key the server echoes
-  back is redacted from log lines and messages.
+  30 s). Other 4xx answers are the caller's mistake and fail at once; so do a refused address,
+  a secure connection that cannot be set up, and an answer that is not a chat completion (a
+  server that sends garbage usually sends it again).
+- A redirect is reported with the address it points to (without its query), not followed: a
+  POST would come back as a GET and could carry the key to another host.
+- Tools go in the request as OpenAI's definitions (as the example holds them); canonical
+  messages are sent in OpenAI's shape, without Shikomi's `weight` and `reasoning`.
+- The API key is given by the caller (resolved from the operator's list of secrets, never from
+  a name a user typed). The SDK reads OPENAI_* variables when it starts, but none of them
+  reaches a request: the headers are only this module's and the key it was given.
 - `timeout` bounds each socket operation (connecting, each read), not the whole answer.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import ssl
+import threading
 import time
-import urllib.error
-import urllib.request
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from email.message import Message
-from http.client import HTTPException
-from typing import IO
-from urllib.parse import urlsplit, urlunsplit
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+import openai
 
 from llm import outbound
 from llm.interface import Conversation, DetailedBackend, Generation, GenerationError, Tools, tools_for
+from llm.openai_answers import NotACompletion, excerpt, location, read_completion, retry_after, status_line
+from llm.outbound_http import checked_client
 from text import i18n
 from text.i18n import gettext as _
 from text.i18n import ngettext
 
 log = logging.getLogger(__name__)
 
-# Longest wait a server may ask for with Retry-After; beyond that, failing is more useful.
-MAX_RETRY_AFTER = 30.0
-# How much of a server's answer the debug log quotes (users see none of it).
-EXCERPT_CHARS = 200
-# How much of a reason phrase and of a redirect's address an error message shows.
-REASON_CHARS = 40
-LOCATION_CHARS = 200
 # Keys of a canonical message that are Shikomi's own, not OpenAI's: not sent.
 _NOT_SENT = frozenset({"weight", "reasoning"})
-# An OpenAI-style error code or type ("model_not_found", "invalid_request_error").
-_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,39}")
+
+_E = TypeVar("_E", bound=BaseException)
 
 
-class _Transient(Exception):
-    """One attempt failed in a way that another attempt may not."""
+class _SecureConnectionFailed(openai.OpenAIError):
+    """The TLS handshake failed. The SDK passes an OpenAIError on without another attempt."""
 
-    def __init__(self, problem: str, retry_after: float | None = None) -> None:
-        super().__init__(problem)
-        self.problem = problem
-        self.retry_after = retry_after
+    def __init__(self, reason: ssl.SSLError) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: Message,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        # None makes urllib raise the 3xx answer as an HTTPError.
-        return None
+class _Client(openai.OpenAI):
+    """The SDK's client, with this backend's policy in the methods its request loop calls (the
+    SDK's own extension points, underscored: the loopback tests in
+    tests/curation/test_openai_backend.py fail if a new SDK version stops calling one)."""
+
+    url = ""
+    backoff = 1.0
+
+    @property
+    def default_headers(self) -> dict[str, str | openai.Omit]:
+        # Only these (the SDK's Authorization comes from the key it was given). The SDK would add
+        # OPENAI_ORG_ID, OPENAI_PROJECT_ID and OPENAI_CUSTOM_HEADERS from the environment, and
+        # the machine's platform, to a request for a server the operator may not run.
+        return {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "shikomi"}
+
+    def _should_retry(self, response: Any) -> bool:
+        # Not 409, nor what a server says in x-should-retry: the statuses the module docstring names.
+        return bool(response.status_code in (408, 429) or response.status_code >= 500)
+
+    def _sleep_for_retry(self, *, retries_taken: int, max_retries: int, options: Any, response: Any) -> None:
+        delay = None if response is None else retry_after(response.headers)
+        if delay is None:
+            delay = self.backoff * 2**retries_taken
+        failure = "no answer" if response is None else f"answered {status_line(response, self.api_key)}"
+        log.warning(
+            "%s: %s (attempt %d of %d); trying again in %g s",
+            self.url,
+            failure,
+            retries_taken + 1,
+            max_retries + 1,
+            delay,
+        )
+        time.sleep(delay)
+
+    def _send_request(self, request: Any, *, stream: bool, **kwargs: Any) -> Any:
+        try:
+            return super()._send_request(request, stream=stream, **kwargs)
+        except httpx.ConnectError as error:
+            if (reason := _cause(error, ssl.SSLError)) is not None:
+                raise _SecureConnectionFailed(reason) from error
+            raise
 
 
 class OpenAICompatibleBackend(DetailedBackend):
@@ -174,21 +189,31 @@ class OpenAICompatibleBackend(DetailedBackend):
         if not conversations:
             return []
         offered = tools_for(conversations, tools)
-        headers, api_key = self._headers()
+        if self.key_name and not self.api_key:
+            # The connection names a secret that the operator left unset: fail before sending
+            # anything rather than ask the server without its key.
+            raise GenerationError(
+                _(
+                    "The API key for %(url)s is the secret %(name)s, which is not set or empty. Ask the "
+                    "operator to set it for the web server and the worker."
+                )
+                % {"url": self.url, "name": self.key_name}
+            )
         # The active language belongs to this thread; the workers format their errors in it.
         language = i18n.get_language()
+        client = self._client()
 
         def complete(conversation: Conversation, given: Tools | None) -> Generation:
             with i18n.override(language):
-                body = self._body(conversation, given, max_new_tokens, temperature)
-                return self._complete(body, headers, api_key)
+                return self._complete(client, conversation, given, max_new_tokens, temperature)
 
         pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations)))
+        futures = [
+            pool.submit(complete, conversation, given)
+            for conversation, given in zip(conversations, offered, strict=True)
+        ]
+        _close_after(client, futures)
         try:
-            futures = [
-                pool.submit(complete, conversation, given)
-                for conversation, given in zip(conversations, offered, strict=True)
-            ]
             wait(futures, return_when=FIRST_EXCEPTION)
             for future in futures:
                 if future.done() and (error := future.exception()) is not None:
@@ -196,101 +221,87 @@ class OpenAICompatibleBackend(DetailedBackend):
             return [future.result() for future in futures]
         finally:
             # After a failure, conversations not yet sent are dropped, and the caller does not
-            # wait for those in flight.
+            # wait for those in flight (the client closes when the last of them ends).
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def _headers(self) -> tuple[dict[str, str], str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "shikomi"}
-        if not self.api_key:
-            if self.key_name:
-                # The connection names a secret that the operator left unset: fail before sending
-                # anything rather than ask the server without its key.
-                raise GenerationError(
-                    _(
-                        "The API key for %(url)s is the secret %(name)s, which is not set or empty. Ask the "
-                        "operator to set it for the web server and the worker."
-                    )
-                    % {"url": self.url, "name": self.key_name}
-                )
-            return headers, ""
-        headers["Authorization"] = f"Bearer {self.api_key}"
-        return headers, self.api_key
+    def _client(self) -> _Client:
+        client = _Client(
+            base_url=self.base_url.rstrip("/"),
+            api_key=self.api_key,
+            max_retries=self.retries - 1,
+            timeout=self.timeout,
+            http_client=checked_client(self.allowed, timeout=self.timeout, max_connections=self.concurrency),
+            # A server that wants no key is asked without one (see _complete).
+            _enforce_credentials=False,
+        )
+        client.url = self.url
+        client.backoff = self.backoff
+        return client
 
-    def _body(self, conversation: Conversation, tools: Tools | None, max_new_tokens: int, temperature: float) -> bytes:
-        messages = [{k: v for k, v in message.items() if k not in _NOT_SENT} for message in conversation]
-        request = {"model": self.model, "messages": messages, "max_tokens": max_new_tokens, "temperature": temperature}
-        if tools:
-            request["tools"] = tools
-        return json.dumps(request).encode()
-
-    def _complete(self, body: bytes, headers: dict[str, str], api_key: str) -> Generation:
-        for attempt in range(self.retries):
-            try:
-                return self._attempt(body, headers, api_key)
-            except _Transient as failure:
-                if attempt + 1 == self.retries:
-                    raise GenerationError(
-                        _sentence(
-                            ngettext(
-                                "The request to %(url)s failed after %(count)d attempt: %(problem)s",
-                                "The request to %(url)s failed after %(count)d attempts: %(problem)s",
-                                self.retries,
-                            )
-                            % {"url": self.url, "count": self.retries, "problem": failure.problem}
-                        )
-                    ) from None
-                delay = self.backoff * 2**attempt if failure.retry_after is None else failure.retry_after
-                log.warning(
-                    "%s: %s (attempt %d of %d); trying again in %g s",
-                    self.url,
-                    failure.problem,
-                    attempt + 1,
-                    self.retries,
-                    delay,
-                )
-                time.sleep(delay)
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-    def _attempt(self, body: bytes, headers: dict[str, str], api_key: str) -> Generation:
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+    def _complete(
+        self, client: _Client, conversation: Conversation, tools: Tools | None, max_new_tokens: int, temperature: float
+    ) -> Generation:
+        # Plain dicts as the example holds them; the SDK's TypedDicts describe the same JSON.
+        messages: Any = [{k: v for k, v in message.items() if k not in _NOT_SENT} for message in conversation]
+        offered: Any = tools or openai.omit
         try:
-            # Resolved and checked at each attempt, and the request goes to the checked addresses.
-            opener = outbound.pinned_opener(self.url, self.allowed, _NoRedirect())
+            answer = client.chat.completions.with_raw_response.create(
+                model=self.model,
+                messages=messages,
+                max_tokens=max_new_tokens,
+                temperature=temperature,
+                tools=offered,
+                # The SDK wants it said that no Authorization header is meant.
+                extra_headers=None if self.api_key else {"Authorization": openai.omit},
+            )
         except outbound.OutboundRefused as refusal:
             message = _("The request to %(url)s was not sent.") % {"url": self.url}
             raise GenerationError(f"{message} {refusal}") from None
+        except openai.APIStatusError as error:
+            raise self._refusal(error.response) from None
+        except openai.APITimeoutError:
+            seconds = f"{self.timeout:g}"
+            raise self._failed(_("the server did not answer within %(seconds)s s") % {"seconds": seconds}) from None
+        except openai.APIConnectionError as error:
+            raise self._failed(_connection_problem(error)) from None
+        except _SecureConnectionFailed as error:
+            raise GenerationError(
+                _("The request to %(url)s failed: the secure connection could not be set up (%(error)s).")
+                % {"url": self.url, "error": error.reason}
+            ) from None
+        raw = answer.http_response.content
         try:
-            with opener.open(request, timeout=self.timeout) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as error:
-            raise self._refusal(error, api_key) from None
-        except urllib.error.URLError as error:
-            raise self._connection_failure(error.reason) from None
-        except (OSError, HTTPException) as error:
-            # While reading the answer: a timeout, or a connection that broke off.
-            raise self._connection_failure(error) from None
-        return self._reply(raw, api_key)
+            return read_completion(raw)
+        except NotACompletion as what:
+            raise self._garbage(what, raw) from None
 
-    def _refusal(self, error: urllib.error.HTTPError, api_key: str) -> _Transient | GenerationError:
+    def _failed(self, problem: str) -> GenerationError:
+        """A failure the SDK tried again until the last attempt."""
+        return GenerationError(
+            _sentence(
+                ngettext(
+                    "The request to %(url)s failed after %(count)d attempt: %(problem)s",
+                    "The request to %(url)s failed after %(count)d attempts: %(problem)s",
+                    self.retries,
+                )
+                % {"url": self.url, "count": self.retries, "problem": problem}
+            )
+        )
+
+    def _refusal(self, response: Any) -> GenerationError:
         """What an answer with an error status means."""
-        try:
-            raw = error.read()
-        except (OSError, HTTPException):
-            raw = b""
-        finally:
-            error.close()
-        status = error.code
+        status = response.status_code
         # The body is the server's, and the server may be a page the user could not read
         # otherwise: only a short status line reaches the user, the body only the debug log.
-        log.debug("%s answered %d: %s", self.url, status, _excerpt(raw, api_key))
-        problem = _("the server answered %(status)s") % {"status": _status_line(status, error.reason, raw, api_key)}
+        log.debug("%s answered %d: %s", self.url, status, excerpt(response.content, self.api_key))
+        problem = _("the server answered %(status)s") % {"status": status_line(response, self.api_key)}
         if status in (408, 429) or status >= 500:
-            return _Transient(problem, _retry_after(error.headers))
+            return self._failed(problem)
         hint = ""
         if 300 <= status < 400:
-            location = _location(error.headers.get("Location") or "", api_key) or _("nowhere")
+            target = location(response.headers, self.api_key) or _("nowhere")
             hint = _("It redirects to %(location)s; give that address (without /chat/completions) as base_url.") % {
-                "location": location
+                "location": target
             }
         elif status in (401, 403):
             if self.key_name:
@@ -305,51 +316,9 @@ class OpenAICompatibleBackend(DetailedBackend):
         message = _sentence(_("The request to %(url)s failed: %(problem)s") % {"url": self.url, "problem": problem})
         return GenerationError(f"{message} {hint}".strip())
 
-    def _connection_failure(self, reason: object) -> _Transient | GenerationError:
-        """What a failure to connect, or to read the whole answer, means."""
-        if isinstance(reason, TimeoutError):
-            return _Transient(_("the server did not answer within %(seconds)s s") % {"seconds": f"{self.timeout:g}"})
-        if isinstance(reason, ConnectionRefusedError):
-            return _Transient(_("connection refused: is the server running?"))
-        if isinstance(reason, ssl.SSLError):
-            return GenerationError(
-                _("The request to %(url)s failed: the secure connection could not be set up (%(error)s).")
-                % {"url": self.url, "error": reason}
-            )
-        if isinstance(reason, (OSError, HTTPException)):
-            # Resets, a server that closed the connection without answering, unreachable networks.
-            return _Transient(_("the connection failed: %(error)s") % {"error": reason or type(reason).__name__})
-        return GenerationError(
-            _sentence(_("The request to %(url)s failed: %(error)s") % {"url": self.url, "error": reason})
-        )
-
-    def _reply(self, raw: bytes, api_key: str) -> Generation:
-        """The assistant's text in a chat completion; GenerationError for anything else."""
-        try:
-            answer = json.loads(raw)
-        except ValueError:
-            raise self._garbage(_("not JSON"), raw, api_key) from None
-        try:
-            message = answer["choices"][0]["message"]
-            # A turn that only calls may leave the content out.
-            content = message.get("content") if message.get("tool_calls") else message["content"]
-        except (KeyError, IndexError, TypeError, AttributeError):
-            raise self._garbage(_("no choices[0].message.content"), raw, api_key) from None
-        calls = _calls(message.get("tool_calls"))
-        if calls is None:
-            raise self._garbage(_("choices[0].message.tool_calls is not a list of function calls"), raw, api_key)
-        if content is None and calls:
-            content = ""  # a turn that only calls
-        if not isinstance(content, str):
-            raise self._garbage(_("choices[0].message.content is not text"), raw, api_key)
-        finish = answer["choices"][0].get("finish_reason")
-        return Generation(
-            content.strip(), truncated=None if finish is None else finish == "length", tool_calls=calls or None
-        )
-
-    def _garbage(self, what: str, raw: bytes, api_key: str) -> GenerationError:
+    def _garbage(self, what: NotACompletion, raw: bytes) -> GenerationError:
         # Not quoted to the user (see _refusal); operators find the start of it in the debug log.
-        log.debug("%s answered something that is not a chat completion: %s", self.url, _excerpt(raw, api_key))
+        log.debug("%s answered something that is not a chat completion: %s", self.url, excerpt(raw, self.api_key))
         return GenerationError(
             _(
                 "The request to %(url)s failed: the server answered with something that is not a chat "
@@ -360,91 +329,43 @@ class OpenAICompatibleBackend(DetailedBackend):
         )
 
 
-def _calls(value: object) -> list[dict[str, object]] | None:
-    """The calls of an answer's message in the canonical shape (none when it has none), or None
-    when they are not OpenAI's list of {"id", "type": "function", "function": {"name", "arguments"}}."""
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        return None
-    calls: list[dict[str, object]] = []
-    for index, entry in enumerate(value):
-        function = entry.get("function") if isinstance(entry, dict) else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            return None
-        arguments = function.get("arguments")
-        if arguments is None:
-            arguments = "{}"
-        elif not isinstance(arguments, str):  # Ollama and others send the object itself
-            arguments = json.dumps(arguments, ensure_ascii=False)
-        call_id = entry.get("id")
-        calls.append(
-            {
-                "id": call_id if isinstance(call_id, str) and call_id else f"call_{index}",
-                "type": "function",
-                "function": {"name": function["name"], "arguments": arguments},
-            }
-        )
-    return calls
-
-
-def _retry_after(headers: Message) -> float | None:
-    """The seconds a server asks to wait (numeric Retry-After only), at most MAX_RETRY_AFTER."""
-    try:
-        seconds = float(headers.get("Retry-After") or "")
-    except ValueError:
-        return None
-    if not seconds >= 0:  # also refuses NaN
-        return None
-    return min(seconds, MAX_RETRY_AFTER)
-
-
-def _excerpt(raw: bytes, api_key: str) -> str:
-    """The start of an answer on one line, without the API key if the server echoed it (for logs)."""
-    text = " ".join(raw.decode("utf-8", errors="replace").split())
-    return _redact(text, api_key)[:EXCERPT_CHARS]
-
-
-def _status_line(status: int, reason: object, raw: bytes, api_key: str) -> str:
-    """`404 Not Found (model_not_found)`: the code, a short printable reason phrase, and the
-    OpenAI-style `error.code` or `error.type` when it is a short identifier; nothing else of the body.
-    """
-    line = str(status)
-    phrase = _redact(" ".join(str(reason or "").split()), api_key)
-    if phrase and all(" " <= c <= "~" for c in phrase):
-        line += " " + phrase[:REASON_CHARS]
-    if (token := _error_token(raw, api_key)) is not None:
-        line += f" ({token})"
-    return line
-
-
-def _error_token(raw: bytes, api_key: str) -> str | None:
-    try:
-        error = json.loads(raw)["error"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(error, dict):
-        return None
-    for key in ("code", "type"):
-        token = error.get(key)
-        if isinstance(token, str) and _TOKEN.fullmatch(token) and not (api_key and api_key in token):
-            return token
-    return None
-
-
-def _location(location: str, api_key: str) -> str:
-    """Where a redirect points, without its query (which may carry a token), if it is printable."""
-    parts = urlsplit(location.strip())
-    shown = _redact(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), api_key)
-    if not shown or len(shown) > LOCATION_CHARS or not all(" " < c <= "~" for c in shown):
-        return ""
-    return shown
-
-
 def _sentence(text: str) -> str:
     """`text` ending in a full stop, unless it ends in one already (or in a question)."""
     return text if text.endswith((".", "?", "!", "。", "？", "！")) else f"{text}."
 
 
-def _redact(text: str, api_key: str) -> str:
-    return text.replace(api_key, "[API key]") if api_key else text
+def _close_after(client: _Client, futures: list[Future[Generation]]) -> None:
+    """Close `client` once every future has ended or been cancelled."""
+    left = len(futures)
+    lock = threading.Lock()
+
+    def one_ended(_future: Future[Generation]) -> None:
+        nonlocal left
+        with lock:
+            left -= 1
+            last = left == 0
+        if last:
+            client.close()
+
+    for future in futures:
+        future.add_done_callback(one_ended)
+
+
+def _cause(error: BaseException | None, kind: type[_E]) -> _E | None:
+    """The first exception of `kind` in the chain that raised `error`, or None."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, kind):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _connection_problem(error: openai.APIConnectionError) -> str:
+    """What went wrong with a connection, in the words of the socket error below httpx's."""
+    if _cause(error, ConnectionRefusedError) is not None:
+        return _("connection refused: is the server running?")
+    # Resets, a server that closed the connection without answering, unreachable networks.
+    reason: BaseException = _cause(error, OSError) or error.__cause__ or error
+    return _("the connection failed: %(error)s") % {"error": str(reason) or type(reason).__name__}

@@ -1,13 +1,14 @@
-"""Which addresses the worker may send a request to, and a connection that goes only there.
+"""Which addresses the worker may send a request to, and a socket that goes only there.
 
 A connection's base URL reaches the network from inside the worker, which usually sits next to
 things a team never meant to expose: the cloud's metadata service (which hands out the machine's
 credentials), the database, Redis, internal dashboards. So before any request:
 
-- The host is resolved once (`socket.getaddrinfo`) and every address it resolves to is checked;
-  the text of the URL is never trusted, because `2852039166`, `0xa9.0xfe.0xa9.0xfe` and
-  `[::ffff:169.254.169.254]` all name the metadata service. IPv4 addresses inside IPv6 ones
-  (IPv4-mapped, NAT64, 6to4) are checked as the IPv4 address they carry.
+- The host is resolved once per connection (`socket.getaddrinfo`) and every address it resolves
+  to is checked; the text of the URL is never trusted, because `2852039166`,
+  `0xa9.0xfe.0xa9.0xfe` and `[::ffff:169.254.169.254]` all name the metadata service. IPv4
+  addresses inside IPv6 ones (IPv4-mapped, NAT64, 6to4) are checked as the IPv4 address they
+  carry.
 - Link-local, cloud metadata, unspecified, multicast, broadcast and reserved addresses are
   refused always, even when the allow-list covers them: no model server lives there, the
   metadata services answer any process on the machine with its cloud credentials, and an
@@ -16,11 +17,12 @@ credentials), the database, Redis, internal dashboards. So before any request:
   not global are refused unless the allow-list the caller passes in lists the network or the
   host name (the operator's `SHIKOMI_OUTBOUND_ALLOW`, read by curation/connections/outbound.py;
   by default loopback on a single machine, no Redis, and nothing otherwise).
-- The request then goes to the addresses that were checked (`pinned_opener`), never to a
-  second lookup of the name: between a check and a second lookup, a DNS answer with a short
-  life could change to 127.0.0.1 (DNS rebinding). HTTPS still checks the certificate and sends
-  SNI for the host name.
-- Environment proxies are not used: a proxy would resolve the name again, on its own side.
+- The connection then goes to the addresses that were checked (`connect`), never to a second
+  lookup of the name: between a check and a second lookup, a DNS answer with a short life could
+  change to 127.0.0.1 (DNS rebinding). llm/outbound_http.py puts both under an httpx client, so
+  every connection it opens (each attempt, each host) is checked; HTTPS there still checks the
+  certificate and sends SNI for the host name, and environment proxies are not used (a proxy
+  would resolve the name again, on its own side).
 
 Everything here happens before a socket connects to the target, so a refused address sees no
 packet from us (the DNS lookup goes to the resolver, not to the target).
@@ -28,14 +30,11 @@ packet from us (the DNS lookup goes to the resolver, not to the target).
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import logging
 import re
 import socket
-import urllib.request
 from dataclasses import dataclass
-from http.client import HTTPConnection, HTTPSConnection
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -142,18 +141,25 @@ def address_problem(address: Address, *, host: str, allowed: AllowList) -> str |
 
 def vetted_addresses(url: str, allowed: AllowList) -> list[tuple[Any, ...]]:
     """The addresses the host of `url` resolves to, each one allowed (public, or in `allowed`);
-    OutboundRefused otherwise.
-
-    Each item is a `getaddrinfo` result (family, type, proto, canonname, sockaddr) to connect to.
-    """
+    OutboundRefused otherwise."""
     parts = urlsplit(url)
-    host = (parts.hostname or "").rstrip(".")
-    if parts.scheme not in ("http", "https") or not host:
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host.rstrip("."):
         raise OutboundRefused(_("%(url)s is not an http:// or https:// address with a host.") % {"url": url})
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise OutboundRefused(_("%(url)s has a port that is not a number.") % {"url": url}) from None
+    return checked_addresses(host, port, allowed)
+
+
+def checked_addresses(host: str, port: int, allowed: AllowList) -> list[tuple[Any, ...]]:
+    """The addresses `host` resolves to, each one allowed (public, or in `allowed`); OutboundRefused
+    otherwise.
+
+    Each item is a `getaddrinfo` result (family, type, proto, canonname, sockaddr) to connect to.
+    """
+    host = host.rstrip(".")
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as error:
@@ -168,7 +174,7 @@ def vetted_addresses(url: str, allowed: AllowList) -> list[tuple[Any, ...]]:
         # sockaddr[0] of an IPv6 link-local address may end in a %scope.
         address = ipaddress.ip_address(sockaddr[0].split("%")[0])
         if (problem := address_problem(address, host=host.lower(), allowed=allowed)) is not None:
-            log.warning("outbound request to %s refused: %s resolves to %s (%s)", url, host, address, problem)
+            log.warning("outbound connection to %s:%s refused: it resolves to %s (%s)", host, port, address, problem)
             raise OutboundRefused(
                 _(
                     "Shikomi does not send requests to %(host)s: it resolves to %(kind)s. An operator can "
@@ -188,8 +194,9 @@ def check_url(url: str, allowed: AllowList) -> None:
     vetted_addresses(url, allowed)
 
 
-def _connect(addresses: list[tuple[Any, ...]], timeout: float | None, source_address: Any) -> socket.socket:
-    """`socket.create_connection`, but to the vetted addresses instead of a fresh lookup."""
+def connect(addresses: list[tuple[Any, ...]], timeout: float | None, source_address: Any = None) -> socket.socket:
+    """`socket.create_connection`, but to checked addresses instead of a fresh lookup: the first
+    that answers, else the last error."""
     error: OSError | None = None
     for family, kind, proto, _canonname, sockaddr in addresses:
         sock = socket.socket(family, kind, proto)
@@ -203,51 +210,5 @@ def _connect(addresses: list[tuple[Any, ...]], timeout: float | None, source_add
         except OSError as failure:
             error = failure
             sock.close()
-    assert error is not None  # vetted_addresses never returns an empty list
+    assert error is not None  # checked_addresses never returns an empty list
     raise error
-
-
-class _PinnedHTTPConnection(HTTPConnection):
-    def __init__(self, host: str, *, addresses: list[tuple[Any, ...]], **options: Any) -> None:
-        super().__init__(host, **options)
-        self._create_connection = lambda _address, timeout, source: _connect(addresses, timeout, source)
-
-
-class _PinnedHTTPSConnection(HTTPSConnection):
-    # HTTPSConnection.connect() wraps the socket with server_hostname=self.host: SNI and the
-    # certificate check stay on the host name while the socket goes to the vetted address.
-    def __init__(self, host: str, *, addresses: list[tuple[Any, ...]], **options: Any) -> None:
-        super().__init__(host, **options)
-        self._create_connection = lambda _address, timeout, source: _connect(addresses, timeout, source)
-
-
-class _PinnedHTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, addresses: list[tuple[Any, ...]]) -> None:
-        super().__init__()
-        self.addresses = addresses
-
-    def http_open(self, req: urllib.request.Request) -> Any:
-        return self.do_open(functools.partial(_PinnedHTTPConnection, addresses=self.addresses), req)
-
-
-class _PinnedHTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, addresses: list[tuple[Any, ...]]) -> None:
-        super().__init__()
-        self.addresses = addresses
-
-    def https_open(self, req: urllib.request.Request) -> Any:
-        return self.do_open(
-            functools.partial(_PinnedHTTPSConnection, addresses=self.addresses), req, context=self._context
-        )
-
-
-def pinned_opener(url: str, allowed: AllowList, *extra: urllib.request.BaseHandler) -> urllib.request.OpenerDirector:
-    """An opener for `url` that connects only to its vetted addresses; OutboundRefused if none.
-
-    Use it for one request to `url` (a redirect elsewhere would still go to these addresses, so
-    pass a handler that refuses redirects).
-    """
-    addresses = vetted_addresses(url, allowed)
-    return urllib.request.build_opener(
-        urllib.request.ProxyHandler({}), _PinnedHTTPHandler(addresses), _PinnedHTTPSHandler(addresses), *extra
-    )

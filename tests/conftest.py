@@ -98,8 +98,16 @@ class Consumers:
         ]
 
     def kill(self) -> None:
+        """SIGKILL every consumer, then wait (up to 10 s) until the run processes they started
+        are gone too (their watchdog ends them): as when the machine itself dies."""
+        import psutil
+
+        children = [
+            child for process in self.processes for child in psutil.Process(process.pid).children(recursive=True)
+        ]
         for process in self.processes:
             process.kill()
+        psutil.wait_procs(children, timeout=10)
 
     def wait(self, timeout: float | None = None) -> None:
         for process in self.processes:

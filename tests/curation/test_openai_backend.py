@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
@@ -51,7 +52,8 @@ def conversation(text: str) -> list[dict[str, str]]:
 @dataclass
 class Seen:
     path: str
-    headers: dict[str, str]
+    # As the request's own header block: names are case-insensitive, as in HTTP.
+    headers: Message
     body: dict[str, Any]
 
 
@@ -83,7 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         with fake.lock:
-            fake.seen.append(Seen(self.path, dict(self.headers), body))
+            fake.seen.append(Seen(self.path, self.headers, body))
             number = len(fake.seen)
         status, headers, payload = fake.respond(number, body)
         self.send_response(status, fake.reason)

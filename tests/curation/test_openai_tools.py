@@ -10,10 +10,12 @@ import pytest
 
 from llm.interface import GenerationError
 from tests.curation import test_openai_backend as loopback
-from tests.curation.test_openai_backend import backend_for, conversation
+from tests.curation import test_outbound
+from tests.curation.test_openai_backend import KEY, backend_for, conversation
 
 # The loopback server, the recorded backoff waits and no proxy: test_openai_backend.py's fixtures.
 server, sleeps, _no_proxy = loopback.server, loopback.sleeps, loopback._no_proxy
+https_chat = test_outbound.https_chat  # the TLS server with a certificate the client does not trust
 
 TOOLS = [
     {
@@ -104,3 +106,30 @@ def test_tool_calls_that_are_not_calls_fail_clearly(server, sleeps):
 def test_one_list_of_tools_per_conversation_is_required(server, sleeps):
     with pytest.raises(ValueError, match="one per conversation"):
         backend_for(server.url).generate_detailed([conversation("a"), conversation("b")], tools=[TOOLS])
+
+
+def test_the_sdks_environment_variables_never_reach_the_request(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment")
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-from-the-environment")
+    monkeypatch.setenv("OPENAI_CUSTOM_HEADERS", "X-Leak: yes\nAuthorization: Bearer sk-custom")
+    assert backend_for(server.url).generate([conversation("Hi")]) == ["echo: Hi"]
+    assert backend_for(server.url, api_key=KEY).generate([conversation("Hi")]) == ["echo: Hi"]
+    without, with_key = server.seen
+    assert "Authorization" not in without.headers
+    assert with_key.headers["Authorization"] == f"Bearer {KEY}"
+    for seen in server.seen:
+        assert "X-Leak" not in seen.headers and "OpenAI-Organization" not in seen.headers
+
+
+def test_a_conflict_is_not_retried_even_when_the_server_says_to(server, sleeps):
+    server.respond = lambda number, body: (409, {"x-should-retry": "true"}, json.dumps({"error": {}}).encode())
+    with pytest.raises(GenerationError, match=r"failed: the server answered 409 Conflict\.$"):
+        backend_for(server.url, retries=3).generate([conversation("Hi")])
+    assert len(server.seen) == 1 and sleeps == []
+
+
+def test_a_certificate_that_fails_is_not_tried_again(https_chat, sleeps):
+    fake, _cert, _names = https_chat
+    with pytest.raises(GenerationError, match=r"failed: the secure connection could not be set up"):
+        backend_for(fake.url, retries=3).generate([conversation("Hi")])
+    assert sleeps == []

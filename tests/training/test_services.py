@@ -54,7 +54,7 @@ class FakeTrainer:
     def __init__(self, steps: int = 3, fail: Exception | None = None) -> None:
         self.steps, self.fail, self.calls = steps, fail, []
 
-    def __call__(self, config, train, validation, output_dir, *, callbacks, resume_from=None):
+    def __call__(self, config, train, validation, output_dir, *, callbacks, resume_from=None, **tracking):
         self.calls.append({"config": config, "train": train, "validation": validation, "resume_from": resume_from})
         if self.fail:
             raise self.fail
