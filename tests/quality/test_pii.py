@@ -362,6 +362,7 @@ def test_long_adversarial_text_is_scanned_in_linear_time() -> None:
         "Mr. Aa " * 2000,
         "私の名前は" + "あ" * n,
     ]
+    detect("山田様")  # importing Presidio and loading GiNZA is not scanning: done before the clock starts
     started = time.perf_counter()
     for text in texts:
         detect(text)
