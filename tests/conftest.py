@@ -151,6 +151,19 @@ def huey_consumer(transactional_db) -> Iterator[Consumers]:
         _queues_immediate(True)
 
 
+def reap_after_lease() -> int:
+    """What a live consumer's heartbeat thread does once a dead worker's lease has run out
+    (curation/core/background.py `reap`), without waiting SHIKOMI_LEASE_SECONDS."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from curation.core.background import reap
+
+    return reap(now=timezone.now() + timedelta(seconds=settings.SHIKOMI_LEASE_SECONDS + 1))
+
+
 def wait_for(condition, timeout: float = 60.0, interval: float = 0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

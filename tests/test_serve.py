@@ -12,8 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from curation.core.background import mark_interrupted
 from curation.models import ImportJob
+from tests.conftest import reap_after_lease
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,7 +112,7 @@ def test_an_import_left_running_by_a_killed_worker_is_marked_failed(project, use
     done = ImportJob.objects.create(
         project=project, format="openai", filename="b.jsonl", path="/y", status=ImportJob.Status.SUCCEEDED
     )
-    assert mark_interrupted(ImportJob) == 1
+    assert reap_after_lease() == 1
     job.refresh_from_db(), done.refresh_from_db()
     assert job.status == ImportJob.Status.FAILED and "nothing was written" in job.error
     assert job.finished_at is not None and done.status == ImportJob.Status.SUCCEEDED

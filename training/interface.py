@@ -91,7 +91,7 @@ def training_state(project: Project) -> tuple[bool, dict | None]:
 
 
 def background_work() -> tuple[type[Work], ...]:
-    """Training's kinds of background work, for `curation.core.background.mark_interrupted`."""
+    """Training's kinds of background work, for `curation.core.background` (leases, queue positions)."""
     from training.models import Evaluation, JudgeJob, TrainingRun
 
     return (TrainingRun, Evaluation, JudgeJob)

@@ -32,19 +32,6 @@ def work_kinds() -> tuple[type[Work], ...]:
     return (ImportJob, RuleRun, QualityScan, GenerationJob, *background_work())
 
 
-def mark_interrupted(*models: type[Work]) -> int:
-    """Rows of these kinds left running: mark them interrupted (an import: failed) with their
-    kind's message of what was kept, whatever their heartbeat. For a single machine where no
-    worker can be running them; `reap` is what consumers do. Returns how many were marked."""
-    now = timezone.now()
-    return sum(
-        model._default_manager.filter(status=model.RUNNING).update(
-            status=model.INTERRUPTED, error=str(model.INTERRUPTED_MESSAGE), finished_at=now
-        )
-        for model in models
-    )
-
-
 def reap(*, now=None) -> int:
     """Mark running work whose heartbeat is older than SHIKOMI_LEASE_SECONDS interrupted (its
     worker died or lost the database), kind by kind, each row in one conditional UPDATE (a
@@ -90,7 +77,8 @@ def queue_position(row: Work) -> dict[str, Any] | None:
     for model in work_kinds():
         rows = model._default_manager.all()
         if model is GenerationJob:
-            same = [job for job in rows.filter(status__in=(model.WAITING, model.RUNNING)) if work_queue(job) == queue]
+            open_jobs = rows.filter(status__in=(model.WAITING, model.RUNNING)).only("status", "config", "created_at")
+            same = [job for job in open_jobs if work_queue(job) == queue]
             ahead += sum(1 for j in same if j.status == model.WAITING and j.created_at < row.created_at)
             running += sum(1 for j in same if j.status == model.RUNNING)
             continue

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 
 from curation.connections.services import connection_create, embedded_connection
-from curation.core.background import mark_interrupted
 from curation.generation import augment
 from curation.generation import tasks as generation_tasks
 from curation.models import Example, GenerationJob
 from llm.interface import GenerationError
 from llm.local import LocalBackend
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, reap_after_lease
 from tests.quality.conftest import add
 
 
@@ -160,7 +159,7 @@ def test_reviewers_augment_from_the_example_list_and_hostile_output_stays_text(
 def test_a_job_left_running_by_a_dead_worker_is_marked_interrupted_and_can_resume(project, users, sources):
     job = start(project, users, sources)
     GenerationJob.objects.filter(pk=job.pk).update(status=GenerationJob.Status.RUNNING)
-    assert mark_interrupted(GenerationJob) == 1  # what `manage.py serve` does on start
+    assert reap_after_lease() == 1  # a live consumer, once the dead worker's lease ran out
     job.refresh_from_db()
     assert job.status == GenerationJob.Status.INTERRUPTED and "drafts it finished are kept" in job.error
     job = generation_tasks.generation_job_resume(job=job)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from curation.core.background import mark_interrupted
 from curation.core.services import example_update
 from curation.models import Example, ExampleRevision, LabelingRule, RuleRun, WeakLabel
 from curation.rules import spec as S
@@ -26,6 +25,7 @@ from curation.rules.services import (
 )
 from curation.rules.spec import RuleError, RuleSpec, clean_params
 from curation.rules.tasks import rule_run_start
+from tests.conftest import reap_after_lease
 from tests.rules.conftest import chat, labeled, write_rules
 
 
@@ -281,7 +281,7 @@ def test_a_run_that_fails_leaves_no_weak_labels_and_says_why(corpus, project, us
 
 def test_a_run_left_running_by_a_dead_worker_is_marked_interrupted(project, users):
     run = RuleRun.objects.create(project=project, number=7, status=RuleRun.Status.RUNNING)
-    assert mark_interrupted(RuleRun) == 1
+    assert reap_after_lease() == 1
     run.refresh_from_db()
     assert run.status == RuleRun.Status.INTERRUPTED and run.error
 

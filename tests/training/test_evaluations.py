@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from curation.core.background import mark_interrupted
 from curation.core.services import example_create
 from curation.models import Example
+from tests.conftest import reap_after_lease
 from tests.training.conftest import chat
 from training.evaluation.services import evaluation_execute
 from training.evaluation.tasks import evaluation_start
@@ -105,7 +105,7 @@ def test_a_failed_evaluation_stores_nothing_and_says_why(finished_run, monkeypat
 def test_an_evaluation_left_running_is_marked_interrupted(finished_run, django_capture_on_commit_callbacks):
     evaluation = evaluation_start(run=finished_run)
     Evaluation.objects.filter(pk=evaluation.pk).update(status=Evaluation.Status.RUNNING)
-    assert mark_interrupted(Evaluation) == 1
+    assert reap_after_lease() == 1
 
 
 def test_a_finished_tiny_run_is_evaluated_by_the_real_evaluator(

@@ -389,10 +389,10 @@ def test_a_server_error_fails_the_llm_judge_with_its_reason(server, sleeps, eval
 
 
 def test_a_judge_job_left_running_by_a_killed_worker_is_marked_interrupted(evaluation, users):
-    from curation.core.background import mark_interrupted
+    from tests.conftest import reap_after_lease
 
     job = JudgeJob.objects.create(evaluation=evaluation, status=JudgeJob.Status.RUNNING, total=7)
-    assert mark_interrupted(JudgeJob) == 1
+    assert reap_after_lease() == 1
     job.refresh_from_db()
     assert job.status == JudgeJob.Status.INTERRUPTED and "kept" in job.error and job.finished_at
 

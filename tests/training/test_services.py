@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from curation.core.background import mark_interrupted
 from curation.core.services import example_create, example_update
 from curation.models import Example, PreferencePair
+from tests.conftest import reap_after_lease
 from training.engine.config import ConfigInvalid
 from training.engine.interface import Progress, TrainResult
 from training.models import TrainingPoint, TrainingRun
@@ -256,7 +256,7 @@ def test_a_run_left_running_by_a_dead_worker_is_marked_interrupted(
 ):
     run = training_run_create(project=project, user=users["admin"])
     TrainingRun.objects.filter(pk=run.pk).update(status=TrainingRun.Status.RUNNING)
-    assert mark_interrupted(TrainingRun) == 1
+    assert reap_after_lease() == 1
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.INTERRUPTED and "Resume" in run.error
 

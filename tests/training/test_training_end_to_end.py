@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from curation.core.background import mark_interrupted
 from curation.core.services import example_create
 from curation.models import Example
-from tests.conftest import wait_for
+from tests.conftest import reap_after_lease, wait_for
 from tests.training.conftest import chat
 from training.evaluation.judging import left_system
 from training.models import Comparison, Evaluation, TrainingPoint, TrainingRun
@@ -90,8 +89,10 @@ def test_a_lora_run_on_the_embedded_model_through_a_real_consumer_is_evaluated_a
 
 
 def test_a_killed_worker_leaves_the_run_interrupted_and_it_resumes_from_its_checkpoint(
-    huey_consumer, project, users, splits, tiny_model_dir, monkeypatch
+    huey_consumer, project, users, splits, tiny_model_dir, monkeypatch, settings
 ):
+    # A person resumes it here; the automatic resume on another consumer is tests/scale_out's.
+    settings.SHIKOMI_AUTO_RESUMES = 0
     run = training_run_create(
         project=project,
         user=users["admin"],
@@ -111,7 +112,7 @@ def test_a_killed_worker_leaves_the_run_interrupted_and_it_resumes_from_its_chec
     )
     huey_consumer.kill()
     huey_consumer.wait(timeout=20)
-    assert mark_interrupted(TrainingRun) == 1  # what `manage.py serve` does when it starts again
+    assert reap_after_lease() == 1  # a live consumer, once the dead one's lease ran out
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.INTERRUPTED and "Resume" in run.error
     reached = int(Path(run.checkpoint).name.rsplit("-", 1)[1])

@@ -27,7 +27,8 @@ def resume_interrupted_runs(sender: Any, pks: list[int], **kwargs: Any) -> None:
         callbacks = DatabaseCallbacks(run)
         if run.resumed >= settings.SHIKOMI_AUTO_RESUMES:
             callbacks.on_message(
-                f"worker lost; not resumed automatically (already resumed {run.resumed} times): resume it by hand"
+                f"worker lost; not resumed automatically (resumed {run.resumed} times, "
+                f"SHIKOMI_AUTO_RESUMES is {settings.SHIKOMI_AUTO_RESUMES}): resume it by hand"
             )
             continue
         try:
