@@ -20,6 +20,7 @@ from curation.models.labeling import Annotation
 from curation.models.quality import DuplicateCluster, DuplicatePair, ExampleCheck, FindingDismissal, QualityScan
 from curation.models.rule_texts import RuleText
 from curation.models.rules import LabelingRule, RuleRevision, RuleRun, WeakLabel
+from curation.models.sources import Source, SourceDocument
 
 __all__ = [
     "Annotation",
@@ -46,6 +47,8 @@ __all__ = [
     "RuleRevision",
     "RuleText",
     "RuleRun",
+    "Source",
+    "SourceDocument",
     "UserSettings",
     "WeakLabel",
     "Work",

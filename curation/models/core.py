@@ -237,6 +237,11 @@ class Example(models.Model):
         "ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="examples"
     )
     source_line = models.PositiveIntegerField(null=True, blank=True, help_text=_("Line (or row) of the imported file."))
+    source_object = models.CharField(
+        max_length=1000,
+        blank=True,
+        help_text=_("Which object, page or query of the import's source the row came from."),
+    )
     generation_job = models.ForeignKey(
         "GenerationJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="drafts"
     )

@@ -113,6 +113,15 @@ class Draft(models.Model):
     original = models.TextField(blank=True, help_text=_("The model's text as it wrote it."))
     first_answer = models.TextField(blank=True, help_text=_("Before the critique-and-rewrite step, if there was one."))
     critique = models.TextField(blank=True)
+    document = models.ForeignKey(
+        "SourceDocument",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="drafts",
+        help_text=_("The source document the passage was drawn from ({document} templates)."),
+    )
+    passage = models.TextField(blank=True, help_text=_("The passage the draft was grounded in."))
     flags = models.JSONField(default=list, blank=True, help_text=_("Check findings: code, message."))
     decision = models.CharField(max_length=20, choices=Decision.choices, default=Decision.PENDING)
     reasons = models.JSONField(default=list, blank=True, help_text=_("Rejection reasons (codes)."))

@@ -33,6 +33,14 @@ class ImportJob(Work):
     rows_invalid = models.PositiveIntegerField(default=0)
     rows_duplicate = models.PositiveIntegerField(default=0)
     report = models.JSONField(default=dict, blank=True)
+    source = models.ForeignKey(
+        "Source",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="import_jobs",
+        help_text=_("The source this job imported from (empty: an uploaded file)."),
+    )
 
     class Meta:
         ordering = ["-created_at"]
