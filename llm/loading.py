@@ -311,6 +311,44 @@ def load_model(base_model: str, **options: Any) -> PreTrainedModel:
         raise load_error(base_model, where, error) from error
 
 
+# Share of a GPU's memory the weights may take before a base is spread over several: the rest
+# is left to activations and the generation cache.
+FIT_SHARE = 0.8
+
+
+def parameter_bytes(base_model: str, dtype: Any) -> int:
+    """The bytes of `base_model`'s weights in `dtype`, counted on the meta device (nothing is
+    allocated or read but the configuration)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    config = model_config(base_model)
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config)
+    size = torch.empty((), dtype=dtype).element_size()
+    return sum(parameter.numel() for parameter in skeleton.parameters()) * size
+
+
+def inference_placement(base_model: str, dtype: Any) -> dict[str, Any]:
+    """`from_pretrained` options that spread a model for evaluation or generation over the GPUs
+    (`device_map="auto"`: whole layers per GPU, then the CPU) when there are several, or when its
+    weights would take more than FIT_SHARE of the one GPU's memory; {} when it fits one GPU or
+    there is none (the caller moves it to its device)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    if torch.cuda.device_count() > 1:
+        return {"device_map": "auto"}
+    try:
+        size = parameter_bytes(base_model, dtype)
+    except (ModelLoadError, OSError, ValueError, TypeError):
+        return {}  # loading will say what is wrong with the model
+    if size > FIT_SHARE * torch.cuda.get_device_properties(0).total_memory:
+        return {"device_map": "auto"}
+    return {}
+
+
 def load_for_generation(base_model: str = "") -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
     """A tokenizer that pads on the left and the model in eval mode, in float32, ready to generate."""
     import torch

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from training.engine.config import TrainConfig
+from training.engine.interface import Callbacks
 
 if TYPE_CHECKING:
     import torch
@@ -45,6 +46,7 @@ class RunState:
     train_loss: float | None = None
     val_loss: float | None = None
     evaluations: int = 0
+    best_step: int | None = None  # the step of the lowest validation loss
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -102,9 +104,13 @@ def write_checkpoint(
     state: RunState,
     config: TrainConfig,
     total_steps: int,
+    *,
+    processes: int = 1,
 ) -> Path:
     """Everything resuming needs, written to a temporary folder and renamed to `step-N`; only
-    the last `KEEP_CHECKPOINTS` are kept."""
+    the last `KEEP_CHECKPOINTS` are kept, and the best evaluation's (`state.best_step`).
+    `processes` is recorded: a run resumes on any number of processes, and continues alike
+    when `gradient_accumulation × processes` is the same."""
     import torch
     from safetensors.torch import save_file
 
@@ -117,7 +123,7 @@ def write_checkpoint(
     torch.save(optimizer.state_dict(), temporary / "optimizer.pt")
     torch.save(scheduler.state_dict(), temporary / "scheduler.pt")
     torch.save(_rng_state(), temporary / "rng.pt")
-    meta = {"state": state.as_dict(), "total_steps": total_steps, "config": config.as_dict()}
+    meta = {"state": state.as_dict(), "total_steps": total_steps, "config": config.as_dict(), "processes": processes}
     (temporary / "state.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     if final.exists():
         shutil.rmtree(final)
@@ -127,23 +133,54 @@ def write_checkpoint(
         key=lambda path: int(path.name[5:]),
     )
     for old in done[:-KEEP_CHECKPOINTS]:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.name != f"step-{state.best_step}":
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 
-def read_checkpoint(
-    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, config: TrainConfig
-) -> tuple[RunState, list[str]]:
-    """Restore the weights, optimiser, scheduler and random state; the run's state and a
-    warning for each setting that differs from the checkpoint's run."""
-    import torch
+def check_checkpoint(path: Path) -> None:
+    """FileNotFoundError unless `path` is a complete checkpoint of this trainer."""
+    if not (Path(path) / "state.json").is_file():
+        raise FileNotFoundError(f"{path} is not a checkpoint of this trainer (state.json is missing).")
+
+
+def load_trainable(model: torch.nn.Module, path: Path) -> None:
+    """The checkpoint's trainable weights into `model`."""
     from safetensors.torch import load_file
 
+    _load_trainable(model, load_file(str(Path(path) / "trainable.safetensors")))
+
+
+def best_back(model: torch.nn.Module, root: Path, state: RunState, config: TrainConfig) -> bool:
+    """With early stopping (as DPO's `load_best_model_at_end`), the best evaluation's weights go back
+    into `model` before it is saved, when the last step is not the best; whether they did."""
+    best = Path(root) / f"step-{state.best_step}"
+    if not config.early_stopping_patience or state.best_step in (None, state.step):
+        return False
+    if not (best / "state.json").is_file():
+        return False
+    load_trainable(model, best)
+    return True
+
+
+def read_checkpoint(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    config: TrainConfig,
+    *,
+    processes: int = 1,
+) -> tuple[RunState, list[str]]:
+    """Restore the weights, optimiser, scheduler and random state; the run's state and a
+    warning for each setting that differs from the checkpoint's run (the global batch included:
+    `gradient_accumulation × processes`)."""
+    import torch
+
     path = Path(path)
-    if not (path / "state.json").is_file():
-        raise FileNotFoundError(f"{path} is not a checkpoint of this trainer (state.json is missing).")
+    check_checkpoint(path)
     meta = json.loads((path / "state.json").read_text(encoding="utf-8"))
-    _load_trainable(model, load_file(str(path / "trainable.safetensors")))
+    load_trainable(model, path)
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu", weights_only=True))
     _set_rng_state(torch.load(path / "rng.pt", map_location="cpu", weights_only=True))
@@ -153,6 +190,34 @@ def read_checkpoint(
         f"The setting {name} was {before[name]!r} in the checkpoint's run and is {value!r} now; "
         "the resumed run will not match an uninterrupted one."
         for name, value in config.as_dict().items()
-        if name in before and before[name] != value
+        if name in before and before[name] != value and name != "gradient_accumulation"
     ]
+    accumulation = before.get("gradient_accumulation", config.gradient_accumulation)
+    if accumulation * meta.get("processes", 1) != config.gradient_accumulation * processes:
+        warnings.append(
+            f"The checkpoint's run took {accumulation * meta.get('processes', 1)} micro-batches a step "
+            f"(gradient accumulation × processes) and this one takes {config.gradient_accumulation * processes}; "
+            "the resumed run will not match an uninterrupted one."
+        )
     return state, warnings
+
+
+def resume_state(
+    resume_from: Path | None,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    config: TrainConfig,
+    callbacks: Callbacks,
+    *,
+    processes: int = 1,
+) -> RunState:
+    """A fresh state, or the checkpoint's with its weights, optimiser, schedule and random state
+    restored (its warnings told to `callbacks`)."""
+    if resume_from is None:
+        return RunState()
+    state, warnings = read_checkpoint(Path(resume_from), model, optimizer, scheduler, config, processes=processes)
+    for line in warnings:
+        callbacks.on_message(line)
+    callbacks.on_message(f"Resumed from {resume_from} at step {state.step}.")
+    return state

@@ -57,10 +57,13 @@ class Batch:
     input_ids: torch.Tensor  # (batch, longest) long, padded on the right
     attention_mask: torch.Tensor  # (batch, longest) long
     labels: torch.Tensor  # (batch, longest) long, IGNORE on padding
-    weights: torch.Tensor  # (batch,) float
+    weights: torch.Tensor  # (batch,) float; packed: (1, tokens), each token its example's weight
     tokens: int  # real (non-padding) tokens
     trainable_tokens: int
     padding: int  # padding tokens added
+    # Packed (one row, no padding): each token's position in its own example, restarting at 0 at
+    # every example; flash_attention_2 reads the example boundaries from it. None when padded.
+    position_ids: torch.Tensor | None = None
 
 
 def _end_markers(tokenizer: PreTrainedTokenizerBase) -> _Ends | None:
@@ -348,10 +351,13 @@ def batch_order(
     return order
 
 
-def collate(items: Sequence[EncodedExample], *, pad_id: int = 0) -> Batch:
-    """One batch, padded on the right to its own longest example (padding: mask 0, label IGNORE)."""
+def collate(items: Sequence[EncodedExample], *, pad_id: int = 0, packed: bool = False) -> Batch:
+    """One batch, padded on the right to its own longest example (padding: mask 0, label IGNORE);
+    `packed`: the examples one after another in a single row without padding (`_packed`)."""
     import torch
 
+    if packed:
+        return _packed(items)
     longest = max(item.length for item in items)
     input_ids = torch.full((len(items), longest), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(items), longest), dtype=torch.long)
@@ -369,6 +375,37 @@ def collate(items: Sequence[EncodedExample], *, pad_id: int = 0) -> Batch:
         tokens=tokens,
         trainable_tokens=sum(item.trainable_tokens for item in items),
         padding=len(items) * longest - tokens,
+    )
+
+
+def _packed(items: Sequence[EncodedExample]) -> Batch:
+    """The examples one after another in one row, with position ids that restart at 0 at each
+    example. The first label of every example is IGNORE: the token before it is the end of the
+    previous example, which has nothing to say about it (an example's first label is never
+    trained on anyway: `trainable_tokens`). Only an attention that reads the boundaries from the
+    position ids (flash_attention_2) keeps the examples apart: `gpu.check_packing`."""
+    import torch
+
+    input_ids: list[int] = []
+    labels: list[int] = []
+    positions: list[int] = []
+    weights: list[float] = []
+    for item in items:
+        input_ids.extend(item.input_ids)
+        labels.append(IGNORE)
+        labels.extend(item.labels[1:])
+        positions.extend(range(item.length))
+        weights.extend([item.weight] * item.length)
+    tokens = len(input_ids)
+    return Batch(
+        input_ids=torch.tensor([input_ids], dtype=torch.long),
+        attention_mask=torch.ones((1, tokens), dtype=torch.long),
+        labels=torch.tensor([labels], dtype=torch.long),
+        weights=torch.tensor([weights], dtype=torch.float32),
+        tokens=tokens,
+        trainable_tokens=sum(item.trainable_tokens for item in items),
+        padding=0,
+        position_ids=torch.tensor([positions], dtype=torch.long),
     )
 
 

@@ -319,7 +319,7 @@ def _prepare_model(config: TrainConfig, where: str, callbacks: Callbacks) -> tup
     from trl.trainer.utils import disable_dropout_in_model
 
     callbacks.on_message(f"Loading the base model {where if config.base_model else EMBEDDED_NAME}.")
-    tokenizer, model, device = load_base(config.base_model, method="dpo")
+    tokenizer, model, device = load_base(config.base_model, method="dpo", config=config)
     callbacks.on_message(f"Training on {device}.")
     if tokenizer.chat_template is None:
         raise ValueError(

@@ -1,29 +1,28 @@
 """Supervised fine-tuning: LoRA, QLoRA, prefix tuning, prompt tuning, P-tuning and full fine-tuning.
 
-A hand-written loop rather than `transformers.Trainer`, so that every step reports what the
-run page shows (loss, learning rate, tokens per second, time left), a cancel takes effect
-within one step, and a checkpoint holds exactly what resuming needs to give the same weights
-as a run that was never interrupted.
+A hand-written loop rather than `transformers.Trainer`, so that every step reports what the run
+page shows (loss, learning rate, tokens per second, time left), a cancel takes effect within one
+step, and a checkpoint holds exactly what resuming needs to give the same weights as a run that
+was never interrupted. Plain Python (no Django): the Huey task turns the frozen snapshot into
+`TrainExample`s and passes `Callbacks` that write to the database.
 
-Plain Python (no Django): the Huey task turns the frozen snapshot into `TrainExample`s and
-passes `Callbacks` that write to the database.
+The loss is the mean over the trained (assistant) tokens of an optimiser step, all its micro-
+batches together, each token's loss multiplied by its example's weight when the balance is
+"class_weights". Logits are computed only at the positions that are trained on: with a vocabulary
+of 50,000 or more, the output layer is a large share of the work, and most tokens are prompt.
 
-The loss is the mean over the trained (assistant) tokens of an optimiser step, all its
-micro-batches together, each token's loss multiplied by its example's weight when the balance
-is "class_weights". Logits are computed only at the positions that are trained on: with a
-vocabulary of 50,000 or more, the output layer is a large share of the work, and most tokens
-of a conversation are prompt.
-
-Under `accelerate launch` with several processes, each process trains on its share of every
-epoch's batches and the gradients are averaged (DistributedDataParallel through `Accelerator`).
+With several processes (training/engine/distributed.py), each optimiser step's micro-batches are
+shared between them, the loss is normalised by the trained tokens of all of them, and the
+gradients are averaged (DistributedDataParallel through `Accelerator`): the same step as one
+process with that much gradient accumulation.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import os
 import random
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -31,10 +30,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llm.loading import EMBEDDED_NAME
+from training.engine import distributed
 from training.engine.chat import rendering_record
-from training.engine.checkpoints import RunState, read_checkpoint, write_checkpoint
+from training.engine.checkpoints import RunState, best_back, check_checkpoint, resume_state, write_checkpoint
 from training.engine.config import TrainConfig
 from training.engine.data import IGNORE, Batch, EncodedExample, batch_order, collate, encode_all, resample
+from training.engine.gpu import check_packing, describe_precision, fsdp_plugin, make_optimizer, reset_peak_memory
 from training.engine.interface import Callbacks, Progress, TrainExample, TrainResult
 from training.engine.modeling import (
     apply_method,
@@ -79,9 +80,7 @@ def _seed(seed: int) -> None:
 
 
 def _optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    """AdamW; biases and normalisation weights are not decayed."""
-    import torch
-
+    """AdamW (or an 8-bit one: training/engine/gpu.py); biases and normalisation weights are not decayed."""
     decay: list[torch.nn.Parameter] = []
     plain: list[torch.nn.Parameter] = []
     for name, parameter in model.named_parameters():
@@ -93,12 +92,7 @@ def _optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.device
         for params, decay_rate in ((decay, config.weight_decay), (plain, 0.0))
         if params
     ]
-    if not groups:
-        raise ValueError(f"The method {config.method!r} left no trainable parameter in the model.")
-    options: dict[str, Any] = {"lr": config.learning_rate}
-    if device.type == "cuda":
-        options["fused"] = True
-    return torch.optim.AdamW(groups, **options)
+    return make_optimizer(groups, config, device)
 
 
 def _autocast(loop: _Loop) -> contextlib.AbstractContextManager:
@@ -106,8 +100,9 @@ def _autocast(loop: _Loop) -> contextlib.AbstractContextManager:
 
     if loop.accelerator is not None:
         return loop.accelerator.autocast()
-    if loop.autocast is not None and loop.device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=loop.autocast)
+    # bf16 on a CPU only when the run asked for it (precision "bf16"); "auto" there is float32.
+    if loop.autocast is not None and loop.device.type in ("cuda", "cpu"):
+        return torch.autocast(device_type=loop.device.type, dtype=loop.autocast)
     return contextlib.nullcontext()
 
 
@@ -118,13 +113,20 @@ def _losses(model: torch.nn.Module, batch: Batch, loop: _Loop) -> tuple[torch.Te
 
     device = loop.device
     input_ids = batch.input_ids.to(device, non_blocking=True)
-    attention_mask = batch.attention_mask.to(device, non_blocking=True)
+    # Packed without padding: the positions restart at each example, and there is no mask.
+    position_ids = getattr(batch, "position_ids", None)
+    inputs = {"input_ids": input_ids, "use_cache": False}
+    if position_ids is not None:
+        inputs["position_ids"] = position_ids.to(device, non_blocking=True)
+    else:
+        inputs["attention_mask"] = batch.attention_mask.to(device, non_blocking=True)
     labels = batch.labels.to(device, non_blocking=True)
     # Position p predicts token p + 1.
     keep = torch.zeros_like(labels, dtype=torch.bool)
     keep[:, :-1] = labels[:, 1:] != IGNORE
     targets = labels[:, 1:][keep[:, :-1]]
-    weights = batch.weights.to(device)[:, None].expand_as(labels)[keep]
+    weights = batch.weights.to(device)
+    weights = (weights if weights.ndim == 2 else weights[:, None].expand_as(labels))[keep]
     mask = keep
     if loop.offset:
         mask = torch.cat([torch.zeros((keep.shape[0], loop.offset), dtype=torch.bool, device=device), keep], dim=1)
@@ -132,7 +134,7 @@ def _losses(model: torch.nn.Module, batch: Batch, loop: _Loop) -> tuple[torch.Te
     with _autocast(loop):
         if loop.slice_logits is not False:
             try:
-                output = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=mask, use_cache=False)
+                output = model(**inputs, logits_to_keep=mask)
                 logits = output.logits
                 loop.slice_logits = logits.ndim == 2 and logits.shape[0] == targets.shape[0]
             except Exception:
@@ -144,7 +146,7 @@ def _losses(model: torch.nn.Module, batch: Batch, loop: _Loop) -> tuple[torch.Te
             if not loop.slice_logits:
                 logits = None
         if logits is None:
-            output = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+            output = model(**inputs)
             logits = output.logits[:, loop.offset :, :][keep]
     losses = F.cross_entropy(logits.float(), targets, reduction="none")
     return losses, weights
@@ -162,7 +164,8 @@ def _evaluate(model: torch.nn.Module, encoded: list[EncodedExample], config: Tra
         order = order[loop.accelerator.process_index :: loop.accelerator.num_processes]
     with torch.inference_mode():
         for indices in order:
-            losses, _ = _losses(model, collate([encoded[i] for i in indices], pad_id=loop.pad_id), loop)
+            batch = collate([encoded[i] for i in indices], pad_id=loop.pad_id, packed=config.packing)
+            losses, _ = _losses(model, batch, loop)
             total += losses.double().sum()
             count += losses.numel()
     if loop.accelerator is not None:
@@ -173,31 +176,10 @@ def _evaluate(model: torch.nn.Module, encoded: list[EncodedExample], config: Tra
 
 
 def _epoch_batches(lengths: list[int], config: TrainConfig, epoch: int, accelerator: Any) -> list[list[list[int]]]:
-    """The epoch's optimiser steps, each a list of micro-batches of example indices; under
-    several processes, this process's share of the batches."""
+    """The epoch's optimiser steps, each the micro-batches of example indices that every process
+    trains together (distributed.epoch_steps)."""
     order = batch_order(lengths, config.batch_size, seed=config.seed, epoch=epoch)
-    if accelerator is not None and accelerator.num_processes > 1:
-        processes = accelerator.num_processes
-        if len(order) < processes:
-            order = (order * processes)[:processes]
-        usable = len(order) // processes * processes
-        order = order[accelerator.process_index : usable : processes]
-    step = config.gradient_accumulation
-    return [order[start : start + step] for start in range(0, len(order), step)]
-
-
-def _stop_requested(callbacks: Callbacks, loop: _Loop) -> bool:
-    wanted = bool(callbacks.should_stop()) if _is_main(loop) else False
-    if loop.accelerator is None:
-        return wanted
-    import torch
-
-    flag = torch.tensor([1.0 if wanted else 0.0], device=loop.device)
-    return bool(loop.accelerator.reduce(flag, reduction="sum").item() > 0)
-
-
-def _is_main(loop: _Loop) -> bool:
-    return loop.accelerator is None or loop.accelerator.is_main_process
+    return distributed.epoch_steps(order, config.gradient_accumulation, accelerator)
 
 
 @dataclass
@@ -217,21 +199,7 @@ class _Run:
     total_steps: int
     checkpoint_root: Path
     last_checkpoint: Path | None = None
-
-
-def _make_accelerator(config: TrainConfig) -> Any:
-    """An `Accelerator` under `accelerate launch` with several processes, else None."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    import torch
-    from accelerate import Accelerator
-
-    half = choose_device(None, method=config.method).autocast
-    precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(half, "no")
-    # No `gradient_accumulation_steps`: `Accelerator.backward` would divide the loss by it,
-    # and the loss here is already the mean over the whole step's tokens; the micro-batches
-    # before the last skip the gradient synchronisation through `no_sync` in `_accumulate_gradients`.
-    return Accelerator(mixed_precision=precision)
+    spare_batch: Any = None  # a batch to pass through with no loss, for a process with none in a step
 
 
 def _prepare_model(config: TrainConfig, accelerator: Any, callbacks: Callbacks) -> tuple[Any, Any, str, Any]:
@@ -240,12 +208,18 @@ def _prepare_model(config: TrainConfig, accelerator: Any, callbacks: Callbacks) 
     _seed(config.seed)
     callbacks.on_message(f"Loading the base model {config.base_model or EMBEDDED_NAME} for {config.method}.")
     device_name = str(accelerator.device) if accelerator is not None else None
-    tokenizer, model, description = load_base(config.base_model, method=config.method, device=device_name)
-    choice = choose_device(device_name, method=config.method)
+    tokenizer, model, description = load_base(
+        config.base_model, method=config.method, device=device_name, config=config
+    )
+    choice = choose_device(device_name, method=config.method, precision=config.precision)
     # Seeded again so that the method's new weights do not depend on what loading consumed.
     _seed(config.seed)
     model = apply_method(model, config)
+    if config.packing:
+        check_packing(model)
     model.train()
+    callbacks.on_message(f"Precision: {describe_precision(config, choice.autocast, choice.dtype)}.")
+    reset_peak_memory(choice.device)
     return tokenizer, model, description, choice
 
 
@@ -325,56 +299,54 @@ def _make_loop(choice: Any, model: torch.nn.Module, tokenizer: Any, accelerator:
     return loop
 
 
-def _resume(
-    resume_from: Path | None,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    config: TrainConfig,
-    callbacks: Callbacks,
-) -> RunState:
-    """A fresh state, or the checkpoint's with its weights, optimiser, schedule and random state restored."""
-    if resume_from is None:
-        return RunState()
-    state, warnings = read_checkpoint(Path(resume_from), model, optimizer, scheduler, config)
-    for line in warnings:
-        callbacks.on_message(line)
-    callbacks.on_message(f"Resumed from {resume_from} at step {state.step}.")
-    return state
-
-
 def _checkpoint(run: _Run, state: RunState) -> None:
-    """Written by the main process; every process waits for it."""
-    if _is_main(run.loop):
+    """Written by the main process (one folder, whatever the number of processes); every process
+    waits for it. The best evaluation's checkpoint is kept besides the latest ones."""
+    if distributed.is_main(run.loop.accelerator):
         run.last_checkpoint = write_checkpoint(
-            run.checkpoint_root, run.unwrapped, run.optimizer, run.scheduler, state, run.config, run.total_steps
+            run.checkpoint_root,
+            run.unwrapped,
+            run.optimizer,
+            run.scheduler,
+            state,
+            run.config,
+            run.total_steps,
+            processes=distributed.processes(run.loop.accelerator),
         )
         run.callbacks.on_checkpoint(run.last_checkpoint, state.step)
-    if run.loop.accelerator is not None:
-        run.loop.accelerator.wait_for_everyone()
+    distributed.wait(run.loop.accelerator)
 
 
-def _accumulate_gradients(run: _Run, micro_batches: list[Batch]) -> torch.Tensor:
-    """Backward through every micro-batch of a step; the step's loss."""
+def _accumulate_gradients(run: _Run, micro_batches: list[Batch]) -> float:
+    """Backward through this process's micro-batches of a step; the step's loss over every process.
+
+    Each token's loss (times its weight) is divided by the step's trained tokens of all the
+    processes; under N processes DistributedDataParallel averages the gradients, so each
+    process's loss is multiplied by N. A process with no micro-batch in an epoch's short last
+    step still joins the gradient exchange, with a loss of zero."""
     import torch
 
     loop, accelerator = run.loop, run.loop.accelerator
-    trained_tokens = sum(batch.trainable_tokens for batch in micro_batches)
-    step_loss = torch.zeros((), device=loop.device)
-    for position, batch in enumerate(micro_batches):
-        last = position == len(micro_batches) - 1
+    local_tokens = sum(batch.trainable_tokens for batch in micro_batches)
+    step_tokens = distributed.total(local_tokens, accelerator, loop.device)
+    scale = distributed.processes(accelerator) / max(step_tokens, 1.0)
+    passes = micro_batches or [run.spare_batch]
+    weighted_sum = torch.zeros((), dtype=torch.float64, device=loop.device)
+    for position, batch in enumerate(passes):
+        last = position == len(passes) - 1
         sync = contextlib.nullcontext() if accelerator is None or last else accelerator.no_sync(run.model)
         with sync:
             losses, weights = _losses(run.model, batch, loop)
-            loss = (losses * weights).sum() / trained_tokens
+            weighted = (losses * weights).sum() * (1.0 if micro_batches else 0.0)
+            loss = weighted * scale
             if accelerator is not None:
                 accelerator.backward(loss)
             elif loop.scaler is not None:
                 loop.scaler.scale(loss).backward()
             else:
                 loss.backward()
-        step_loss += loss.detach()
-    return step_loss
+        weighted_sum += weighted.detach().double()
+    return distributed.total(float(weighted_sum), accelerator, loop.device) / max(step_tokens, 1.0)
 
 
 def _apply_gradients(run: _Run) -> float:
@@ -401,23 +373,22 @@ def _apply_gradients(run: _Run) -> float:
 
 
 def _step(run: _Run, state: RunState, group: list[list[int]]) -> float:
-    """One optimiser step over `group`'s micro-batches, counted in `state`; the learning rate used."""
-    import torch
-
+    """One optimiser step over `group`'s micro-batches (this process's share of them), counted in
+    `state`; the learning rate used."""
     loop, accelerator = run.loop, run.loop.accelerator
     step_started = time.monotonic()
-    micro_batches = [collate([run.encoded[i] for i in indices], pad_id=loop.pad_id) for indices in group]
+    mine = distributed.share(group, accelerator)
+    packed = run.config.packing
+    micro_batches = [collate([run.encoded[i] for i in indices], pad_id=loop.pad_id, packed=packed) for indices in mine]
+    if not micro_batches:
+        run.spare_batch = collate([run.encoded[i] for i in group[0]], pad_id=loop.pad_id, packed=packed)
     step_loss = _accumulate_gradients(run, micro_batches)
     learning_rate = _apply_gradients(run)
     state.step += 1
     state.group += 1
-    tokens = sum(batch.tokens for batch in micro_batches)
-    if accelerator is not None:
-        counted = torch.tensor([float(tokens)], device=loop.device)
-        tokens = int(accelerator.reduce(counted, reduction="sum").item())
-        step_loss = accelerator.reduce(step_loss, reduction="mean")
+    tokens = int(distributed.total(sum(batch.tokens for batch in micro_batches), accelerator, loop.device))
     state.tokens += tokens
-    state.train_loss = float(step_loss)
+    state.train_loss = step_loss
     loop.timings.append((time.monotonic() - step_started, tokens))
     return learning_rate
 
@@ -437,6 +408,7 @@ def _validate(run: _Run, state: RunState) -> tuple[float, bool]:
     improved = state.best_val_loss is None or val_loss < state.best_val_loss - config.early_stopping_threshold
     if state.best_val_loss is None or val_loss < state.best_val_loss:
         state.best_val_loss = val_loss
+        state.best_step = state.step
     state.bad_evaluations = 0 if improved else state.bad_evaluations + 1
     stop = bool(config.early_stopping_patience and state.bad_evaluations >= config.early_stopping_patience)
     return val_loss, stop
@@ -447,7 +419,7 @@ def _report(run: _Run, state: RunState, learning_rate: float, val_loss: float | 
     timings = run.loop.timings
     seconds = sum(duration for duration, _ in timings)
     per_step = seconds / len(timings)
-    if _is_main(run.loop):
+    if distributed.is_main(run.loop.accelerator):
         run.callbacks.on_log(
             Progress(
                 step=state.step,
@@ -474,7 +446,7 @@ def _run_steps(run: _Run, state: RunState) -> str:
             state.group = 0
             groups = _epoch_batches(lengths, config, state.epoch, run.loop.accelerator)
             continue
-        if _stop_requested(run.callbacks, run.loop):
+        if distributed.stop_requested(run.callbacks, run.loop.accelerator, run.loop.device):
             _checkpoint(run, state)
             return "cancelled"
         learning_rate = _step(run, state, groups[state.group])
@@ -488,19 +460,24 @@ def _run_steps(run: _Run, state: RunState) -> str:
             )
             _checkpoint(run, state)
             return "early_stopped"
-        if (config.save_every > 0 and state.step % config.save_every == 0) or (config.save_every == 0 and due):
+        # With early stopping, as in DPO, every new best is checkpointed: the saved model is the best.
+        best = bool(config.early_stopping_patience) and val_loss is not None and state.best_step == state.step
+        if best or (config.save_every > 0 and state.step % config.save_every == 0) or (config.save_every == 0 and due):
             _checkpoint(run, state)
     return "done"
 
 
-def _save(run: _Run, tokenizer: Any, output_dir: Path, status: str) -> None:
-    """The trained adapter or model, written by the main process unless the run was cancelled;
-    every process waits for it."""
-    if status != "cancelled" and _is_main(run.loop):
+def _save(run: _Run, tokenizer: Any, output_dir: Path, status: str, state: RunState) -> bool:
+    """The trained adapter or model (the best one with early stopping), written by the main
+    process unless the run was cancelled; every process waits for it. Whether it is the best."""
+    best = False
+    if status != "cancelled" and distributed.is_main(run.loop.accelerator):
+        if best := best_back(run.unwrapped, run.checkpoint_root, state, run.config):
+            run.callbacks.on_message(f"The model saved is the best evaluation's, at step {state.best_step}.")
         save_trained(run.unwrapped, tokenizer, output_dir, run.config)
         run.callbacks.on_message(f"Saved the {'adapter' if is_adapter(run.unwrapped) else 'model'} in {output_dir}.")
-    if run.loop.accelerator is not None:
-        run.loop.accelerator.wait_for_everyone()
+    distributed.wait(run.loop.accelerator)
+    return best
 
 
 def train(
@@ -516,17 +493,32 @@ def train(
 ) -> TrainResult:
     """Fine-tune `config.base_model` on `train_examples` and save the result in `output_dir`.
 
-    Status "done", "early_stopped" (validation loss stopped improving; the model is saved as
-    it is at that point) or "cancelled" (`callbacks.should_stop()`; a checkpoint is written,
-    nothing is saved in `output_dir` itself). `resume_from` is a checkpoint folder of an earlier
-    run with the same settings and examples: the run continues as if never interrupted.
+    Status "done", "early_stopped" (validation loss stopped improving) or "cancelled"
+    (`callbacks.should_stop()`; a checkpoint is written, nothing is saved in `output_dir` itself).
+    With early stopping on, the model saved is the best evaluation's, as in DPO. `resume_from` is
+    a checkpoint of an earlier run with the same settings and examples, on any number of
+    processes: the run continues as if never interrupted. SHIKOMI_PROCESSES above 1 trains on
+    that many processes (training/engine/distributed.py).
     Tracked in TensorBoard and MLflow as `run_name` with `tags` (training/engine/tracking.py).
     """
     if config.method == "dpo":
         raise ValueError("DPO trains on preference pairs; use the DPO trainer for it.")
     resumed = resume_from is not None
+    if resumed:
+        check_checkpoint(Path(resume_from))
+    processes = distributed.processes_wanted()
     with Tracker(config, output_dir, run_name=run_name, tags=tags, callbacks=callbacks, resumed=resumed) as tracker:
-        result = _train(config, train_examples, validation, Path(output_dir), tracker.callbacks, resume_from)
+        arguments = {
+            "config": config,
+            "examples": train_examples,
+            "validation": validation,
+            "output_dir": Path(output_dir),
+            "resume_from": resume_from,
+        }
+        if processes > 1:
+            result = distributed.launch(processes, arguments, tracker.callbacks)
+        else:
+            result = _train(callbacks=tracker.callbacks, **arguments)
         return tracker.finish(result)
 
 
@@ -540,7 +532,8 @@ def _train(
 ) -> TrainResult:
     """The run itself, reporting to `callbacks`."""
     started = time.monotonic()
-    accelerator = _make_accelerator(config)
+    precision = distributed.precision(choose_device(None, method=config.method, precision=config.precision).autocast)
+    accelerator = distributed.make_accelerator(precision, fsdp_plugin(config))
     tokenizer, model, description, choice = _prepare_model(config, accelerator, callbacks)
     trainable, total_parameters = _count_parameters(model, description, callbacks)
     encoded, held_out, skipped, held_out_skipped = _encode_examples(config, tokenizer, examples, validation, callbacks)
@@ -550,7 +543,8 @@ def _train(
     optimizer = _optimizer(model, config, choice.device)
     scheduler, warmup = _build_scheduler(config, optimizer, total_steps)
     loop = _make_loop(choice, model, tokenizer, accelerator)
-    state = _resume(resume_from, model, optimizer, scheduler, config, callbacks)
+    processes = distributed.processes(accelerator)
+    state = resume_state(resume_from, model, optimizer, scheduler, config, callbacks, processes=processes)
     if accelerator is not None:
         model, optimizer = accelerator.prepare(model, optimizer)
     run = _Run(
@@ -570,13 +564,14 @@ def _train(
     )
     status = _run_steps(run, state)
 
-    _save(run, tokenizer, output_dir, status)
+    best_saved = _save(run, tokenizer, output_dir, status, state)
+    used = distributed.resources(loop.device, precision, accelerator)
     return TrainResult(
         status=status,
         steps=state.step,
         total_steps=total_steps,
         final_train_loss=state.train_loss,
-        final_val_loss=state.val_loss,
+        final_val_loss=state.best_val_loss if best_saved else state.val_loss,
         best_val_loss=state.best_val_loss,
         device=description,
         output_dir=output_dir,
@@ -593,6 +588,13 @@ def _train(
             "steps_per_epoch": steps_per_epoch,
             "warmup_steps": warmup,
             "evaluations": state.evaluations,
+            "best_step": state.best_step,
+            "best_checkpoint": f"step-{state.best_step}" if state.best_step is not None else None,
+            **used,
             **({"rendering": rendered} if rendered else {}),
         },
     )
+
+
+if __name__ == "__main__":  # one process of a run on several (training/engine/distributed.py)
+    distributed.rank_main(_train, sys.argv[1])

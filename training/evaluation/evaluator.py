@@ -277,7 +277,9 @@ def _load(output_dir: Path) -> _Models:
     max_seq_length = int(config.get("max_seq_length") or DEFAULT_MAX_SEQ_LENGTH)
     if is_adapter(tuned):
         return _Models(tokenizer, tuned, None, tokenizer, True, max_seq_length)
-    base_tokenizer, base, _ = load_base(run.get("base_model", ""), method="lora", device=str(_device(tuned)))
+    base_tokenizer, base, _ = load_base(
+        run.get("base_model", ""), method="lora", device=str(_device(tuned)), for_inference=True
+    )
     base_tokenizer.padding_side = "left"
     base.eval()
     return _Models(tokenizer, tuned, base, base_tokenizer, False, max_seq_length)

@@ -24,7 +24,16 @@ from rest_framework.response import Response
 
 from curation.core.api import ProjectAPIView
 from curation.core.permissions import Action
-from training.engine.config import BOUNDS, METHODS, PRESETS, SCHEDULERS, ConfigInvalid, TrainConfig, cuda_available
+from training.engine.config import (
+    BOUNDS,
+    CHOICES,
+    METHODS,
+    PRESETS,
+    SCHEDULERS,
+    ConfigInvalid,
+    TrainConfig,
+    cuda_available,
+)
 from training.models import TrainingRun
 from training.runs import serializers as s
 from training.runs.forms import FIELD_LABELS, LLAMA_MODULES, balance_choices, field_help
@@ -182,6 +191,9 @@ class TrainingOptions(TrainingAPIView):
                     "low": bound.low if bound else None,
                     "high": bound.high if bound else None,
                     "help": field_help(f.name),
+                    "choices": [{"key": k, "label": v} for k, v in CHOICES[f.name].items()]
+                    if isinstance(CHOICES.get(f.name), dict)
+                    else [],
                 }
             )
         data = {

@@ -20,7 +20,22 @@ from django import forms
 from django.utils.translation import gettext_lazy
 
 from curation.models import Project
-from training.engine.config import BALANCE, BOUNDS, METHODS, PRESETS, REASONING, SCHEDULERS, TrainConfig
+from training.engine.config import (
+    ATTENTIONS,
+    BALANCE,
+    BOOLEAN_FIELDS,
+    BOUNDS,
+    FSDP,
+    MERGEABLE_METHODS,
+    METHODS,
+    OPTIMIZERS,
+    PACKABLE_METHODS,
+    PRECISIONS,
+    PRESETS,
+    REASONING,
+    SCHEDULERS,
+    TrainConfig,
+)
 
 DEFAULT_PRESET = "quick_cpu_demo"
 # SmolLM2 is a Llama: these are its linear layers. Offered without loading a model in a request.
@@ -40,6 +55,9 @@ APPLIES_TO: dict[str, tuple[str, ...]] = {
     "dpo_beta": ("dpo",),
     # DPO trains on preference pairs, which have no label to balance.
     "balance": tuple(method for method in METHODS if method != "dpo"),
+    "packing": PACKABLE_METHODS,
+    "merge_adapter": MERGEABLE_METHODS,
+    "fsdp": ("full",),
 }
 
 FIELD_LABELS: dict[str, Any] = {
@@ -68,6 +86,14 @@ FIELD_LABELS: dict[str, Any] = {
     "balance": gettext_lazy("Class balance"),
     "dpo_beta": gettext_lazy("DPO beta"),
     "reasoning": gettext_lazy("Reasoning"),
+    "precision": gettext_lazy("Precision"),
+    "attention": gettext_lazy("Attention"),
+    "gradient_checkpointing": gettext_lazy("Gradient checkpointing"),
+    "packing": gettext_lazy("Packing (padding-free)"),
+    "liger": gettext_lazy("Liger kernels"),
+    "optimizer": gettext_lazy("Optimiser"),
+    "fsdp": gettext_lazy("FSDP across GPUs"),
+    "merge_adapter": gettext_lazy("Also save the merged model"),
 }
 # Help for the fields that have no numeric bounds (those have theirs in BOUNDS).
 FIELD_HELP: dict[str, Any] = {
@@ -86,6 +112,38 @@ FIELD_HELP: dict[str, Any] = {
     "reasoning": gettext_lazy(
         "The reasoning of assistant turns: trained on; shown to the model with no loss; or removed from every "
         "turn but the last, which is trained on."
+    ),
+    "precision": gettext_lazy(
+        "What the forward pass computes in. Auto: bf16 on a GPU that has it (else fp16), fp32 on a CPU. fp16 "
+        "needs CUDA; bf16 on a CPU only where torch computes in it."
+    ),
+    "attention": gettext_lazy(
+        "The attention kernel. Auto is the model's default (sdpa); flash_attention_2 needs CUDA and the flash-attn "
+        "package, and is what packing needs."
+    ),
+    "gradient_checkpointing": gettext_lazy(
+        "Recompute each layer's activations in the backward pass instead of keeping them: far less memory for "
+        "long sequences and large models, about a third more compute."
+    ),
+    "packing": gettext_lazy(
+        "Put a batch's examples one after another in one row, with no padding. Needs flash_attention_2 (CUDA): "
+        "with another attention the examples would attend to each other."
+    ),
+    "liger": gettext_lazy(
+        "Liger's Triton kernels for normalisation, rotary embeddings and SwiGLU: less memory, a little faster. "
+        "CUDA with the liger-kernel package only."
+    ),
+    "optimizer": gettext_lazy(
+        "AdamW (fused on CUDA), or bitsandbytes' 8-bit AdamW, paged or not, which keeps a quarter of AdamW's "
+        "optimiser memory (CUDA only)."
+    ),
+    "fsdp": gettext_lazy(
+        "Full fine-tuning only: split the weights, gradients and optimiser state across several CUDA GPUs "
+        "(a 7B-70B model does not fit one)."
+    ),
+    "merge_adapter": gettext_lazy(
+        "LoRA, QLoRA and DPO: besides the adapter, save the base with the adapter merged in (the merged/ folder), "
+        "a plain model any server loads without peft."
     ),
 }
 SCHEDULER_LABELS: dict[str, Any] = {
@@ -163,6 +221,16 @@ class RunForm(forms.Form):
     reasoning = forms.ChoiceField(
         label=FIELD_LABELS["reasoning"], choices=list(REASONING.items()), help_text=FIELD_HELP["reasoning"]
     )
+    precision = forms.ChoiceField(
+        label=FIELD_LABELS["precision"], choices=list(PRECISIONS.items()), help_text=FIELD_HELP["precision"]
+    )
+    attention = forms.ChoiceField(
+        label=FIELD_LABELS["attention"], choices=list(ATTENTIONS.items()), help_text=FIELD_HELP["attention"]
+    )
+    optimizer = forms.ChoiceField(
+        label=FIELD_LABELS["optimizer"], choices=list(OPTIMIZERS.items()), help_text=FIELD_HELP["optimizer"]
+    )
+    fsdp = forms.ChoiceField(label=FIELD_LABELS["fsdp"], choices=list(FSDP.items()), help_text=FIELD_HELP["fsdp"])
     approved_only = forms.BooleanField(
         label=gettext_lazy("Use only approved examples"),
         required=False,
@@ -193,6 +261,8 @@ class RunForm(forms.Form):
         initial["approved_only"] = True  # a new run takes reviewed data unless told otherwise
         kwargs.setdefault("initial", initial)
         super().__init__(*args, **kwargs)
+        for name in BOOLEAN_FIELDS:
+            self.fields[name] = forms.BooleanField(label=FIELD_LABELS[name], required=False, help_text=FIELD_HELP[name])
         for name in BOUNDS:
             bound = BOUNDS[name]
             attrs = {
@@ -238,7 +308,15 @@ class RunForm(forms.Form):
             (gettext_lazy("Method and model"), ["method", "base_model"]),
             (
                 gettext_lazy("Adapter (LoRA, QLoRA, DPO)"),
-                ["lora_rank", "lora_alpha", "lora_dropout", "target_modules", "target_modules_other"],
+                [
+                    "lora_rank",
+                    "lora_alpha",
+                    "lora_dropout",
+                    "target_modules",
+                    "target_modules_other",
+                    # Not a GPU setting: what is saved, for a method with an adapter.
+                    "merge_adapter",
+                ],
             ),
             (gettext_lazy("Virtual tokens (prefix, prompt and P-tuning)"), ["num_virtual_tokens"]),
             (gettext_lazy("DPO"), ["dpo_beta"]),
@@ -260,6 +338,18 @@ class RunForm(forms.Form):
                 ["eval_every", "early_stopping_patience", "early_stopping_threshold", "save_every"],
             ),
             (gettext_lazy("Data"), ["balance", "reasoning", "seed"]),
+            (
+                gettext_lazy("GPU"),
+                [
+                    "precision",
+                    "attention",
+                    "gradient_checkpointing",
+                    "packing",
+                    "liger",
+                    "optimizer",
+                    "fsdp",
+                ],
+            ),
         ]
         groups = []
         for title, names in sections:

@@ -24,6 +24,12 @@ SHIKOMI_RUN_IN_CHILD off (the tests' default: a process start costs seconds) run
 calling thread instead, without device locks. SHIKOMI_DEVICES names the devices a consumer may use
 ("cuda:0,cuda:1" or "cpu"; by default every CUDA device torch sees, else the CPU), and
 SHIKOMI_CPU_THREADS the threads of a child on the CPU (0: every core the consumer may use).
+
+A child given several devices (each GPU of its slot), or on the CPU with SHIKOMI_PROCESSES_PER_RUN
+above 1, trains on that many processes: the trainer launches them under `torch.distributed.run`
+(training/engine/distributed.py), told through SHIKOMI_PROCESSES. They stay in the child's process
+group and watch their parent, so a cancel (SIGTERM to the group) and the watchdog reach them too;
+the child alone holds the row, its lease and its heartbeat, and writes what the main rank reports.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -51,6 +57,8 @@ from django.db import DatabaseError, close_old_connections, connections
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+
+from training.engine.distributed import PROCESSES
 
 if TYPE_CHECKING:
     from curation.models import Work
@@ -68,7 +76,8 @@ IN_CHILD = "SHIKOMI_CHILD_OF"
 CHILD_DATABASE = "SHIKOMI_CHILD_DATABASE"
 CHILD_DEVICE = "SHIKOMI_CHILD_DEVICE"
 
-DEVICE = re.compile(r"cpu|cuda:\d+")
+# A device slot: the CPU, one GPU, or several GPUs that train one run together ("cuda:0+cuda:1").
+DEVICE = re.compile(r"cpu|cuda:\d+(?:\+cuda:\d+)*")
 
 
 def run_in_child() -> bool:
@@ -93,7 +102,8 @@ def consumer_devices() -> list[str]:
     configured = [d for d in configured if d]
     if bad := [d for d in configured if not DEVICE.fullmatch(d)]:
         raise ImproperlyConfigured(
-            f"SHIKOMI_DEVICES takes 'cpu' or 'cuda:N' separated by commas, not {', '.join(map(repr, bad))}"
+            "SHIKOMI_DEVICES takes 'cpu', 'cuda:N' or GPUs that train one run together ('cuda:0+cuda:1'), "
+            f"separated by commas, not {', '.join(map(repr, bad))}"
         )
     if configured:
         return configured
@@ -112,11 +122,28 @@ def cpu_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def processes_per_run(slot: Slot) -> int:
+    """How many processes train a run in `slot`: one per GPU of the slot, or on the CPU
+    SHIKOMI_PROCESSES_PER_RUN (setting or environment; 1 by default)."""
+    if slot.device != "cpu":
+        return max(1, len([d for d in slot.visible.split(",") if d.strip()]))
+    value = getattr(settings, "SHIKOMI_PROCESSES_PER_RUN", None) or os.environ.get("SHIKOMI_PROCESSES_PER_RUN") or 1
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ImproperlyConfigured(f"SHIKOMI_PROCESSES_PER_RUN takes a number of processes, 1 or more, not {value!r}")
+    return count
+
+
 def _visible(device: str) -> str:
     """CUDA_VISIBLE_DEVICES for a child given `device` ("" on the CPU: it sees no GPU). A
     consumer's cuda:N is the Nth GPU of its own CUDA_VISIBLE_DEVICES when it has one."""
     if device == "cpu":
         return ""
+    if "+" in device:
+        return ",".join(_visible(part) for part in device.split("+"))
     index = int(device.split(":")[1])
     if "CUDA_VISIBLE_DEVICES" not in os.environ:
         return str(index)
@@ -136,9 +163,11 @@ class Slot:
     device: str  # as the consumer names it: "cpu", "cuda:1"
     visible: str  # the child's CUDA_VISIBLE_DEVICES: the GPU on the machine
     file: IO[str]
+    more: list[IO[str]] = field(default_factory=list)  # the other GPUs' locks of a slot of several
 
     def release(self) -> None:
-        self.file.close()
+        for handle in (self.file, *self.more):
+            handle.close()
 
 
 def lock_path(device: str) -> Path:
@@ -150,6 +179,22 @@ def lock_path(device: str) -> Path:
 
 
 def _try_device(device: str, holder: str) -> Slot | None:
+    """The device locked for `holder`, or None while another run holds it; a slot of several
+    GPUs is taken whole (each GPU's lock, in order) or not at all."""
+    if "+" not in device:
+        handle = _try_lock(device, holder)
+        return None if handle is None else Slot(device, _visible(device), handle)
+    handles: list[IO[str]] = []
+    for part in device.split("+"):
+        if (handle := _try_lock(part, holder)) is None:
+            for taken in handles:
+                taken.close()
+            return None
+        handles.append(handle)
+    return Slot(device, _visible(device), handles[0], handles[1:])
+
+
+def _try_lock(device: str, holder: str) -> IO[str] | None:
     path = lock_path(device)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held until the run ends
@@ -162,7 +207,7 @@ def _try_device(device: str, holder: str) -> Slot | None:
     handle.truncate()
     handle.write(f"{holder}\n")  # who holds it, for an operator who looks
     handle.flush()
-    return Slot(device, _visible(device), handle)
+    return handle
 
 
 def device_wait(
@@ -252,6 +297,9 @@ def _start(target: str, pk: int, slot: Slot) -> subprocess.Popen:
     env["CUDA_VISIBLE_DEVICES"] = slot.visible
     if slot.device == "cpu":
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(cpu_threads())
+    env.pop(PROCESSES, None)
+    if (count := processes_per_run(slot)) > 1:
+        env[PROCESSES] = str(count)  # the trainer shares the threads above between them
     return subprocess.Popen(
         [sys.executable, "-m", "training.runs.process", target, str(pk)],
         cwd=settings.BASE_DIR,

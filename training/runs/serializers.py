@@ -173,7 +173,9 @@ class TrainingRunCreateSerializer(serializers.Serializer):
         default=dict,
         help_text=gettext_lazy(
             "Settings by name (see training-options/ for names, bounds and defaults); a setting left out keeps "
-            "the preset's value or the default. base_model and balance default to the project's."
+            "the preset's value or the default. base_model and balance default to the project's. The GPU "
+            "settings (precision, attention, gradient_checkpointing, packing, liger, optimizer, fsdp, "
+            "merge_adapter) are refused, one message per setting, where this server cannot honour them."
         ),
     )
     approved_only = serializers.BooleanField(
@@ -226,6 +228,14 @@ class TrainingSettingSerializer(serializers.Serializer):
     low = serializers.FloatField(allow_null=True, help_text=gettext_lazy("Smallest accepted value (numbers only)."))
     high = serializers.FloatField(allow_null=True, help_text=gettext_lazy("Largest accepted value (numbers only)."))
     help = serializers.CharField()
+    choices = TrainingChoiceSerializer(
+        many=True,
+        required=False,
+        help_text=gettext_lazy(
+            "The accepted values of a setting that takes one of a list (method, precision, attention, optimizer, "
+            "fsdp...)."
+        ),
+    )
 
 
 class TrainingOptionsSerializer(serializers.Serializer):
@@ -239,5 +249,8 @@ class TrainingOptionsSerializer(serializers.Serializer):
         help_text=gettext_lazy("Linear layers of Llama-like models such as SmolLM2; other names may be given."),
     )
     cuda = serializers.BooleanField(
-        help_text=gettext_lazy("Whether this server has a CUDA GPU; without one QLoRA is refused.")
+        help_text=gettext_lazy(
+            "Whether this server has a CUDA GPU; without one QLoRA, fp16, flash_attention_2, packing, Liger, "
+            "8-bit optimisers and FSDP are refused."
+        )
     )
