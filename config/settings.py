@@ -168,6 +168,11 @@ FILE_UPLOAD_TEMP_DIR = None
 
 # Import limits (README.md, "Configuration").
 SHIKOMI_MAX_UPLOAD_BYTES = envint("SHIKOMI_MAX_UPLOAD_BYTES", str(2 * 1024**3))
+# Sources (curation/sources/): rows one SQL query may return, objects and bytes one bucket import
+# may read; past them an import writes nothing and says which limit it met.
+SHIKOMI_SOURCE_MAX_ROWS = envint("SHIKOMI_SOURCE_MAX_ROWS", "1000000")
+SHIKOMI_SOURCE_MAX_OBJECTS = envint("SHIKOMI_SOURCE_MAX_OBJECTS", "1000")
+SHIKOMI_SOURCE_MAX_BYTES = envint("SHIKOMI_SOURCE_MAX_BYTES", str(SHIKOMI_MAX_UPLOAD_BYTES))
 SHIKOMI_MAX_ROW_BYTES = envint("SHIKOMI_MAX_ROW_BYTES", str(1024**2))
 
 REDIS_URL = os.getenv("REDIS_URL", "")
@@ -225,13 +230,20 @@ if not 0 < SHIKOMI_HEARTBEAT_SECONDS < SHIKOMI_LEASE_SECONDS:
 
 # One process per run (training/runs/process.py): a consumer trains and evaluates each run in a
 # child process pinned to one of its devices, one run per device on the machine at a time (a lock
-# file per device under DATA_DIR/locks). SHIKOMI_DEVICES: "cuda:0,cuda:1" or "cpu"; empty: every
+# file per device under DATA_DIR/locks). SHIKOMI_DEVICES: "cuda:0,cuda:1" or "cpu", or GPUs that
+# train one run together, one process each ("cuda:0+cuda:1,cuda:2+cuda:3"); empty: every
 # CUDA device torch sees, else the CPU. SHIKOMI_CPU_THREADS: a CPU child's threads (0: every core).
 SHIKOMI_RUN_IN_CHILD = envbool("SHIKOMI_RUN_IN_CHILD", "true")
 SHIKOMI_DEVICES = [d.strip() for d in os.getenv("SHIKOMI_DEVICES", "").split(",") if d.strip()]
-if _bad := [d for d in SHIKOMI_DEVICES if not re.fullmatch(r"cpu|cuda:\d+", d)]:
-    raise ImproperlyConfigured(f"SHIKOMI_DEVICES takes 'cpu' or 'cuda:N' separated by commas, not {', '.join(_bad)}")
+if _bad := [d for d in SHIKOMI_DEVICES if not re.fullmatch(r"cpu|cuda:\d+(?:\+cuda:\d+)*", d)]:
+    raise ImproperlyConfigured(
+        "SHIKOMI_DEVICES takes 'cpu', 'cuda:N' or GPUs that train one run together ('cuda:0+cuda:1'), "
+        f"separated by commas, not {', '.join(_bad)}"
+    )
 SHIKOMI_CPU_THREADS = envint("SHIKOMI_CPU_THREADS", "0")
+# Processes one training run is launched with (torchrun, gloo on CPU); on CUDA, a device slot
+# with several GPUs ("cuda:0+cuda:1" in SHIKOMI_DEVICES) gives one process per GPU.
+SHIKOMI_PROCESSES_PER_RUN = envint("SHIKOMI_PROCESSES_PER_RUN", "1")
 
 # Artifacts (a run's frozen data, checkpoints, trained model and logs; uploads kept for their
 # import) go through the "artifacts" storage (curation/core/storage.py): by default the
@@ -372,6 +384,14 @@ SHIKOMI_OUTBOUND_ALLOW = [
 from curation.connections.outbound import parse_allow_list  # noqa: E402
 
 parse_allow_list(SHIKOMI_OUTBOUND_ALLOW)
+
+# --- Hugging Face Hub: where an admin may push an export with its data card (docs/datasets.md) ---
+# The Hub's address is the operator's alone (an admin chooses the repository, never the host);
+# it passes the outbound guard before anything is sent. The token is one of the operator's
+# secrets (SHIKOMI_SECRET_PREFIX), chosen by name. A push runs while the admin waits: exports
+# larger than SHIKOMI_HUB_MAX_BYTES (the files together, uncompressed) are refused.
+SHIKOMI_HUB_ENDPOINT = os.getenv("SHIKOMI_HUB_ENDPOINT", "https://huggingface.co").rstrip("/")
+SHIKOMI_HUB_MAX_BYTES = envint("SHIKOMI_HUB_MAX_BYTES", str(200 * 1024**2))
 
 # --- Trust: limits on any single request (docs/security.md) ---
 # Examples written through the pages and the API obey SHIKOMI_MAX_ROW_BYTES (above) as imported

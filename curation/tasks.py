@@ -9,8 +9,9 @@ from curation.generation import tasks as generation_tasks
 from curation.io import tasks as io_tasks
 from curation.quality import tasks as quality_tasks
 from curation.rules import tasks as rules_tasks
+from curation.sources import tasks as sources_tasks
 
-__all__ = ["generation_tasks", "io_tasks", "quality_tasks", "rules_tasks"]
+__all__ = ["generation_tasks", "io_tasks", "quality_tasks", "rules_tasks", "sources_tasks"]
 
 
 def _start_heartbeats() -> None:

@@ -8,6 +8,7 @@ from curation.projects import urls as projects_urls
 from curation.quality import urls as quality_urls
 from curation.review import urls as review_urls
 from curation.rules import urls as rules_urls
+from curation.sources import urls as sources_urls
 from curation.splits import urls as splits_urls
 from curation.workspace import urls as workspace_urls
 
@@ -15,6 +16,7 @@ urlpatterns = [
     *workspace_urls.urlpatterns,
     *splits_urls.urlpatterns,
     *io_urls.urlpatterns,
+    *sources_urls.urlpatterns,
     *labeling_urls.urlpatterns,
     *rules_urls.urlpatterns,
     *quality_urls.urlpatterns,
@@ -28,6 +30,7 @@ api_urlpatterns = [
     *workspace_urls.api_urlpatterns,
     *splits_urls.api_urlpatterns,
     *io_urls.api_urlpatterns,
+    *sources_urls.api_urlpatterns,
     *labeling_urls.api_urlpatterns,
     *rules_urls.api_urlpatterns,
     *quality_urls.api_urlpatterns,

@@ -30,6 +30,7 @@ from curation.models import (
     QualityScan,
     Role,
     RuleRun,
+    Source,
 )
 from tests.conftest import PASSWORD
 from training.models import Comparison, EvalSample, Evaluation, TrainingRun
@@ -91,6 +92,7 @@ def test_every_route_declares_who_may_use_it():
 def test_the_walk_sees_the_api_and_the_pages():
     names = {p.name for _, p in ROUTES}
     assert {"api_examples", "api_example", "import_upload", "export", "example_list"} <= names
+    assert {"source_list", "source_detail", "source_import", "api_sources", "api_source_imports"} <= names
 
 
 CASES = [
@@ -189,6 +191,13 @@ def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, projec
         comparison = Comparison.objects.create(evaluation=evaluation, sample=sample, opponent="base")
         # A connection of the project's own (one role deleting it must not hide it from the next).
         connection = Connection.objects.create(project=project, name=f"c{example.pk}", kind=Connection.Kind.EMBEDDED)
+        # A source of the project's own (one role deleting it must not hide it from the next).
+        source = Source.objects.create(
+            project=project,
+            name=f"s{example.pk}",
+            kind=Source.Kind.SQL,
+            options={"query": "SELECT 1", "row_limit": 10, "timeout": 5},
+        )
         # A fresh label and member: an admin's merge, delete or removal must not hide them from the next role.
         extra_label = Label.objects.create(project=project, name=f"extra {example.pk}")
         member = type(users["admin"]).objects.create_user(username=f"member{example.pk}", password=PASSWORD)
@@ -210,6 +219,7 @@ def test_role_gets_the_answer_the_matrix_promises(route, pattern, method, projec
                 "evaluation_id": evaluation.pk,
                 "key": comparison.key,
                 "connection_id": connection.pk,
+                "source_id": source.pk,
                 "label_id": extra_label.pk,
                 "user_id": member.pk,
                 # The requesting user's own API token (someone else's is 404 to them).

@@ -1,7 +1,7 @@
 """The two Huey queues (config/settings.py, DJANGO_HUEY) and which work goes to which.
 
-Light work (imports, rules, quality scans, work on remote model servers) and heavy model work
-(training, evaluation, generation on a local model) wait in separate queues, each consumed by its
+Light work (imports of files and of sources, rules, quality scans, work on remote model servers)
+and heavy model work (training, evaluation, generation on a local model) wait in separate queues, each consumed by its
 own processes: a training run that holds a worker for hours never delays an import, and an
 operator starts the consumers of the heavy queue on the machines with the devices."""
 

@@ -97,7 +97,7 @@ class TabularSource(Source):
         with self.text.open() as f:
             feed = _LineFeed(f, self.encoding, limit)
             reader = csv.reader(feed, delimiter=self.delimiter)
-            columns: _Columns | None = None
+            columns: Columns | None = None
             while True:
                 start = feed.start_record()
                 try:
@@ -121,7 +121,7 @@ class TabularSource(Source):
                 if not record:
                     continue
                 if columns is None:
-                    columns = _Columns(record, self.options)
+                    columns = Columns(record, self.options)
                     if columns.errors:
                         yield Row(start, errors=columns.errors)
                         return
@@ -133,7 +133,7 @@ def read(path: str | os.PathLike[str], options: ReadOptions, delimiter: str = ",
     return TabularSource(path, options, delimiter)
 
 
-class _Columns:
+class Columns:
     """Where each canonical field is in the header (one column, or several a text field joins),
     and which columns go to metadata. Fields the mapping does not name are found by name."""
 

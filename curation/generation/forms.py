@@ -7,6 +7,7 @@ and name the field when it cannot. Field names match those services' ConfigError
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
@@ -27,6 +28,10 @@ PLACEHOLDER_HELP: dict[str, Any] = {
     "label": gettext_lazy("one of the project's labels, in turn; the draft gets that label"),
     "system_prompt": gettext_lazy("the project's system prompt"),
     "guidelines": gettext_lazy("the project's annotation guidelines"),
+    "document": gettext_lazy(
+        "a passage of about 1,200 characters from one of the project's documents, drawn at random (the seed "
+        "draws the same ones again); each draft keeps the passage, and reviewers see it beside the draft"
+    ),
 }
 
 
@@ -131,6 +136,24 @@ class JobForm(forms.Form):
         initial=0,
         help_text=gettext_lazy("Picks the few-shot examples; the same seed picks the same ones again."),
     )
+    sources = forms.MultipleChoiceField(
+        label=gettext_lazy("Documents from"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=gettext_lazy(
+            "For a template with {document}: the sources whose documents it draws from; all when none."
+        ),
+    )
+    passage_context = forms.BooleanField(
+        label=gettext_lazy("Answer from the passage"),
+        required=False,
+        initial=True,
+        help_text=gettext_lazy(
+            "For a template with {document}: the answer is written with the passage in its system message, and the "
+            "example keeps it there, so the tuned model learns to answer from a passage it is given rather than "
+            "to remember facts. Off: only the request sees the passage."
+        ),
+    )
     backend = forms.ChoiceField(
         label=gettext_lazy("Which model writes"),
         help_text=gettext_lazy(
@@ -140,12 +163,21 @@ class JobForm(forms.Form):
     )
 
     def __init__(
-        self, *args: Any, templates: list[PromptTemplate], backends: list[tuple[str, str]], **kwargs: Any
+        self,
+        *args: Any,
+        templates: list[PromptTemplate],
+        backends: list[tuple[str, str]],
+        sources: Sequence[tuple[int, str]] = (),
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.templates = {str(t.pk): t for t in templates}
         self.fields["template"].choices = [(str(t.pk), f"{t.name} (v{t.version})") for t in templates]
         self.fields["backend"].choices = backends
+        self.fields["sources"].choices = [(str(pk), name) for pk, name in sources]
+        if not sources:  # the project has no documents to draw from
+            del self.fields["sources"]
+            del self.fields["passage_context"]
 
     def clean_template(self) -> PromptTemplate:
         return self.templates[self.cleaned_data["template"]]
@@ -166,6 +198,8 @@ class JobForm(forms.Form):
             "max_new_tokens": d["max_new_tokens"],
             "critique": d["critique"],
             "seed": d["seed"],
+            "sources": [int(pk) for pk in d.get("sources") or []],
+            "passage_context": d.get("passage_context", True),
             "backend": spec_from_choice(d["backend"]),
         }
 
@@ -185,6 +219,8 @@ class JobForm(forms.Form):
                 initial[key] = cfg[key]
         initial["topics"] = "\n".join(cfg.get("topics") or [])
         initial["task_types"] = [t for t in cfg.get("task_types") or [] if t in TASK_TYPES]
+        initial["sources"] = [str(pk) for pk in cfg.get("sources") or []]
+        initial["passage_context"] = cfg.get("passage_context", True)
         if choice := choice_from_spec(backend):
             initial["backend"] = choice
         return initial

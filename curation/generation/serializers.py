@@ -217,6 +217,22 @@ class JobInputSerializer(serializers.Serializer):
         default=False, help_text=gettext_lazy("Ask the model to critique and rewrite each answer.")
     )
     seed = serializers.IntegerField(default=0)
+    sources = serializers.ListField(
+        child=serializers.IntegerField(),
+        default=list,
+        max_length=100,
+        help_text=gettext_lazy(
+            "For a template with {document}: the ids of the sources whose documents it draws passages from; "
+            "every document of the project when left out."
+        ),
+    )
+    passage_context = serializers.BooleanField(
+        default=True,
+        help_text=gettext_lazy(
+            "For a template with {document}: write the answer with the passage in its system message and keep it "
+            "there in the example (false: only the request sees the passage)."
+        ),
+    )
     connection = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -261,6 +277,12 @@ class FlagSerializer(serializers.Serializer):
     message = serializers.CharField(help_text=gettext_lazy("The finding in words, for the reviewer."))
 
 
+class DocumentRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    location = serializers.CharField(help_text=gettext_lazy("The page's URL or the uploaded file's name."))
+
+
 class DraftSerializer(serializers.Serializer):
     """A draft as the reviewer sees it. Its id is its example's id."""
 
@@ -282,6 +304,12 @@ class DraftSerializer(serializers.Serializer):
     original = serializers.CharField(help_text=gettext_lazy("The model's text as it wrote it."))
     first_answer = serializers.CharField()
     critique = serializers.CharField()
+    passage = serializers.CharField(
+        help_text=gettext_lazy("The passage of a document the draft was grounded in ({document}); empty if none.")
+    )
+    document = DocumentRefSerializer(
+        allow_null=True, help_text=gettext_lazy("The document the passage came from; null if none (or deleted).")
+    )
     flags = serializers.SerializerMethodField(help_text=gettext_lazy("What the checks found; shown, never hidden."))
     decision = serializers.CharField(help_text=_values(Draft.Decision.values))
     reasons = serializers.ListField(child=serializers.CharField())

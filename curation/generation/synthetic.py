@@ -2,6 +2,9 @@
 each request (one or several candidates), optionally critiques and rewrites its answer, and
 every answer becomes a draft (an example with status draft and a `Draft` row) for review.
 
+A template with `{document}` grounds each prompt in one passage of the project's documents
+(curation/generation/grounding.py); its drafts keep the passage and the document.
+
 Drafts are written per prompt, all candidates of a prompt in one transaction, each with a key
 unique within its job: a failed or cancelled job keeps what it finished, and a job run again
 (after a crash or a resume) makes only the prompts it lacks.
@@ -24,6 +27,15 @@ from curation.connections.backends import BackendChoiceError, backend_choose, ba
 from curation.core.services import content_hash, example_snapshot, search_text
 from curation.generation import ConfigError
 from curation.generation.checks import DraftChecker
+from curation.generation.grounding import (
+    CONTEXT_HEADER,
+    PASSAGE_CHARS,
+    PLACEHOLDER,
+    Grounding,
+    grounding_check,
+    job_groundings,
+    sources_clean,
+)
 from curation.generation.templates import TASK_TYPES, few_shot_block, few_shot_pool, render, uses
 from curation.generation.tools import answer_turn, project_tools
 from curation.models import Draft, Example, ExampleRevision, GenerationJob, Project, PromptTemplate
@@ -70,6 +82,8 @@ class DraftRow:
     first_answer: str = ""
     critique: str = ""
     flags: list[dict[str, Any]] = field(default_factory=list)
+    document_id: int | None = None
+    passage: str = ""
 
 
 def write_drafts(job: GenerationJob, rows: list[DraftRow]) -> list[Example]:
@@ -105,6 +119,8 @@ def write_drafts(job: GenerationJob, rows: list[DraftRow]) -> list[Example]:
                     original=row.original,
                     first_answer=row.first_answer,
                     critique=row.critique,
+                    document_id=row.document_id,
+                    passage=row.passage,
                     flags=row.flags,
                 )
                 ExampleRevision.objects.create(
@@ -152,6 +168,8 @@ def synthetic_create(
     critique: bool = False,
     backend: dict[str, Any] | None = None,
     seed: int = 0,
+    sources: Any = (),
+    passage_context: bool = True,
 ) -> GenerationJob:
     """A synthetic job, queued (curation/generation/tasks.py enqueues it); ConfigError names the
     setting that cannot work."""
@@ -178,6 +196,8 @@ def synthetic_create(
         raise ConfigError(error.field, error.message) from None
     topics = _clean_list(topics, "topics", MAX_TOPICS)
     task_types = _clean_list(task_types, "task_types", len(TASK_TYPES) + MAX_TOPICS)
+    sources = sources_clean(project, sources)
+    grounding_check(project=project, template=template, sources=sources)
     try:
         spec, name = backend_choose(backend, project)
     except BackendChoiceError as error:
@@ -199,6 +219,14 @@ def synthetic_create(
             "backend": spec,
             # Offered to the model with each request it answers (curation/generation/tools.py).
             "tools": [] if project.kind == Project.Kind.CLASSIFICATION else project_tools(project),
+            # {document}: the sources drawn from (all when empty) and the passages' size.
+            # passage_context: the answer is written with the passage in its system message, and the
+            # example keeps it there (retrieval-style: the model learns to answer from a passage).
+            **(
+                {"sources": sources, "passage_chars": PASSAGE_CHARS, "passage_context": bool(passage_context)}
+                if uses(template.text, PLACEHOLDER)
+                else {}
+            ),
         },
         total=count,
         created_by=user if getattr(user, "is_authenticated", False) else None,
@@ -235,6 +263,7 @@ class _Unit:
     label_id: int | None
     topic: str
     task_type: str
+    grounding: Grounding | None = None
     prompts: list[str] = field(default_factory=list)
     prompt_generations: list[Generation] = field(default_factory=list)
 
@@ -266,6 +295,7 @@ def synthetic_execute(*, job: GenerationJob, backend: GenerationBackend | None =
         pool = few_shot_pool(project)
         labels = list(project.labels.order_by("name").values_list("id", "name"))
         template = job.template
+        groundings = job_groundings(job)
         for start in range(0, cfg["count"], BATCH):
             if GenerationJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
                 GenerationJob.objects.filter(pk=job.pk).update(
@@ -286,8 +316,12 @@ def synthetic_execute(*, job: GenerationJob, backend: GenerationBackend | None =
                     "system_prompt": project.system_prompt,
                     "guidelines": project.guidelines,
                 }
+                grounding = groundings[number] if groundings else None
+                values["document"] = grounding.passage if grounding else ""
                 units.append(
-                    _Unit(number, render(template.text if template else "", values), label_id, topic, task_type)
+                    _Unit(
+                        number, render(template.text if template else "", values), label_id, topic, task_type, grounding
+                    )
                 )
             if units:
                 created = _run_units(job, units, backend, checker, errors, classification)
@@ -298,6 +332,9 @@ def synthetic_execute(*, job: GenerationJob, backend: GenerationBackend | None =
             )
     except GenerationError as exc:
         _fail(job, str(exc), errors)
+        return _reloaded(job)
+    except ConfigError as exc:  # nothing (any more) to draw {document} from
+        _fail(job, exc.message, errors)
         return _reloaded(job)
     except Exception as exc:
         log.exception("generation job %s failed", job.pk)
@@ -384,7 +421,9 @@ def _answer_rows(
         if not unit.prompts[0]:
             errors.append({"key": f"p{unit.number}", "error": _("the model wrote no request")})
     conversations = [
-        [*system, {"role": "user", "content": unit.prompts[0]}] for unit in answerable for _k in range(candidates)
+        [*_context(system, unit, cfg), {"role": "user", "content": unit.prompts[0]}]
+        for unit in answerable
+        for _k in range(candidates)
     ]
     tools = cfg.get("tools") or []
     answers = generate_detailed(
@@ -410,13 +449,24 @@ def _answer_rows(
                 else:
                     critique_text, text = parsed
                     first, generation = answer.text, critique
-            messages = [*system, {"role": "user", "content": unit.prompts[0]}, answer_turn(text, generation)]
+            messages = [*conversations[index], answer_turn(text, generation)]
             row = _row(unit, k, messages, len(messages) - 1, text, generation, checker, unit.request, tools)
             row.first_answer, row.critique = first, critique_text
             if unparsed:
                 row.flags.append({"code": "critique_unparsed"})
             rows[unit.number].append(row)
     return rows
+
+
+def _context(system: list[dict[str, Any]], unit: _Unit, cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The system message an answer is written under: the project's, and, for a grounded job
+    with `passage_context`, the passage after it (CONTEXT_HEADER), so that the answer rests on
+    the passage and the example teaches answering from one."""
+    if unit.grounding is None or not cfg.get("passage_context"):
+        return system
+    prompt = system[0]["content"] if system else ""
+    context = f"{CONTEXT_HEADER}\n{unit.grounding.passage}"
+    return [{"role": "system", "content": f"{prompt}\n\n{context}" if prompt else context}]
 
 
 def _critiques(
@@ -459,6 +509,7 @@ def _row(
 ) -> DraftRow:
     group = f"p{unit.number}"
     metadata = {k: v for k, v in (("topic", unit.topic), ("task_type", unit.task_type)) if v}
+    grounding = unit.grounding
     return DraftRow(
         key=f"{group}:{candidate}",
         group=group,
@@ -471,6 +522,8 @@ def _row(
         request=request,
         original=text,
         flags=checker.check(messages, target=target, group=group, generation=generation, tools=tools),
+        document_id=grounding.document_id if grounding else None,
+        passage=grounding.passage if grounding else "",
     )
 
 

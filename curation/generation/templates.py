@@ -2,7 +2,9 @@
 
 A template is text with placeholders in braces. Only the names below are placeholders;
 anything else in braces (a JSON example, say) is left as it is, but `{word}` that looks like a
-placeholder and is not one is refused, since it is almost always a typo. Saving a changed
+placeholder and is not one is refused, since it is almost always a typo. Values are put in one
+pass, so a value that holds braces (a passage of a document quoting `{topic}`) stays as it is.
+`{document}` is a passage of one of the project's documents (curation/generation/grounding.py). Saving a changed
 template makes a new version; jobs point at the version they used.
 """
 
@@ -21,7 +23,7 @@ from django.utils.translation import gettext_lazy
 from curation.generation import ConfigError
 from curation.models import Example, Project, PromptTemplate
 
-PLACEHOLDERS = ("topic", "task_type", "examples", "label", "system_prompt", "guidelines")
+PLACEHOLDERS = ("topic", "task_type", "examples", "label", "system_prompt", "guidelines", "document")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # Kinds of task a job can cycle through for diversity; the key goes into the prompt in English

@@ -24,6 +24,7 @@ from curation.generation import stats as draft_stats
 from curation.generation import tasks as generation_tasks
 from curation.generation.checks import flag_message
 from curation.generation.forms import JobForm, TemplateForm, placeholder_help
+from curation.generation.grounding import document_sources
 from curation.generation.tasks import generation_job_resume, synthetic_start
 from curation.generation.tools import project_tools
 from curation.models import Draft, GenerationJob, Project, PromptTemplate
@@ -228,9 +229,10 @@ def job_new(request: ProjectRequest) -> HttpResponse:
         # A first job should not need a template written first.
         templates.template_default(project, request.user)
     current = templates.templates_current(project)
+    sources = document_sources(project)
     status = 200
     if request.method == "POST":
-        form = JobForm(request.POST, templates=current, backends=backend_choices(project))
+        form = JobForm(request.POST, templates=current, backends=backend_choices(project), sources=sources)
         if form.is_valid():
             try:
                 job = synthetic_start(project=project, user=request.user, **form.job_settings())
@@ -248,7 +250,10 @@ def job_new(request: ProjectRequest) -> HttpResponse:
             .first()
         )
         form = JobForm(
-            initial=JobForm.initial_from(last, current), templates=current, backends=backend_choices(project)
+            initial=JobForm.initial_from(last, current),
+            templates=current,
+            backends=backend_choices(project),
+            sources=sources,
         )
     return render(
         request,
@@ -258,6 +263,7 @@ def job_new(request: ProjectRequest) -> HttpResponse:
             "form": form,
             "tools": [tool["function"]["name"] for tool in project_tools(project)],
             "classification": project.kind == Project.Kind.CLASSIFICATION,
+            "document_sources": "sources" in form.fields,
             "title": _("New generation job"),
         },
         status=status,

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from curation.core import selectors
 from curation.core.api import FILTER_PARAMS, ProjectAPIView
 from curation.core.permissions import Action
-from curation.io import serializers, tasks
+from curation.io import hub, serializers, tasks
 from curation.io.exports import FORMULAS, SKIPPED_HEADER, example_export, export_preview, skipped_header
 from curation.io.forms import EXPORT_FORMATS
 from curation.models import ImportJob
@@ -121,6 +121,12 @@ class Export(ProjectAPIView):
                 description="One file per split (those that have examples) in a ZIP archive.",
             ),
             OpenApiParameter(
+                "card",
+                bool,
+                description="Add a data card (README.md in the Hugging Face dataset card format, "
+                "docs/datasets.md): the answer is then a ZIP archive of the data file(s) and README.md.",
+            ),
+            OpenApiParameter(
                 SKIPPED_HEADER,
                 str,
                 location=OpenApiParameter.HEADER,
@@ -140,7 +146,12 @@ class Export(ProjectAPIView):
     )
     def get(self, request: Request, slug: str) -> StreamingHttpResponse:
         q = request.query_params
-        export = example_export(project=self.project, per_split=serializers.boolean(q, "per_split"), **_selection(q))
+        export = example_export(
+            project=self.project,
+            per_split=serializers.boolean(q, "per_split"),
+            card=serializers.boolean(q, "card"),
+            **_selection(q),
+        )
         response = StreamingHttpResponse(export.chunks, content_type=export.content_type)
         response["Content-Disposition"] = content_disposition_header(True, export.filename)
         if export.skipped:
@@ -175,3 +186,23 @@ class ExportPreview(ProjectAPIView):
                 "records": preview.records,
             }
         )
+
+
+class ExportHub(ProjectAPIView):
+    """Admins only: the push sends the project's data off the server."""
+
+    project_action = Action.MANAGE_PROJECT
+
+    @extend_schema(
+        request=serializers.HubPushSerializer,
+        responses={200: serializers.HubPushResultSerializer},
+        description="Export with a data card (README.md) and commit the files to a dataset repository on the "
+        "Hugging Face Hub at the operator's address (SHIKOMI_HUB_ENDPOINT), creating the repository when it does "
+        "not exist. The token is one of the operator's secrets, named in `secret`. Runs while the request waits; "
+        "an export over SHIKOMI_HUB_MAX_BYTES is a 400, a refusal by the Hub a 502 with its status and message.",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        data = serializers.HubPushSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        pushed = hub.hub_push(project=self.project, user=request.user, **data.validated_data)
+        return Response(serializers.HubPushResultSerializer(pushed).data)

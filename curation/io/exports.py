@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 
 from curation import formats
 from curation.core.services import InvalidExample
+from curation.io.card import CARD_NAME, CardContext, CardFile, card_counts, card_text
 from curation.models import Example, Project, WeakLabel
 from curation.rules.selectors import PERSON, RULES
 
@@ -46,6 +47,9 @@ class Export:
     filename: str
     chunks: Iterator[bytes]
     skipped: dict[str, int] = field(default_factory=dict)
+    # The files one by one (name, chunks), for a reader that keeps them apart (the Hub push):
+    # ``chunks`` and ``members`` share their generators, so read one of them, never both.
+    members: list[tuple[str, Iterator[bytes]]] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[object]:
         return iter((self.content_type, self.filename, self.chunks))
@@ -79,6 +83,7 @@ def example_export(
     formulas: str | None = None,
     shikomi_fields: bool = False,
     per_split: bool = False,
+    card: bool = False,
 ) -> Export:
     """The project's examples as a file: content type, download file name, byte chunks, and
     the examples the format cannot hold, counted per reason.
@@ -92,7 +97,8 @@ def example_export(
     from (``label_source``: a person or a rule set version, see label_source_of), which the
     import does not take back. ``per_split`` writes one
     file per split (train, validation, test, unassigned: those that have examples) into a ZIP
-    archive, each to be imported with its split chosen.
+    archive, each to be imported with its split chosen. ``card`` adds a data card (README.md,
+    curation/io/card.py) and so always gives a ZIP archive.
     """
     formulas = formulas or "escaped"
     if formulas not in FORMULAS:
@@ -116,22 +122,32 @@ def example_export(
         if flagged:
             raise InvalidExample("pii", pii_message(flagged, kinds))
     classification = project.kind == Project.Kind.CLASSIFICATION
-    skipped = _skipped(examples, writer, classification)
+    counts = card_counts(examples, writer, classification=classification) if card else None
+    skipped = dict(counts.skipped) if counts is not None else _skipped(examples, writer, classification)
     options = {"classification": classification, "raw_formulas": formulas == "raw", "shikomi_fields": shikomi_fields}
     parts = [project.slug, split or "", label or "", format]
     filename = "-".join(p for p in parts if p) + "." + writer.extension
-    if not per_split:
-        return Export(writer.content_type, filename, writer(_rows(examples, shikomi_fields), **options), skipped)
-    present = set(examples.order_by().values_list("split", flat=True).distinct())
+    if per_split:
+        present = set(examples.order_by().values_list("split", flat=True).distinct())
+        files = [
+            CardFile("-".join(p for p in [project.slug, name, label or "", format] if p) + "." + writer.extension, name)
+            for name in Example.Split.values
+            if name in present
+        ]
+    else:
+        files = [CardFile(filename)]
     members = [
-        ("-".join(p for p in [project.slug, name, label or "", format] if p) + "." + writer.extension, name)
-        for name in Example.Split.values
-        if name in present
+        (f.path, writer(_rows(examples.filter(split=f.split) if f.split else examples, shikomi_fields), **options))
+        for f in files
     ]
-    chunks = _zipped(
-        (member, writer(_rows(examples.filter(split=name), shikomi_fields), **options)) for member, name in members
-    )
-    return Export("application/zip", filename.rsplit(".", 1)[0] + "-splits.zip", chunks, skipped)
+    if counts is not None:
+        selection = {"statuses": statuses_clean(status), "split": split, "source": source, "label": label}
+        context = CardContext(project=project, format=format, files=files, selection=selection, skipped=skipped)
+        members.append((CARD_NAME, iter([card_text(examples, counts, context).encode("utf-8")])))
+    if not per_split and not card:
+        return Export(writer.content_type, filename, members[0][1], skipped, members)
+    archive = filename.rsplit(".", 1)[0] + ("-splits.zip" if per_split else ".zip")
+    return Export("application/zip", archive, _zipped(iter(members)), skipped, members)
 
 
 def _rows(examples: QuerySet[Example], shikomi_fields: bool = False) -> Iterator[formats.ExportRow]:

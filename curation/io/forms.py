@@ -131,6 +131,16 @@ class ExportForm(forms.Form):
         ),
     )
 
+    card = forms.BooleanField(
+        label=_("Include a data card (README.md)"),
+        required=False,
+        help_text=_(
+            "A ZIP archive with the data and a README.md in the Hugging Face dataset card format: counts by "
+            "split, label, origin and status, text lengths, the latest quality check, sources and licences, "
+            "the review and the guidelines."
+        ),
+    )
+
     def __init__(self, *args, label_names: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["label"].choices = [("", _("Any"))] + [(n, n) for n in label_names]
@@ -155,3 +165,29 @@ class ExportForm(forms.Form):
             "formulas": "raw" if data["raw_formulas"] else "escaped",
             "shikomi_fields": data["shikomi_fields"],
         }
+
+
+class HubForm(forms.Form):
+    """Where an admin pushes the export chosen on the export page (its fields come with this
+    form's): the repository, whether a new one is private, and the secret holding the token,
+    one of the operator's (checked again by the push)."""
+
+    repo_id = forms.CharField(
+        label=_("Repository"),
+        max_length=200,
+        help_text=_("owner/name of a dataset repository; it is created when it does not exist."),
+    )
+    private = forms.BooleanField(
+        label=_("Private"),
+        required=False,
+        initial=True,
+        help_text=_("For a new repository; one that exists keeps its visibility."),
+    )
+    secret = forms.ChoiceField(
+        label=_("Token"),
+        help_text=_("The operator's secret that holds a Hugging Face token with write access."),
+    )
+
+    def __init__(self, *args, secrets: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["secret"].choices = [(name, name) for name in secrets]

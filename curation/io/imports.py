@@ -6,11 +6,12 @@ import logging
 import uuid
 import zipfile
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.text import get_valid_filename
@@ -18,14 +19,23 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from curation import formats
-from curation.core.services import InvalidExample, content_hash, example_bulk_update, search_text
+from curation.core.services import InvalidExample, content_hash
 from curation.core.storage import UPLOADS, is_remote, publish, remove, working_copy
 from curation.formats.preference import PreferenceRow
 from curation.formats.rows import DecodedTooLarge, FileRejected, ReadOptions, Row, RowError, batched
+from curation.io.inserter import ExampleInserter, Relabel, pairs_write
 from curation.io.options import OPTION_NAMES, import_options_clean, mapping_clean
-from curation.models import Example, ImportJob, PreferencePair, Project
+from curation.models import Example, ImportJob, Project
 
-__all__ = ["OPTION_NAMES", "example_import", "example_import_path", "import_job_create", "mapping_clean"]
+__all__ = [
+    "OPTION_NAMES",
+    "ImportPart",
+    "RowKeeper",
+    "example_import",
+    "example_import_path",
+    "import_job_create",
+    "mapping_clean",
+]
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 2000
@@ -38,6 +48,35 @@ COPY_CHUNK = 1024 * 1024
 
 
 Progress = Callable[[float, int], None]
+NewRow = tuple[Row, str, int | None]  # a row to write, its content hash, its label's id
+
+
+@dataclass(frozen=True)
+class ImportPart:
+    """One piece of what a job imports: a file in ``format`` at ``path``, or rows read already
+    (``read(options)``, a query's). ``name`` is the object it came from (an S3 key, "query"):
+    each example keeps it (``Example.source_object``) and each error and duplicate names it;
+    "" for an uploaded file."""
+
+    name: str
+    format: str
+    path: Path | None = None
+    read: Callable[[ReadOptions], formats.Source] | None = None
+    mapped: bool = True  # whether the job's column mapping applies to it
+    of: tuple[int, int] = (0, 1)  # its place among the parts, for the progress
+
+
+class RowKeeper(Protocol):
+    """Decides, before they are written, what happens to the new rows of a re-sync (a source
+    imported again): ``keep`` returns the rows still to insert (it may update the examples some
+    of them replace); ``report`` is added to the job's report; ``rolled_back`` forgets what
+    was updated when the transaction is rolled back."""
+
+    def keep(self, rows: list[NewRow], part: ImportPart) -> list[NewRow]: ...
+
+    def report(self) -> dict[str, Any]: ...
+
+    def rolled_back(self) -> None: ...
 
 
 def import_job_create(
@@ -188,12 +227,25 @@ class _Tally:
         self.skipped_lines: list[int] = []
         self.encoding: str | None = None
         self.pairs_created = 0  # preference pairs of a preference file
+        self.part = ""  # the object being read, of a source's import
+        self.first_part = ""
+        self.already_present = 0  # duplicates of examples the project had before this import
+        # After the first bad row in strict mode nothing more is written (it would be rolled
+        # back), so the rows checked from then on are remembered here to find duplicates.
+        self.writing = True
+        self.unwritten: dict[int, str] = {}
+
+    def at(self, line: int, part: str | None = None) -> str:
+        """Where a row of this import is: "line N", or "OBJECT line N" in a source's import."""
+        part = self.part if part is None else part
+        return f"{part} line {line}" if part else f"line {line}"
 
     def error(self, error: RowError) -> None:
         self.errors_total += 1
-        self.first_error = self.first_error or error
+        if self.first_error is None:
+            self.first_error, self.first_part = error, self.part
         if len(self.errors) < REPORT_LIMIT:
-            self.errors.append(error.as_dict())
+            self.errors.append({"object": self.part, **error.as_dict()} if self.part else error.as_dict())
 
     def bad_row(self, row: Row) -> None:
         self.rows_invalid += 1
@@ -205,8 +257,11 @@ class _Tally:
     def duplicate(self, line: int, of: str, label_applied: str | None = None) -> None:
         self.rows_duplicate += 1
         self.labels_applied += label_applied is not None
+        self.already_present += of.startswith("example ")
         if len(self.duplicates) < REPORT_LIMIT:
-            entry = {"line": line, "duplicate_of": of}
+            entry: dict[str, Any] = {"line": line, "duplicate_of": of}
+            if self.part:
+                entry["object"] = self.part
             self.duplicates.append(entry if label_applied is None else {**entry, "label_applied": label_applied})
 
     def rolled_back(self) -> None:
@@ -224,6 +279,8 @@ class _Tally:
             "labels_applied": self.labels_applied,
             "encoding": self.encoding,
         }
+        if self.part:  # a source's import: how many of its rows the project had already
+            report["already_present"] = self.already_present
         if self.skip:
             report["skipped_lines"] = self.skipped_lines
         if self.pairs_created:
@@ -231,13 +288,23 @@ class _Tally:
         return report
 
 
-def example_import(*, job: ImportJob, progress: Progress | None = None) -> ImportJob:
+def example_import(
+    *,
+    job: ImportJob,
+    progress: Progress | None = None,
+    parts: Iterable[ImportPart] | None = None,
+    keeper: RowKeeper | None = None,
+) -> ImportJob:
     """Run an import job: the job ends succeeded or failed, with its report filled in.
 
     ``progress(fraction, rows_read)`` is called after every batch, possibly inside the
     write transaction. A job no longer pending (it ran, or another worker runs it) is left
     as it is, so a retried task never imports twice. An unexpected error fails
     the job, leaves no example, and is raised again.
+
+    A source's job (curation/sources/) reads ``parts`` instead of the job's file, all in the one
+    transaction: a part may raise FileRejected (an object that cannot be read), which fails the
+    whole job. ``keeper`` decides what a re-sync does with rows that changed.
     """
     # Claim the job in one UPDATE, so two deliveries of the same task cannot both run it.
     if not ImportJob.claim(job.pk, error="", progress=0.0):
@@ -246,10 +313,13 @@ def example_import(*, job: ImportJob, progress: Progress | None = None) -> Impor
     job.status, job.error, job.progress = ImportJob.Status.RUNNING, "", 0.0
     tally = _Tally(skip=bool((job.options or {}).get("skip_bad_rows")))
     try:
-        with working_copy(job.path) as path:
-            failure = _run(job, path, tally, progress)
+        if parts is None:
+            with working_copy(job.path) as path:
+                failure = _run(job, [ImportPart("", job.format, path)], tally, progress, None)
+        else:
+            failure = _run(job, parts, tally, progress, keeper)
     except Exception as exc:
-        tally.rolled_back()
+        _rolled_back(tally, keeper)
         _finish(
             job,
             tally,
@@ -257,13 +327,18 @@ def example_import(*, job: ImportJob, progress: Progress | None = None) -> Impor
             % {"error": f"{type(exc).__name__}: {exc}"},
         )
         raise
-    _finish(job, tally, failure)
+    _finish(job, tally, failure, keeper)
     return job
 
 
-def _run(job: ImportJob, path: Path, tally: _Tally, progress: Progress | None) -> str | None:
-    """Read `path` (the job's file on this machine) and write; the one-line reason when the job
-    fails, else None."""
+def _rolled_back(tally: _Tally, keeper: RowKeeper | None) -> None:
+    tally.rolled_back()
+    if keeper is not None:
+        keeper.rolled_back()
+
+
+def _check_size(path: Path) -> None:
+    """FileRejected when the file (or what a zip of it unpacks to) is over the upload limit."""
     limit = settings.SHIKOMI_MAX_UPLOAD_BYTES
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
     if zipfile.is_zipfile(path):
@@ -271,275 +346,187 @@ def _run(job: ImportJob, path: Path, tally: _Tally, progress: Progress | None) -
         with zipfile.ZipFile(path) as archive:
             size = max(size, sum(info.file_size for info in archive.infolist()))
     if size > limit:
-        message = _file_too_large_message(size, limit)
-        tally.error(RowError(0, "file_too_large", "file", message))
-        return _("Nothing was imported: %(reason)s.") % {"reason": message}
+        raise FileRejected(RowError(0, "file_too_large", "file", _file_too_large_message(size, limit)))
 
+
+def _read(part: ImportPart, read_options: ReadOptions, labels: dict[str, int]) -> formats.Source:
+    if part.read is not None:
+        return formats.CheckedSource(part.read(read_options), labels, read_options)
+    assert part.path is not None
+    _check_size(part.path)
+    return formats.read(part.path, part.format, read_options, labels)
+
+
+def _run(
+    job: ImportJob, parts: Iterable[ImportPart], tally: _Tally, progress: Progress | None, keeper: RowKeeper | None
+) -> str | None:
+    """Read each part (the job's file on this machine, or a source's objects) and write; the
+    one-line reason when the job fails, else None."""
     project = job.project
     labels = dict(project.labels.values_list("name", "id"))
     options = job.options or {}
-    read_options = ReadOptions(
-        encoding=options.get("encoding") or "auto",
-        mapping=options.get("mapping"),
-        delimiter=options.get("delimiter"),
-        split=options.get("split"),
-        max_row_bytes=settings.SHIKOMI_MAX_ROW_BYTES,
-        classification=project.kind == Project.Kind.CLASSIFICATION,
-        max_messages=settings.SHIKOMI_MAX_MESSAGES,
-        max_decoded_bytes=settings.SHIKOMI_MAX_DECODED_BYTES,
-    )
-    source = formats.read(path, job.format, read_options, labels)
-    tally.encoding = source.encoding
     try:
         with transaction.atomic():
-            _write(job, source, labels, tally, progress)
+            for part in parts:
+                read_options = ReadOptions(
+                    encoding=options.get("encoding") or "auto",
+                    mapping=options.get("mapping") if part.mapped else None,
+                    delimiter=options.get("delimiter"),
+                    split=options.get("split"),
+                    max_row_bytes=settings.SHIKOMI_MAX_ROW_BYTES,
+                    classification=project.kind == Project.Kind.CLASSIFICATION,
+                    max_messages=settings.SHIKOMI_MAX_MESSAGES,
+                    max_decoded_bytes=settings.SHIKOMI_MAX_DECODED_BYTES,
+                )
+                tally.part = part.name
+                source = _read(part, read_options, labels)
+                tally.encoding = tally.encoding or source.encoding
+                _write(job, source, labels, tally, progress, part, keeper)
             if tally.rows_invalid and not tally.skip:
                 raise _Rejected
     except _Rejected:
-        tally.rolled_back()
+        _rolled_back(tally, keeper)
     except DecodedTooLarge as exc:
-        tally.rolled_back()
-        message = _decoded_too_large_message(job.filename, exc)
+        _rolled_back(tally, keeper)
+        message = _decoded_too_large_message(tally.part or job.filename, exc)
         tally.error(RowError(0, "file_too_large", "file", message))
         return _("Nothing was imported: %(reason)s.") % {"reason": message}
     except FileRejected as exc:
-        tally.rolled_back()
+        _rolled_back(tally, keeper)
         tally.error(exc.error)
-        return _("Nothing was imported: %(reason)s.") % {"reason": exc.error.message}
+        reason = exc.error.message
+        if tally.part:
+            reason = _("%(object)s, line %(line)d: %(message)s") % {
+                "object": tally.part,
+                "line": exc.error.line,
+                "message": reason,
+            }
+        return _("Nothing was imported: %(reason)s.") % {"reason": reason}
+    return _outcome(tally, source=keeper is not None or bool(tally.part))
 
+
+def _outcome(tally: _Tally, *, source: bool) -> str | None:
     if tally.rows_read == 0 and not tally.errors_total:
+        if source:
+            tally.error(RowError(0, "empty_file", "file", _("the source has no rows")))
+            return _("Nothing was imported: the source has no rows.")
         tally.error(RowError(0, "empty_file", "file", _("the file has no examples")))
         return _("Nothing was imported: the file has no examples.")
     if tally.rows_invalid and (not tally.skip or not tally.rows_created + tally.rows_duplicate):
         first = tally.first_error
         assert first is not None
-        return ngettext(
-            "Nothing was imported: %(count)d row has errors. First, line %(line)d: %(message)s. %(advice)s",
-            "Nothing was imported: %(count)d rows have errors. First, line %(line)d: %(message)s. %(advice)s",
-            tally.rows_invalid,
-        ) % {
+        values = {
             "count": tally.rows_invalid,
             "line": first.line,
+            "object": tally.first_part,
             "message": f"{first.field}: {first.message}" if first.field else first.message,
             "advice": _("Fix the file and import it again.")
             if tally.skip
             else _('Fix the file, or import it with "skip bad rows" to import the other rows.'),
         }
+        if tally.first_part:
+            return (
+                ngettext(
+                    "Nothing was imported: %(count)d row has errors. First, %(object)s line %(line)d: %(message)s. "
+                    "%(advice)s",
+                    "Nothing was imported: %(count)d rows have errors. First, %(object)s line %(line)d: %(message)s. "
+                    "%(advice)s",
+                    tally.rows_invalid,
+                )
+                % values
+            )
+        return (
+            ngettext(
+                "Nothing was imported: %(count)d row has errors. First, line %(line)d: %(message)s. %(advice)s",
+                "Nothing was imported: %(count)d rows have errors. First, line %(line)d: %(message)s. %(advice)s",
+                tally.rows_invalid,
+            )
+            % values
+        )
     return None
 
 
 def _write(
-    job: ImportJob, source: formats.Source, labels: dict[str, int], tally: _Tally, progress: Progress | None
+    job: ImportJob,
+    source: formats.Source,
+    labels: dict[str, int],
+    tally: _Tally,
+    progress: Progress | None,
+    part: ImportPart | None = None,
+    keeper: RowKeeper | None = None,
 ) -> None:
-    inserter = _ExampleInserter(job)
+    inserter = ExampleInserter(job)
     classification = job.project.kind == Project.Kind.CLASSIFICATION
-    # After the first bad row in strict mode nothing more is written (it would be rolled
-    # back), so the rows checked from then on are remembered here to find duplicates.
-    writing = True
-    unwritten: dict[int, int] = {}
+    name = part.name[:1000] if part else ""
+    index, count = part.of if part else (0, 1)
+    unwritten = tally.unwritten
     for batch in batched(source, BATCH_SIZE):
         tally.rows_read += len(batch)
         good: list[tuple[Row, str]] = []
         for row in batch:
             if row.errors:
                 tally.bad_row(row)
-                writing = writing and tally.skip
+                tally.writing = tally.writing and tally.skip
             else:
                 good.append((row, content_hash(row.messages, row.tools)))
-        seen, unlabeled = _first_of(job, [h for _, h in good], classification)
-        new: list[tuple[Row, str, int | None]] = []
-        relabel = _Relabel(new, unlabeled, labels) if classification and writing else None
+        writing = tally.writing
+        seen, unlabeled = _first_of(job, [h for _, h in good], classification, tally)
+        new: list[NewRow] = []
+        relabel = Relabel(new, unlabeled, labels) if classification and writing else None
         for row, digest in good:
             first = seen.get(digest)
             key = int(digest[:16], 16)
             if first is None and key in unwritten:
-                first = f"line {unwritten[key]}"
+                first = unwritten[key]
             if first is not None:
                 tally.duplicate(row.line, first, relabel.apply(row, digest) if relabel else None)
                 continue
-            seen[digest] = f"line {row.line}"
+            seen[digest] = tally.at(row.line)
             if writing:
                 if relabel:
                     relabel.pending[digest] = len(new)
                 new.append((row, digest, labels.get(row.label) if row.label else None))
             else:
-                unwritten[key] = row.line
+                unwritten[key] = tally.at(row.line)
+        if new and keeper is not None and part is not None:
+            new = keeper.keep(new, part)
         if new:
-            inserter.insert(new)
+            inserter.insert(new, name)
             tally.rows_created += len(new)
         if writing:
-            tally.pairs_created += _pairs_write(job, [(r, d) for r, d in good if isinstance(r, PreferenceRow)])
+            tally.pairs_created += pairs_write(job, [(r, d) for r, d in good if isinstance(r, PreferenceRow)])
         if relabel:
             relabel.write(job)
         if progress is not None:
-            progress(source.progress(), tally.rows_read)
+            progress((index + source.progress()) / max(count, 1), tally.rows_read)
 
 
-def _pairs_write(job: ImportJob, rows: list[tuple[PreferenceRow, str]]) -> int:
-    """The preference pairs of a preference file's rows, each linked to its example: the one
-    this import wrote, or the one already in the project that the row duplicates (files often
-    pair one chosen answer with several rejected ones)."""
-    if not rows:
-        return 0
-    examples: dict[str, int] = {}
-    found = Example.objects.filter(project_id=job.project_id, content_hash__in={d for _r, d in rows}).order_by()
-    for digest, pk in found.values_list("content_hash", "pk"):
-        examples[digest] = min(pk, examples.get(digest, pk))
-    pairs = []
-    for row, digest in rows:
-        prompt, chosen, rejected = row.pair
-        pairs.append(
-            PreferencePair(
-                project_id=job.project_id,
-                example_id=examples.get(digest),
-                prompt=prompt,
-                chosen=chosen,
-                rejected=rejected,
-                tools=row.tools or [],
-                origin=PreferencePair.Origin.IMPORT,
-                created_by_id=job.created_by_id,
-            )
-        )
-    PreferencePair.objects.bulk_create(pairs, batch_size=500)
-    return len(pairs)
-
-
-class _Relabel:
-    """A labeled row that duplicates an unlabeled example of a classification project gives
-    that example its label (with a revision, as a person's label would), instead of being
-    skipped with the label lost. ``unlabeled``: content hash -> the example in the project;
-    ``pending``: content hash -> the index in ``new`` of a row of this batch not yet written."""
-
-    def __init__(self, new: list[tuple[Row, str, int | None]], unlabeled: dict[str, int], labels: dict[str, int]):
-        self.new, self.unlabeled, self.labels = new, unlabeled, labels
-        self.pending: dict[str, int] = {}
-        self.examples: dict[str, list[int]] = {}  # label -> examples to give it
-
-    def apply(self, row: Row, digest: str) -> str | None:
-        """The label applied for this duplicate row, or None."""
-        if not row.label:
-            return None
-        if digest in self.pending:
-            index = self.pending.pop(digest)
-            earlier, _digest, label_id = self.new[index]
-            if label_id is not None:
-                return None
-            self.new[index] = (earlier, digest, self.labels[row.label])
-            return row.label
-        pk = self.unlabeled.pop(digest, None)
-        if pk is None:
-            return None
-        self.examples.setdefault(row.label, []).append(pk)
-        return row.label
-
-    def write(self, job: ImportJob) -> None:
-        for label, ids in self.examples.items():
-            example_bulk_update(project=job.project, user=job.created_by, changes={"label": label}, ids=ids)
-
-
-_STATUSES = frozenset(Example.Status.values)
-
-
-class _ExampleInserter:
-    """INSERTs of imported examples with one prepared statement per batch.
-
-    bulk_create spends most of an import compiling SQL for every field of every row; the
-    values here are prepared the way Django prepares them (get_db_prep_save, the
-    backend's JSON adapter), so what is stored is the same. Fields that are not set here
-    take their model default, so a field added to Example later is filled in too.
-    """
-
-    PER_ROW = ("messages", "tools", "label_id", "split", "metadata", "content_hash", "source_line", "search_text")
-
-    def __init__(self, job: ImportJob) -> None:
-        self.fields = [f for f in Example._meta.concrete_fields if not f.primary_key]
-        quote = connection.ops.quote_name
-        columns = ", ".join(quote(f.column) for f in self.fields)
-        marks = ", ".join(["%s"] * len(self.fields))
-        self.sql = f"INSERT INTO {quote(Example._meta.db_table)} ({columns}) VALUES ({marks})"
-        self.fixed = {
-            "project_id": job.project_id,
-            "source": Example.Source.IMPORTED,
-            "status": Example.Status.NEEDS_REVIEW,
-            "import_job_id": job.pk,
-            "created_by_id": job.created_by_id,
-        }
-        self.slots = {f.attname: i for i, f in enumerate(self.fields)}
-        self.json = {name: Example._meta.get_field(name) for name in ("messages", "metadata", "tools")}
-
-    def _template(self) -> list[Any]:
-        now = timezone.now()
-        values = []
-        for field in self.fields:
-            if field.attname in self.fixed:
-                value = self.fixed[field.attname]
-            elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-                value = now
-            elif field.attname in self.PER_ROW:
-                values.append(None)
-                continue
-            else:
-                value = field.get_default()
-            values.append(field.get_db_prep_save(value, connection))
-        return values
-
-    def insert(self, rows: list[tuple[Row, str, int | None]]) -> None:
-        template = self._template()
-        slot = self.slots
-        messages_at, metadata_at, label_at = slot["messages"], slot["metadata"], slot["label_id"]
-        split_at, hash_at, line_at = slot["split"], slot["content_hash"], slot["source_line"]
-        search_at, tools_at, status_at = slot["search_text"], slot["tools"], slot["status"]
-        adapt = connection.ops.adapt_json_value
-        messages_encoder = self.json["messages"].encoder  # type: ignore[attr-defined]
-        metadata_encoder = self.json["metadata"].encoder  # type: ignore[attr-defined]
-        tools_encoder = self.json["tools"].encoder  # type: ignore[attr-defined]
-        params = []
-        # Rows of a file that repeat one tool list share one list object (formats.rows.ReadMemo):
-        # it is written as JSON once, not once per row.
-        last_tools: Any = None
-        last_tools_value: Any = None
-        for row, digest, label_id in rows:
-            values = template.copy()
-            values[messages_at] = adapt(row.messages, messages_encoder)
-            values[metadata_at] = adapt(row.metadata, metadata_encoder)
-            tools = row.tools or []
-            if tools is not last_tools:
-                last_tools, last_tools_value = tools, adapt(tools, tools_encoder)
-            values[tools_at] = last_tools_value
-            values[label_at] = label_id
-            values[split_at] = row.split
-            if row.status in _STATUSES:  # a Shikomi export's own status comes back as it was
-                values[status_at] = row.status
-            values[hash_at] = digest
-            values[line_at] = row.line
-            values[search_at] = search_text(row.messages)
-            params.append(values)
-        with connection.cursor() as cursor:
-            cursor.executemany(self.sql, params)
-
-
-def _first_of(job: ImportJob, digests: list[str], unlabeled: bool = False) -> tuple[dict[str, str], dict[str, int]]:
+def _first_of(
+    job: ImportJob, digests: list[str], unlabeled: bool = False, tally: _Tally | None = None
+) -> tuple[dict[str, str], dict[str, int]]:
     """Where each content hash is already in the project: "example N", or "line N" of
     this file for rows written earlier in this run; and, when ``unlabeled`` is asked for,
     the first example of each hash when it has no label."""
     if not digests:
         return {}, {}
-    first: dict[str, tuple[int, int | None, int | None, int | None]] = {}
+    first: dict[str, tuple[int, int | None, int | None, int | None, str]] = {}
     # No ORDER BY: with one, SQLite walks every example of the project in id order
     # instead of looking each hash up in the (project, content_hash) index.
     rows = (
         Example.objects.filter(project_id=job.project_id, content_hash__in=set(digests))
         .order_by()
-        .values_list("content_hash", "pk", "import_job_id", "source_line", "label_id")
+        .values_list("content_hash", "pk", "import_job_id", "source_line", "label_id", "source_object")
     )
-    for digest, pk, job_id, line, label_id in rows:
+    for digest, pk, job_id, line, label_id, part in rows:
         if digest not in first or pk < first[digest][0]:
-            first[digest] = (pk, job_id, line, label_id)
+            first[digest] = (pk, job_id, line, label_id, part)
+    at = tally.at if tally is not None else (lambda line, part: f"line {line}")
     where = {
-        digest: f"line {line}" if job_id == job.pk else f"example {pk}"
-        for digest, (pk, job_id, line, _label) in first.items()
+        digest: at(line, part) if job_id == job.pk else f"example {pk}"
+        for digest, (pk, job_id, line, _label, part) in first.items()
     }
-    bare = {digest: pk for digest, (pk, *_rest, label_id) in first.items() if label_id is None} if unlabeled else {}
+    bare = {digest: pk for digest, (pk, _job, _line, label_id, _part) in first.items() if label_id is None}
+    bare = bare if unlabeled else {}
     return where, bare
 
 
@@ -549,14 +536,14 @@ FINISH_FIELDS = (
 )
 
 
-def _finish(job: ImportJob, tally: _Tally, failure: str | None) -> None:
+def _finish(job: ImportJob, tally: _Tally, failure: str | None, keeper: RowKeeper | None = None) -> None:
     job.status = ImportJob.Status.FAILED if failure else ImportJob.Status.SUCCEEDED
     job.error = failure or ""
     job.rows_read = tally.rows_read
     job.rows_created = tally.rows_created
     job.rows_invalid = tally.rows_invalid
     job.rows_duplicate = tally.rows_duplicate
-    job.report = tally.report()
+    job.report = tally.report() | (keeper.report() if keeper is not None else {})
     job.progress = 1.0
     job.finished_at = timezone.now()
     # Only what the import wrote: the worker and its heartbeat stay as the claim recorded them.

@@ -63,6 +63,15 @@ class MappingField(serializers.Field):
         return value
 
 
+def refuse_unknown(serializer: serializers.Serializer) -> None:
+    """A ValidationError naming each field the request sent that the serializer does not take."""
+    unknown = sorted(set(getattr(serializer, "initial_data", {})) - set(serializer.fields))
+    if unknown:
+        message = _('unknown option "%(option)s"; expected one of %(options)s')
+        options = ", ".join(serializer.fields)
+        raise serializers.ValidationError({name: [message % {"option": name, "options": options}] for name in unknown})
+
+
 class ImportCreateSerializer(serializers.Serializer):
     """Every option manage.py import_examples takes; an unknown field is refused, and an option
     the format does not take too (by the import service), never ignored."""
@@ -80,21 +89,53 @@ class ImportCreateSerializer(serializers.Serializer):
     skip_bad_rows = serializers.BooleanField(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(getattr(self, "initial_data", {})) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError(
-                {
-                    name: [
-                        _('unknown option "%(option)s"; expected one of %(options)s')
-                        % {"option": name, "options": ", ".join(self.fields)}
-                    ]
-                    for name in unknown
-                }
-            )
+        refuse_unknown(self)
         return attrs
 
     def import_options(self) -> dict[str, Any]:
         return {k: v for k, v in self.validated_data.items() if k not in ("file", "format")}
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
+class StatusesField(serializers.Field):
+    """Statuses as a list, or as text separated by commas (checked by the export)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str) or (isinstance(data, list) and all(isinstance(v, str) for v in data)):
+            return data
+        raise serializers.ValidationError(_('expected a list of statuses, such as ["approved"], or "any"'))
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class HubPushSerializer(serializers.Serializer):
+    """A push to the Hugging Face Hub: where, with which of the operator's secrets, and the
+    export's options as the export endpoint takes them; an unknown field is refused."""
+
+    repo_id = serializers.CharField(max_length=200, help_text="owner/name of a dataset repository.")
+    secret = serializers.CharField(help_text="The name of one of the operator's secrets (the token).")
+    private = serializers.BooleanField(default=True, help_text="For a new repository; one that exists keeps its own.")
+    format = serializers.CharField()
+    status = StatusesField(required=False, help_text="As the export takes it: approved when left out.")
+    split = serializers.CharField(required=False, allow_blank=True)
+    source = serializers.CharField(required=False, allow_blank=True)
+    label = serializers.CharField(required=False, allow_blank=True)
+    formulas = serializers.CharField(required=False, allow_blank=True)
+    shikomi_fields = serializers.BooleanField(default=False)
+    per_split = serializers.BooleanField(default=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        refuse_unknown(self)
+        return {name: (value if value != "" else None) for name, value in attrs.items()}
+
+
+class HubPushResultSerializer(serializers.Serializer):
+    repo_id = serializers.CharField()
+    url = serializers.CharField(help_text="The repository on the Hub.")
+    commit_url = serializers.CharField()
+    files = serializers.ListField(child=serializers.CharField())
+    skipped = serializers.DictField(child=serializers.IntegerField(), help_text="Examples the format left out.")
 
 
 def boolean(params: Any, name: str) -> bool:

@@ -4,6 +4,8 @@ call to queue it. This module imports the service, never the other way round."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -12,7 +14,7 @@ from django.db import transaction
 from django_huey import db_task
 
 from curation.core.progress import progress_info
-from curation.io.imports import example_import, import_job_create
+from curation.io.imports import Progress, example_import, import_job_create
 from curation.models import ImportJob, Project
 
 
@@ -55,6 +57,14 @@ def import_run(job_id: int) -> None:
     # A retried or duplicated message must not import twice (example_import claims the job).
     if job is None or job.status != ImportJob.Status.PENDING:
         return
+    with import_progress_kept(job.pk) as progress:
+        example_import(job=job, progress=progress)
+
+
+@contextmanager
+def import_progress_kept(job_id: int) -> Iterator[Progress]:
+    """The progress callback of a running import (a file's, or a source's: curation/sources/
+    tasks.py), which keeps the progress in the cache while the import's transaction is open."""
 
     def progress(fraction: float, rows: int) -> None:
         # The import writes inside one transaction; progress goes around it, to the cache.
@@ -62,7 +72,7 @@ def import_run(job_id: int) -> None:
 
     cache.set(started_key(job_id), time.time(), timeout=3600 * 24)
     try:
-        example_import(job=job, progress=progress)
+        yield progress
     finally:
         cache.delete_many([progress_key(job_id), started_key(job_id)])
 

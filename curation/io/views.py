@@ -2,22 +2,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.contrib import messages
 from django.core.cache import cache
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from curation.core.errors import add_service_error, flash_service_error
-from curation.core.permissions import Action, ProjectRequest, project_view
+from curation.connections.services import secret_names
+from curation.core.errors import ServiceError, add_service_error, flash_service_error
+from curation.core.permissions import Action, ProjectRequest, project_view, role_allows
 from curation.core.polling import render_polled
 from curation.core.services import InvalidExample
-from curation.io import exports, tasks
+from curation.io import exports, hub, tasks
 from curation.io.exports import SKIPPED_HEADER, example_export, skipped_header, skipped_text
-from curation.io.forms import EXPORT_FORMATS, ExportForm, ImportForm
+from curation.io.forms import EXPORT_FORMATS, ExportForm, HubForm, ImportForm
 from curation.models import Example, ImportJob, Project
 
 
@@ -76,7 +79,12 @@ def export(request: ProjectRequest) -> HttpResponse:
     ctx = {"project": project, "form": form, "title": _("Export")}
     if request.GET and form.is_valid():
         try:
-            export = example_export(project=project, per_split=form.cleaned_data["per_split"], **form.export_options())
+            export = example_export(
+                project=project,
+                per_split=form.cleaned_data["per_split"],
+                card=form.cleaned_data["card"],
+                **form.export_options(),
+            )
         except InvalidExample as exc:
             flash_service_error(request, exc)
         else:
@@ -92,7 +100,58 @@ def export(request: ProjectRequest) -> HttpResponse:
             ctx["skipped_total"] = export.skipped_total
             ctx["download"] = query.urlencode()
     ctx.update(_preview_context(project, form if request.GET else None, label_names))
+    ctx.update(_hub_context(request, None))
     return render(request, "curation/io/export.html", ctx)
+
+
+@require_POST
+@project_view(Action.MANAGE_PROJECT)
+def export_hub(request: ProjectRequest) -> HttpResponse:
+    """Push the export chosen on the export page (its fields come along) to the Hugging Face Hub,
+    with its data card; the push runs while the admin waits (curation/io/hub.py)."""
+    project = request.project
+    label_names = list(project.labels.values_list("name", flat=True))
+    form = ExportForm(request.POST, label_names=label_names)
+    hub_form = HubForm(request.POST, secrets=secret_names())
+    if not form.is_valid():
+        for name, found in form.errors.items():
+            for message in found:
+                hub_form.add_error(None, f"{_label(form, name)}: {message}")
+    elif hub_form.is_valid():
+        try:
+            pushed = hub.hub_push(
+                project=project,
+                user=request.user,
+                per_split=form.cleaned_data["per_split"],
+                **hub_form.cleaned_data,
+                **form.export_options(),
+            )
+        except ServiceError as exc:
+            add_service_error(hub_form, exc)
+        else:
+            messages.success(
+                request,
+                _("Pushed %(files)s to %(repo)s on the Hub: %(url)s")
+                % {"files": ", ".join(pushed.files), "repo": pushed.repo_id, "url": pushed.commit_url},
+            )
+            url = reverse("export", args=[project.slug])
+            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    ctx = {"project": project, "form": form, "title": _("Export")}
+    ctx.update(_preview_context(project, form, label_names))
+    ctx.update(_hub_context(request, hub_form))
+    return render(request, "curation/io/export.html", ctx)
+
+
+def _hub_context(request: ProjectRequest, hub_form: HubForm | None) -> dict[str, Any]:
+    """The push to the Hub: offered to admins only (the push view checks it again)."""
+    if not role_allows(request.role, Action.MANAGE_PROJECT):
+        return {"hub_form": None}
+    secrets = secret_names()
+    return {
+        "hub_form": hub_form or HubForm(secrets=secrets),
+        "hub_secrets": secrets,
+        "hub_endpoint": settings.SHIKOMI_HUB_ENDPOINT,
+    }
 
 
 @require_GET

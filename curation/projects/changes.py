@@ -11,6 +11,7 @@ from curation.models import Project, ProjectChange, Role
 
 ACTIONS = {
     "project_create": gettext_lazy("Project created"),
+    "hub_push": gettext_lazy("Pushed to the Hugging Face Hub"),
     "settings": gettext_lazy("Settings changed"),
     "label_add": gettext_lazy("Label added"),
     "label_update": gettext_lazy("Label changed"),
@@ -24,6 +25,8 @@ ACTIONS = {
 }
 FIELDS = {
     "name": gettext_lazy("Name"),
+    "repository": gettext_lazy("Repository"),
+    "files": gettext_lazy("Files"),
     "description": gettext_lazy("Description"),
     "kind": gettext_lazy("Kind"),
     "guidelines": gettext_lazy("Guidelines"),

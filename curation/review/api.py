@@ -35,7 +35,7 @@ from curation.review.serializers import PreferencePairSerializer, RankResultSeri
 
 def drafts_of(project: Project) -> QuerySet[Draft]:
     return Draft.objects.filter(project=project).select_related(
-        "example", "example__label", "job", "template", "reviewed_by"
+        "example", "example__label", "job", "template", "reviewed_by", "document"
     )
 
 

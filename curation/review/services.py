@@ -308,7 +308,7 @@ def pending_drafts(project: Project, *, job: GenerationJob | None = None) -> Que
     )
     if job is not None:
         drafts = drafts.filter(job=job)
-    return drafts.select_related("example", "example__label", "job", "template").order_by("job_id", "id")
+    return drafts.select_related("example", "example__label", "job", "template", "document").order_by("job_id", "id")
 
 
 def next_group(project: Project, *, job: GenerationJob | None = None, after: int | None = None) -> list[Draft]:

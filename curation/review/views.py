@@ -132,16 +132,28 @@ def _card(draft: Draft) -> Card:
     )
 
 
+PASSAGE_SHOWN = 600  # a longer passage shows its start, and the rest on request
+
+
 def _context_of(draft: Draft) -> dict[str, Any]:
-    """Where a draft came from: job, template version, backend, topic and task type."""
+    """Where a draft came from: job, template version, backend, topic and task type, and the
+    passage of a document it was grounded in."""
     metadata = draft.example.metadata or {}
     task_type = str(metadata.get("task_type") or "")
+    document = draft.document
+    location = document.location if document else ""
     return {
         "job": draft.job,
         "template": draft.template,
         "backend": metadata.get("backend") or draft.job.backend,
         "topic": metadata.get("topic") or "",
         "task_type": TASK_TYPES.get(task_type, task_type),
+        "passage": draft.passage,
+        "passage_long": len(draft.passage) > PASSAGE_SHOWN,
+        "passage_start": draft.passage[:PASSAGE_SHOWN],
+        "document": document,
+        # Only a web address is a link; anything else (a file's name) is shown as text.
+        "document_url": location if location.lower().startswith(("https://", "http://")) else "",
     }
 
 

@@ -1,7 +1,7 @@
 """The project menu on every project page, and the dashboard's "what to do next".
 
-The menu follows the order of the work: Import, Label, Review, Rules, Quality, Generate, Train,
-Evaluate, Export, Settings. An entry is offered only to roles its page accepts: the page's own
+The menu follows the order of the work: Import, Sources, Label, Review, Rules, Quality, Generate,
+Train, Evaluate, Export, Settings. An entry is offered only to roles its page accepts: the page's own
 ``required_access`` (what ``project_view`` checks on the server) decides, so the menu cannot
 offer a page that answers 403. The entry of the section a page belongs to is marked, and a few
 counts say what waits there; they are computed once per request, and only on pages that draw
@@ -37,6 +37,7 @@ class Section:
 
 SECTIONS: tuple[Section, ...] = (
     Section("import", gettext_lazy("Import"), ("import_upload",), ("import_",)),
+    Section("sources", gettext_lazy("Sources"), ("source_list",), ("source_",)),
     Section("label", pgettext_lazy("verb: start labeling", "Label"), ("label_queue",), ("label_",)),
     Section(
         "review",

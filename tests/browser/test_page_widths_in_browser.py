@@ -228,7 +228,7 @@ def test_the_project_menu_wraps_whole_entries_in_japanese(browser, live_server, 
         sign_in(page, base, "demo-admin")
         page.goto(base + reverse("label_queue", args=[project.slug]))
         entries = page.locator(".project-nav a")
-        assert entries.count() == 10  # an admin sees the whole menu
+        assert entries.count() == 11  # an admin sees the whole menu
         assert (
             page.locator(".project-nav a[aria-current]")
             .inner_text()
