@@ -21,6 +21,7 @@ from training.engine.checkpoints import checkpoint_step
 from training.models import Evaluation, TrainingPoint, TrainingRun
 from training.runs.services import training_run_cancel, training_run_requeue
 from training.runs.tasks import training_run_create, training_run_execute, training_run_task
+from training.runs.views import result_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the children read what the test committed
 
@@ -170,3 +171,29 @@ def test_a_killed_consumer_leaves_no_trainer_running(
     huey_consumer.kill()
     huey_consumer.wait(timeout=20)
     wait_for(lambda: not alive(child), timeout=30, interval=0.1)
+
+
+def test_a_run_on_two_processes_trains_through_the_app_as_one_with_accumulation(
+    in_child, settings, project, users, splits, tiny_model_dir
+):
+    """The app's own path: the run's child launches two processes (torchrun, gloo) when the
+    device gives it two; the run records them, writes its points and checkpoint once, and its
+    losses are those of one process accumulating the same two micro-batches per step."""
+    config = {"max_steps": 2, "batch_size": 1, "lora_dropout": 0.0, "save_every": 2}
+    settings.SHIKOMI_PROCESSES_PER_RUN = 2
+    two = training_run_execute(run=launch(project, users, tiny_model_dir, gradient_accumulation=1, **config))
+    assert two.status == TrainingRun.Status.DONE, (two.error, two.log)
+    assert two.result["processes"] == 2 and two.result["devices"] == ["cpu", "cpu"]
+    shown = dict(result_rows(two))  # the run page's result table
+    assert shown["Processes"] == "2 (cpu, cpu)" and "resident set" in shown["Peak memory"]
+    assert list(TrainingPoint.objects.filter(run=two).values_list("step", flat=True)) == [1, 2]
+
+    settings.SHIKOMI_PROCESSES_PER_RUN = 1
+    one = training_run_execute(run=launch(project, users, tiny_model_dir, gradient_accumulation=2, **config))
+    assert one.status == TrainingRun.Status.DONE, (one.error, one.log)
+    assert one.result["processes"] == 1
+
+    def losses(run):
+        return list(TrainingPoint.objects.filter(run=run).order_by("step").values_list("train_loss", flat=True))
+
+    assert losses(two) == pytest.approx(losses(one), rel=1e-4)

@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -169,7 +170,23 @@ def result_rows(run: TrainingRun) -> list[tuple[str, str]]:
         (_("Best validation loss"), loss_text(r.get("best_val_loss"))),
         (_("Tokens trained"), str(r.get("tokens", "—"))),
         (_("Training time"), duration_text(r.get("seconds"))),
+        *_resource_rows(r),
     ]
+
+
+def _resource_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
+    """Where the run trained: its processes and devices, precision, peak memory, best step."""
+    rows: list[tuple[str, str]] = []
+    if devices := r.get("devices"):
+        rows.append((_("Processes"), f"{len(devices)} ({', '.join(map(str, devices))})"))
+    if precision := r.get("precision"):
+        rows.append((_("Mixed precision"), {"no": _("none (float32)")}.get(precision, precision)))
+    if peak := r.get("peak_memory_bytes"):
+        where = _("GPU, allocated") if r.get("peak_memory_kind") == "cuda_allocated" else _("resident set")
+        rows.append((_("Peak memory"), f"{filesizeformat(peak)} ({where})"))
+    if r.get("best_step"):
+        rows.append((_("Best step (validation)"), str(r["best_step"])))
+    return rows
 
 
 def config_rows(run: TrainingRun) -> list[tuple[str, str, str]]:
