@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from curation import formats
 from curation.formats.rows import FileRejected, ReadOptions, Row
 from curation.models import ImportJob, Project, Source
-from curation.sources import services, sql
+from curation.sources import s3, services, sql
 
 PREVIEW_ROWS = 20
 
@@ -45,6 +45,27 @@ def sql_preview(source: Source, *, limit: int = PREVIEW_ROWS) -> Preview:
             return Preview(list(result.columns), list(itertools.islice(rows, limit)))
     except FileRejected as error:
         return Preview(error=error.error.message)
+
+
+@dataclass
+class ObjectsPreview:
+    """What an import of an S3 source would read: the objects (key, size, format) in key order
+    and the keys it would skip; or why the bucket could not be listed. Nothing is downloaded."""
+
+    taken: list[tuple[str, int, str]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+def s3_preview(source: Source, *, limit: int = 200) -> ObjectsPreview:
+    json_format = source.options.get("json_format") or "openai"
+    try:
+        client = s3.client_for(source.options, services.secret_value(source))
+        found = s3.listing(client, source.options)
+    except FileRejected as error:
+        return ObjectsPreview(error=error.error.message)
+    taken = [(key, size, s3.format_of(key, json_format) or "") for key, size in found.taken[:limit]]
+    return ObjectsPreview(taken, found.skipped[:limit])
 
 
 def source_jobs(source: Source, limit: int = 10) -> QuerySet[ImportJob]:

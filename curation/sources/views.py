@@ -134,10 +134,12 @@ def source_import(request: ProjectRequest, source_id: int) -> HttpResponse:
 @require_GET
 @project_view(Action.IMPORT)
 def source_preview(request: ProjectRequest, source_id: int) -> HttpResponse:
-    """The first rows of a SQL source's query, mapped as they would be imported, with their errors."""
+    """The first rows of a SQL source's query, mapped as they would be imported, with their
+    errors; the objects an S3 source's import would read (nothing downloaded)."""
     source = _own(request, source_id)
     preview = selectors.sql_preview(source) if source.kind == Source.Kind.SQL else None
     rows = [(row, selectors.message_text(row.messages)) for row in preview.rows] if preview else []
-    ctx = {"project": request.project, "source": source, "preview": preview, "rows": rows}
+    objects = selectors.s3_preview(source) if source.kind == Source.Kind.S3 else None
+    ctx = {"project": request.project, "source": source, "preview": preview, "rows": rows, "objects": objects}
     template = "curation/sources/preview.html"
     return render(request, f"{template}#preview" if request.htmx else template, ctx)

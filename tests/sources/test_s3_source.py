@@ -183,3 +183,19 @@ def test_too_many_objects_import_nothing(
 
     assert job.status == ImportJob.Status.FAILED and "more than 2 objects" in job.error
     assert not Example.objects.filter(project=project).exists()
+
+
+def test_the_preview_lists_the_objects_an_import_would_read(project, admin_client, s3_server, bucket):
+    client, name, put = bucket
+    put("data/<b>x</b>.jsonl", json.dumps(chat("Q", "A")) + "\n")
+    source = define_s3(admin_client, project, s3_server, name)
+    page = admin_client.get(f"/p/{project.slug}/sources/{source.pk}/preview/").content.decode()
+    assert "5 objects would be imported" in page
+    keys = [line.split("<code>")[1].split("</code>")[0] for line in page.split("\n") if "<td><code>" in line]
+    assert keys == ["data/&lt;b&gt;x&lt;/b&gt;.jsonl", "data/a.jsonl", "data/b.csv", "data/c.parquet", "data/d.json"]
+    assert "<code>data/notes.txt</code>" in page and "elsewhere/e.jsonl" not in page
+    assert not ImportJob.objects.filter(source=source).exists()  # nothing was imported
+
+    Source.objects.filter(pk=source.pk).update(secret="")
+    page = admin_client.get(f"/p/{project.slug}/sources/{source.pk}/preview/").content.decode()
+    assert 'class="error"' in page  # the secret is gone: said, not raised
