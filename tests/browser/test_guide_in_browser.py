@@ -40,6 +40,7 @@ SHOTS = {
         ("admin-settings", "project_settings", None),
         ("admin-members", "project_members", None),
         ("admin-import", "import_upload", None),
+        ("admin-sources", "source_new", None),
         ("admin-rules", "rule_list", None),
         ("admin-quality", "quality", None),
         ("admin-splits", "splits", None),

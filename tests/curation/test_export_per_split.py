@@ -124,3 +124,7 @@ def test_the_page_the_api_and_the_command_take_the_option(client, split_project,
         "export_examples", split_project.slug, "--status", "any", "--format", "sharegpt", "--per-split", "-o", str(out)
     )
     assert zipfile.ZipFile(out).namelist()[1] == "support-validation-sharegpt.json"
+
+    carded = tmp_path / "carded.zip"
+    call_command("export_examples", split_project.slug, "--status", "any", "--format", "openai", "--card", "-o", carded)
+    assert zipfile.ZipFile(carded).namelist()[-1] == "README.md"

@@ -42,6 +42,12 @@ class Command(BaseCommand):
             action="store_true",
             help="One file per split (those that have examples) in a ZIP archive; write it with -o.",
         )
+        parser.add_argument(
+            "--card",
+            action="store_true",
+            help="Add a data card (README.md, the Hugging Face dataset card format) in a ZIP archive with the "
+            "data; write it with -o.",
+        )
         parser.add_argument("-o", "--output", help="File to write; standard output when left out.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -59,6 +65,7 @@ class Command(BaseCommand):
                 formulas="raw" if options["raw_formulas"] else "escaped",
                 shikomi_fields=options["shikomi_fields"],
                 per_split=options["per_split"],
+                card=options["card"],
             )
         except InvalidExample as exc:
             raise CommandError(f"{exc.field}: {exc.message}") from exc
@@ -78,7 +85,7 @@ class Command(BaseCommand):
             for chunk in chunks:
                 binary.write(chunk)
             binary.flush()
-        elif options["format"] == "parquet" or options["per_split"]:
+        elif options["format"] == "parquet" or options["per_split"] or options["card"]:
             raise CommandError("The file is binary (Parquet or ZIP): write it to a file with -o.")
         else:
             # A text stream (as in tests, or a redirected sys.stdout): write decoded text.
