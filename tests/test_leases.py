@@ -126,3 +126,20 @@ def test_the_run_page_says_where_a_queued_run_waits(client, project, users):
     assert "Waiting in the heavy queue (training, evaluation, local models): 1 job ahead of it." in page
     TrainingRun.objects.filter(pk=run.pk).update(status=TrainingRun.Status.RUNNING)
     assert 'class="waiting' not in client.get(reverse("run_detail", args=[project.slug, run.pk])).content.decode()
+
+
+def test_the_api_says_where_queued_work_waits(project, users):
+    from rest_framework.test import APIClient
+
+    make_run(project, users["admin"], number=1, status=TrainingRun.Status.RUNNING)
+    run = make_run(project, users["admin"], number=2, status=TrainingRun.Status.QUEUED)
+    api = APIClient()
+    api.force_authenticate(users["admin"])
+    answer = api.get(reverse("api_run", args=[project.slug, run.pk])).json()
+    assert answer["queue"] == {"queue": "heavy", "ahead": 0, "running": 1}
+    TrainingRun.objects.filter(pk=run.pk).update(status=TrainingRun.Status.RUNNING)
+    assert api.get(reverse("api_run", args=[project.slug, run.pk])).json()["queue"] is None
+
+    scan = QualityScan.objects.create(project=project, number=1, created_by=users["admin"])
+    answer = api.get(reverse("api_quality_scan", args=[project.slug, scan.number])).json()
+    assert answer["queue"] == {"queue": "light", "ahead": 0, "running": 0}

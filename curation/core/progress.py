@@ -185,7 +185,14 @@ class ProgressFields(serializers.Serializer):
         )
     )
 
-    PROGRESS_FIELDS = ["percent", "elapsed_seconds", "eta_seconds", "progress_text"]
+    queue = serializers.SerializerMethodField(
+        help_text=gettext_lazy(
+            "For work that waits for a worker: its queue (light or heavy), the jobs ahead of it in that queue and "
+            "those running there, as {queue, ahead, running}; null once it has started."
+        )
+    )
+
+    PROGRESS_FIELDS = ["percent", "elapsed_seconds", "eta_seconds", "progress_text", "queue"]
 
     def progress_of(self, obj: Any) -> dict[str, Any]:
         return work_progress(obj)
@@ -208,3 +215,13 @@ class ProgressFields(serializers.Serializer):
 
     def get_progress_text(self, obj: Any) -> str:
         return self._progress(obj)["text"]
+
+    def get_queue(self, obj: Any) -> dict[str, Any] | None:
+        return waiting_place(obj)
+
+
+def waiting_place(row: Any) -> dict[str, Any] | None:
+    """`queue_position` of a waiting row (curation/core/background.py), for the API."""
+    from curation.core.background import queue_position
+
+    return queue_position(row) if row.status == getattr(row, "WAITING", None) else None

@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from rest_framework import serializers
 
+from curation.core.progress import waiting_place
 from training.models import TrainingPoint, TrainingRun
 from training.runs.artifacts import checkpoint_available, output_available
 
@@ -127,10 +128,17 @@ class TrainingRunDetailSerializer(TrainingRunSerializer):
     has_artifact = serializers.SerializerMethodField(
         help_text=gettext_lazy("The trained adapter (or weights) can be downloaded from artifact/.")
     )
+    queue = serializers.SerializerMethodField(
+        help_text=gettext_lazy(
+            "For a queued run: the heavy queue, the jobs ahead of it there and those running, as {queue, ahead, "
+            "running}; null once it has started."
+        )
+    )
 
     class Meta(TrainingRunSerializer.Meta):
         fields = [
             *TrainingRunSerializer.Meta.fields,
+            "queue",
             "progress",
             "warnings",
             "gate_overrides",
@@ -144,6 +152,9 @@ class TrainingRunDetailSerializer(TrainingRunSerializer):
 
     def get_log_tail(self, run: TrainingRun) -> str:
         return log_tail(run)
+
+    def get_queue(self, run: TrainingRun) -> dict[str, Any] | None:
+        return waiting_place(run)
 
     def get_can_resume(self, run: TrainingRun) -> bool:
         return can_resume(run)
