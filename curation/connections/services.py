@@ -45,6 +45,15 @@ def secret_names() -> list[str]:
     return sorted(name for name in os.environ if name.startswith(prefix) and len(name) > len(prefix))
 
 
+def secret_value(name: str) -> str | None:
+    """The value of the operator's secret `name`, read now; None when `name` is not in the
+    operator's list (any other environment variable) or the variable is empty. Callers say so in
+    their own words, naming the secret, never a value."""
+    if not name or name not in secret_names():
+        return None
+    return os.environ.get(name, "").strip() or None
+
+
 def models_dir() -> Path:
     return Path(settings.SHIKOMI_MODELS_DIR).resolve()
 

@@ -14,7 +14,6 @@ and its own message.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +25,7 @@ from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
 from curation.connections.outbound import check_url
-from curation.connections.services import secret_names
+from curation.connections.services import secret_names, secret_value
 from curation.core.errors import ServiceError
 from curation.io.exports import example_export
 from curation.models import Project, ProjectChange
@@ -77,8 +76,8 @@ def _token(secret: Any) -> str:
             )
             % {"name": name, "prefix": settings.SHIKOMI_SECRET_PREFIX},
         )
-    token = os.environ.get(name, "").strip()
-    if not token:
+    token = secret_value(name)
+    if token is None:
         raise HubPushError("secret", _("The secret %(name)r is empty; ask the operator to set it.") % {"name": name})
     return token
 

@@ -10,7 +10,6 @@ are reached. Every import is bounded: rows and time (SQL), objects and bytes (S3
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 import zipfile
@@ -24,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from curation.connections.outbound import check_url
 from curation.connections.services import secret_names
+from curation.connections.services import secret_value as operator_secret
 from curation.core.errors import ServiceError
 from curation.core.services import InvalidExample
 from curation.core.storage import is_remote, publish, remove
@@ -229,7 +229,8 @@ def source_delete(*, source: Source) -> None:
 def secret_value(source: Source) -> str:
     """The value of the source's secret, read now; FileRejected naming the secret (never its
     value) when it is not set or no longer in the operator's list."""
-    if not source.secret or source.secret not in secret_names() or not os.environ.get(source.secret):
+    value = operator_secret(source.secret)
+    if value is None:
         raise FileRejected(
             RowError(
                 0,
@@ -242,7 +243,7 @@ def secret_value(source: Source) -> str:
                 % {"secret": source.secret or "-"},
             )
         )
-    return os.environ[source.secret]
+    return value
 
 
 def _documents_keep(project: Project, files: list[Any]) -> str:
